@@ -1,0 +1,50 @@
+"""irprune: pruned CNN convolutions compiled to CUDA kernels with the weights as immediates.
+
+Public API:
+
+- :func:`conv2d` compiles a pruned conv2d layer with the built-in template.
+- :func:`sparse_conv` turns a user's dense Numba kernel into a template.
+- :class:`SparseConvKernel` is what both produce: ``.asm`` (every stage as
+  text), ``.stats``, and ``kernel(x, out=None)`` to run it on a GPU.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import (  # noqa: E402
+    CodegenError, IRParseError, IrpruneError, LaunchError, PassError, PtxasError,
+    TemplateContractError, UnknownPassError, ValidationError,
+)
+from .geometry import ConvGeometry  # noqa: E402
+from .kernel import SparseConvKernel  # noqa: E402
+from .llvm_opt import DEFAULT_CPU  # noqa: E402
+from .template import SparseConvTemplate, sparse_conv  # noqa: E402
+
+
+def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
+           group_size: int | None = None, cpu: str = DEFAULT_CPU) -> SparseConvKernel:
+    """Compile a pruned conv2d (NCHW, fp32) into a kernel with the weights as immediates.
+
+    Args:
+        weight: (K, C, R, S) float array; zeros are pruned weights.
+        input_shape: (N, C, H, W) of the input the kernel will take.
+        stride, padding: as in torch.nn.Conv2d (same in both directions).
+        bias: optional (K,) array, folded into the code like the weights.
+        relu: apply ReLU to the output.
+        group_size: output channels per code region (default: chosen from the shape).
+        cpu: GPU architecture to compile for (``"sm_80"``, ``"sm_90"``, ...).
+
+    Works with no GPU (compilation only); calling the result needs one.
+    """
+    from .templates.conv2d import conv2d_nchw
+
+    return conv2d_nchw.compile(weight, input_shape, stride=stride, padding=padding, bias=bias,
+                               relu=relu, group_size=group_size, cpu=cpu)
+
+
+__all__ = [
+    "conv2d", "sparse_conv", "SparseConvTemplate", "SparseConvKernel", "ConvGeometry",
+    "IrpruneError", "ValidationError", "TemplateContractError", "IRParseError", "PassError",
+    "UnknownPassError", "CodegenError", "PtxasError", "LaunchError", "__version__",
+]

@@ -1,0 +1,98 @@
+"""Re-finalization: pruned LLVM IR to PTX (llvmlite's NVPTX backend) and PTX to cubin (ptxas).
+
+libNVVM rejects the opaque-pointer IR that llvmlite prints, so irprune emits
+PTX with the NVPTX backend inside llvmlite's own LLVM instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CodegenError, PtxasError
+from .ir.verify import verify_text
+from .llvm_opt import DEFAULT_CPU, target_machine
+
+
+def emit_ptx(text: str, cpu: str = DEFAULT_CPU) -> str:
+    """PTX for the module in ``text``, for GPU architecture ``cpu``."""
+    mod = verify_text(text, "ptx")
+    try:
+        return target_machine(cpu).emit_assembly(mod)
+    except RuntimeError as exc:
+        raise CodegenError(f"NVPTX backend failed: {str(exc).splitlines()[0]}",
+                           stage="ptx", log=str(exc)) from None
+
+
+def find_ptxas() -> str | None:
+    """Path of a ptxas binary: $IRPRUNE_PTXAS, the nvidia-cuda-nvcc wheel, then PATH."""
+    env = os.environ.get("IRPRUNE_PTXAS")
+    if env:
+        return env
+    for base in sys.path:
+        for sub in ("nvidia/cu13/bin/ptxas", "nvidia/cuda_nvcc/bin/ptxas"):
+            p = Path(base) / sub
+            if p.is_file() and os.access(p, os.X_OK):
+                return str(p)
+    return shutil.which("ptxas")
+
+
+@dataclass(frozen=True)
+class PtxasResult:
+    """A cubin and ptxas's report of its resources."""
+
+    cubin: bytes
+    log: str
+    registers: int | None
+    spill_stores: int | None
+    spill_loads: int | None
+    shared_bytes: int | None
+    stack_bytes: int | None
+    code_bytes: int
+
+    def to_dict(self) -> dict:
+        return {"registers": self.registers, "spill_stores": self.spill_stores,
+                "spill_loads": self.spill_loads, "shared_bytes": self.shared_bytes,
+                "stack_bytes": self.stack_bytes, "cubin_bytes": self.code_bytes}
+
+
+def _num(pattern: str, log: str) -> int | None:
+    m = re.search(pattern, log)
+    return int(m.group(1)) if m else None
+
+
+def run_ptxas(ptx: str, cpu: str = DEFAULT_CPU, opt_level: int = 3, timeout: float = 600) -> PtxasResult:
+    """Assemble ``ptx`` with ptxas for ``cpu``; raise PtxasError with its log on failure."""
+    exe = find_ptxas()
+    if exe is None:
+        raise PtxasError("ptxas not found; `pip install nvidia-cuda-nvcc` or set IRPRUNE_PTXAS",
+                         stage="ptxas")
+    with tempfile.TemporaryDirectory(prefix="irprune-") as d:
+        src, out = Path(d) / "k.ptx", Path(d) / "k.cubin"
+        src.write_text(ptx)
+        cmd = [exe, f"-arch={cpu}", f"-O{opt_level}", "-v", str(src), "-o", str(out)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise PtxasError(f"ptxas took longer than {timeout:.0f} s; split the layer into "
+                             "more channel groups", stage="ptxas") from None
+        log = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            first = next((l for l in log.splitlines() if "error" in l.lower()), log.strip()[:200])
+            raise PtxasError(f"ptxas failed: {first}", stage="ptxas", log=log)
+        cubin = out.read_bytes()
+    return PtxasResult(
+        cubin=cubin, log=log,
+        registers=_num(r"Used (\d+) registers", log),
+        spill_stores=_num(r"(\d+) bytes spill stores", log),
+        spill_loads=_num(r"(\d+) bytes spill loads", log),
+        shared_bytes=_num(r"(\d+) bytes smem", log),
+        stack_bytes=_num(r"(\d+) bytes stack frame", log),
+        code_bytes=len(cubin),
+    )

@@ -1,0 +1,401 @@
+"""The one IR-mutation mechanism of irprune: a small editable model of LLVM IR text.
+
+llvmlite's ``binding.ValueRef`` is read-only (no erase, no
+replace-all-uses), and libNVVM will not take llvmlite's printed IR back, so
+every rewrite in irprune works on the text that llvmlite's LLVM prints, and
+the result is re-parsed and verified (:mod:`irprune.ir.verify`). This module is
+the only place that knows the syntax; passes use its API, never regexes of
+their own.
+
+The model is deliberately shallow: a module is a preamble, functions and a
+tail; a function is a header line and basic blocks; an instruction is one
+line with its result name, opcode and the local values it mentions. That is
+enough for use-def walks, erasing instructions and replacing uses, which is
+all the passes need.
+
+Every local value must be named for edits to be safe (LLVM renumbers
+``%0, %1, ...`` and rejects gaps), so :func:`parse_module` renames numbered
+values to ``%irp.N`` first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+# A local value: %name, %"quoted name", or %123.
+LOCAL_RE = re.compile(r'%(?:"[^"]*"|[-a-zA-Z$._0-9]+)')
+_NUMBERED_RE = re.compile(r"%(\d+)\b")
+_LABEL_RE = re.compile(r'^([-a-zA-Z$._0-9]+|"[^"]*"):')
+_RESULT_RE = re.compile(r'^\s*(%(?:"[^"]*"|[-a-zA-Z$._0-9]+))\s*=\s*(.*)$')
+_CALLEE_RE = re.compile(r'@(?:"[^"]*"|[-a-zA-Z$._0-9]+)(?=\()')
+_CALL_PREFIXES = ("tail", "musttail", "notail")
+
+#: Opcodes without side effects: an unused result can be deleted.
+PURE_OPCODES = frozenset(
+    """add sub mul udiv sdiv urem srem shl lshr ashr and or xor fneg fadd fsub
+    fmul fdiv frem icmp fcmp select getelementptr trunc zext sext fptrunc
+    fpext fptoui fptosi uitofp sitofp ptrtoint inttoptr bitcast addrspacecast
+    extractvalue insertvalue extractelement insertelement shufflevector phi
+    freeze""".split()
+)
+#: Intrinsics that only compute (safe to delete when unused).
+PURE_CALLEE_PREFIXES = (
+    "@llvm.smax", "@llvm.smin", "@llvm.umax", "@llvm.umin", "@llvm.fma",
+    "@llvm.fmuladd", "@llvm.maxnum", "@llvm.minnum", "@llvm.fabs",
+    "@llvm.nvvm.read.ptx.sreg", "@llvm.abs",
+)
+
+
+def strip_comment(line: str) -> str:
+    """Drop a trailing ``; comment`` that is not inside a string or quoted name."""
+    if ";" not in line:
+        return line
+    in_quote = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            in_quote = not in_quote
+        elif ch == ";" and not in_quote:
+            return line[:i].rstrip()
+    return line
+
+
+@dataclass(eq=False)
+class Instruction:
+    """One instruction line. ``name`` is its result (``%x``) or None."""
+
+    text: str
+    name: str | None
+    opcode: str
+    callee: str | None = None
+
+    @classmethod
+    def parse(cls, line: str) -> "Instruction":
+        body = line.strip()
+        name = None
+        m = _RESULT_RE.match(body)
+        rest = body
+        if m:
+            name, rest = m.group(1), m.group(2)
+        words = rest.split(None, 2)
+        opcode = words[0] if words else ""
+        if opcode in _CALL_PREFIXES and len(words) > 1:
+            opcode = words[1]
+        callee = None
+        if opcode == "call":
+            c = _CALLEE_RE.search(rest)
+            callee = c.group(0) if c else None
+        return cls(text="  " + body, name=name, opcode=opcode, callee=callee)
+
+    def operands(self) -> list[str]:
+        """The local values this instruction reads, in textual order."""
+        body = self.text
+        if self.name is not None:
+            body = body.split("=", 1)[1]
+        return LOCAL_RE.findall(body)
+
+    def binary_operands(self) -> tuple[str, str]:
+        """The two operands (locals or literals) of a binary op like ``fadd float a, b``."""
+        body = self.text.split("=", 1)[1] if self.name is not None else self.text
+        parts = _split_top_level(body.split(",", 1)[0].rsplit(None, 1)[-1] + "," + body.split(",", 1)[1])
+        return parts[0].strip(), parts[1].strip().split(",")[0].strip()
+
+    @property
+    def is_pure(self) -> bool:
+        """True if deleting this instruction (when unused) cannot change behaviour."""
+        if self.opcode in PURE_OPCODES:
+            return True
+        if self.opcode == "load":
+            return " volatile " not in self.text and " atomic " not in self.text
+        if self.opcode == "call" and self.callee:
+            return self.callee.startswith(PURE_CALLEE_PREFIXES)
+        return False
+
+    def __repr__(self) -> str:
+        return f"Instruction({self.text.strip()!r})"
+
+
+@dataclass(eq=False)
+class Block:
+    """A basic block: its label line (None for an unlabelled entry) and body."""
+
+    label: str | None
+    instructions: list[Instruction] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Function:
+    """A function definition: header (``define ... {``), blocks, and ``}``."""
+
+    header: str
+    blocks: list[Block]
+
+    @property
+    def name(self) -> str:
+        m = re.search(r'@("[^"]*"|[-a-zA-Z$._0-9]+)\(', self.header)
+        return m.group(1).strip('"') if m else ""
+
+    def instructions(self) -> Iterator[Instruction]:
+        for b in self.blocks:
+            yield from b.instructions
+
+    def params(self) -> list[tuple[str, str]]:
+        """(type-and-attributes, %name) of each parameter, in order."""
+        inner = _param_list(self.header)
+        out = []
+        for p in _split_top_level(inner):
+            toks = LOCAL_RE.findall(p)
+            if toks:
+                out.append((p[: p.rfind(toks[-1])].strip(), toks[-1]))
+        return out
+
+    def set_params(self, params: Iterable[tuple[str, str]]) -> None:
+        """Rewrite the parameter list (used to drop parameters that are bound)."""
+        inner = _param_list(self.header)
+        start = self.header.index("(" + inner + ")") if inner else self.header.index("()")
+        new = ", ".join(f"{t} {n}" for t, n in params)
+        self.header = self.header[:start] + "(" + new + ")" + self.header[start + len(inner) + 2 :]
+
+    def users(self) -> dict[str, list[Instruction]]:
+        """Map each local value to the instructions that read it."""
+        out: dict[str, list[Instruction]] = {}
+        for ins in self.instructions():
+            for op in ins.operands():
+                out.setdefault(op, []).append(ins)
+        return out
+
+    def definitions(self) -> dict[str, Instruction]:
+        """Map each instruction result name to its instruction."""
+        return {i.name: i for i in self.instructions() if i.name is not None}
+
+    def render(self) -> str:
+        lines = [self.header]
+        for b in self.blocks:
+            if b.label is not None:
+                lines.append(f"{b.label}:")
+            lines.extend(i.text for i in b.instructions)
+        lines.append("}")
+        return "\n".join(lines)
+
+
+@dataclass(eq=False)
+class Module:
+    """A module as preamble text, function definitions, and the text after them.
+
+    Text between definitions (declarations, attributes, metadata) is kept in
+    order as ``chunks``: each chunk is either a str or a :class:`Function`.
+    """
+
+    chunks: list
+
+    @property
+    def functions(self) -> list[Function]:
+        return [c for c in self.chunks if isinstance(c, Function)]
+
+    def function(self, name: str | None = None) -> Function:
+        """The function called ``name``, or the only/first kernel definition."""
+        fns = self.functions
+        if name is None:
+            kernels = [f for f in fns if "ptx_kernel" in f.header]
+            return (kernels or fns)[0]
+        for f in fns:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def render(self) -> str:
+        parts = [c.render() if isinstance(c, Function) else c for c in self.chunks]
+        return "\n".join(parts).rstrip("\n") + "\n"
+
+    def rename_symbol(self, old: str, new: str) -> None:
+        """Rename a global symbol (``@old`` -> ``@new``) everywhere in the module."""
+        pat = re.compile(r'@(?:"' + re.escape(old) + r'"|' + re.escape(old) + r")(?![-a-zA-Z$._0-9])")
+        for i, c in enumerate(self.chunks):
+            if isinstance(c, Function):
+                c.header = pat.sub("@" + new, c.header)
+                for ins in c.instructions():
+                    if "@" in ins.text:
+                        ins.text = pat.sub("@" + new, ins.text)
+            else:
+                self.chunks[i] = pat.sub("@" + new, c)
+
+
+def _param_list(header: str) -> str:
+    """The text between the parentheses of a define line's parameter list."""
+    m = re.search(r'@(?:"[^"]*"|[-a-zA-Z$._0-9]+)\(', header)
+    if not m:
+        return ""
+    depth, start = 1, m.end()
+    for i in range(start, len(header)):
+        ch = header[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return header[start:i]
+    return header[start:]
+
+
+def _split_top_level(s: str) -> list[str]:
+    parts, depth, cur = [], 0, []
+    for ch in s:
+        if ch in "([{<":
+            depth += 1
+        elif ch in ")]}>":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if "".join(cur).strip():
+        parts.append("".join(cur))
+    return parts
+
+
+def parse_module(text: str) -> Module:
+    """Parse LLVM IR text (as printed by LLVM) into an editable :class:`Module`.
+
+    Numbered values and blocks inside function bodies are renamed to
+    ``%irp.N`` so that instructions can be erased without renumbering.
+    """
+    chunks: list = []
+    pending: list[str] = []
+    lines = text.splitlines()
+    # A prefix no existing name uses: text re-parsed after LLVM ran may hold
+    # both %irp.N names from an earlier parse and new numbered values.
+    gen = 0
+    while f"%irp{gen or ''}." in text:
+        gen += 1
+    prefix = f"irp{gen or ''}."
+    numbered = rf"%{prefix}\1"
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("define "):
+            if pending:
+                chunks.append("\n".join(pending))
+                pending = []
+            header = _NUMBERED_RE.sub(numbered, strip_comment(line))
+            blocks: list[Block] = [Block(label=None)]
+            i += 1
+            while i < len(lines) and lines[i].strip() != "}":
+                raw = strip_comment(lines[i])
+                i += 1
+                if not raw.strip():
+                    continue
+                raw = _NUMBERED_RE.sub(numbered, raw)
+                lm = _LABEL_RE.match(raw)
+                if lm and not raw.startswith(" "):
+                    label = lm.group(1)
+                    if label.isdigit():
+                        label = prefix + label
+                    if blocks[-1].label is None and not blocks[-1].instructions:
+                        blocks[-1].label = label
+                    else:
+                        blocks.append(Block(label=label))
+                    continue
+                blocks[-1].instructions.append(Instruction.parse(raw))
+            i += 1  # the closing brace
+            chunks.append(Function(header=header, blocks=blocks))
+            continue
+        pending.append(line)
+        i += 1
+    if pending:
+        chunks.append("\n".join(pending))
+    return Module(chunks=chunks)
+
+
+class Rewriter:
+    """Batched edits of one function: erase instructions, replace uses, apply once.
+
+    Edits are collected and applied in a single sweep so that thousands of
+    them cost one pass over the function, not one each.
+    """
+
+    def __init__(self, fn: Function):
+        self.fn = fn
+        self._erase: set[int] = set()
+        self._subst: dict[str, str] = {}
+
+    def erase(self, ins: Instruction) -> None:
+        """Delete ``ins``; its result must have no remaining uses after commit()."""
+        self._erase.add(id(ins))
+
+    def replace_uses(self, name: str, value: str) -> None:
+        """Make every reader of local ``name`` read ``value`` (a local or a constant)."""
+        self._subst[name] = value
+
+    def _resolve(self, v: str) -> str:
+        seen = set()
+        while v in self._subst and v not in seen:
+            seen.add(v)
+            v = self._subst[v]
+        return v
+
+    def commit(self) -> int:
+        """Apply the edits; return the number of instructions erased."""
+        subst = {k: self._resolve(k) for k in self._subst}
+
+        def sub(m: re.Match) -> str:
+            return subst.get(m.group(0), m.group(0))
+
+        erased = 0
+        for b in self.fn.blocks:
+            kept = []
+            for ins in b.instructions:
+                if id(ins) in self._erase:
+                    erased += 1
+                    continue
+                if subst and "%" in ins.text:
+                    if ins.name is not None:
+                        lhs, rhs = ins.text.split("=", 1)
+                        ins.text = lhs + "=" + LOCAL_RE.sub(sub, rhs)
+                    else:
+                        ins.text = LOCAL_RE.sub(sub, ins.text)
+                kept.append(ins)
+            b.instructions = kept
+        self._erase.clear()
+        self._subst.clear()
+        return erased
+
+
+def erase_dead(fn: Function, candidates: Iterable[Instruction] | None = None) -> int:
+    """Delete pure instructions whose results are unused, transitively.
+
+    With ``candidates``, only those instructions and what becomes dead behind
+    them are considered (cheap for a targeted clean-up); otherwise the whole
+    function. Returns the number of instructions erased.
+    """
+    users = fn.users()
+    defs = fn.definitions()
+    counts = {k: len(v) for k, v in users.items()}
+    work = list(candidates) if candidates is not None else list(fn.instructions())
+    dead: set[int] = set()
+    while work:
+        ins = work.pop()
+        if id(ins) in dead or ins.name is None or not ins.is_pure:
+            continue
+        if counts.get(ins.name, 0) > 0:
+            continue
+        dead.add(id(ins))
+        for op in ins.operands():
+            counts[op] = counts.get(op, 0) - 1
+            d = defs.get(op)
+            if d is not None and counts[op] == 0:
+                work.append(d)
+    if not dead:
+        return 0
+    for b in fn.blocks:
+        b.instructions = [i for i in b.instructions if id(i) not in dead]
+    return len(dead)
+
+
+def float_literal(value: float) -> str:
+    """LLVM's exact spelling of a float32 constant (a double in hex notation)."""
+    import struct
+
+    (bits,) = struct.unpack("<Q", struct.pack("<d", float(value)))
+    return f"0x{bits:016X}"

@@ -1,0 +1,63 @@
+"""LLVM's own optimization pipelines, run through llvmlite's new pass manager."""
+
+from __future__ import annotations
+
+import threading
+
+import llvmlite.binding as llvm
+
+from .ir.verify import init_llvm, verify_text
+
+#: The default GPU architecture irprune compiles for.
+DEFAULT_CPU = "sm_90"
+
+# Full unrolling of a whole layer's weight loops needs far more than LLVM's
+# default budget (300 instructions at O3). These are process-wide LLVM
+# options; they only raise limits, so they cannot change the meaning of code
+# that other llvmlite users compile in this process.
+_UNROLL_OPTIONS = (
+    "-unroll-threshold=100000000",
+    "-unroll-full-max-count=100000000",
+)
+_options_lock = threading.Lock()
+_options_set = False
+
+
+def _set_unroll_options() -> None:
+    global _options_set
+    with _options_lock:
+        if not _options_set:
+            for opt in _UNROLL_OPTIONS:
+                llvm.set_option("irprune", opt)
+            _options_set = True
+
+
+def target_machine(cpu: str = DEFAULT_CPU, opt: int = 3) -> "llvm.TargetMachine":
+    """llvmlite's NVPTX target machine for ``cpu`` (e.g. ``"sm_90"``)."""
+    init_llvm()
+    target = llvm.Target.from_triple("nvptx64-nvidia-cuda")
+    return target.create_target_machine(cpu=cpu, opt=opt)
+
+
+def run_o3(text: str, stage: str, cpu: str = DEFAULT_CPU, unroll: bool = True) -> str:
+    """Run LLVM's O3 pipeline over IR text and return the optimized text.
+
+    Loop and SLP vectorization are off: they would merge the loads of
+    neighbouring weights into vector loads and hide which instruction belongs
+    to which weight. With ``unroll`` the unroller's size limits are raised so
+    that constant-trip-count weight loops unroll completely.
+    """
+    if unroll:
+        _set_unroll_options()
+    mod = verify_text(text, stage)
+    tm = target_machine(cpu)
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = False
+    pto.slp_vectorization = False
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pm = pb.getModulePassManager()
+    pm.run(mod, pb)
+    out = str(mod)
+    verify_text(out, stage)
+    return out

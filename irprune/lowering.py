@@ -1,0 +1,161 @@
+"""Lowering: an operator template, specialized on one layer's shapes, to the IR template.
+
+Stages (each kept as text):
+
+``nvvm``
+    the template as numba-cuda lowers it: NVVM IR in the LLVM 7 dialect with
+    Numba's array ABI (7 fields per array: meminfo, parent, nitems, itemsize,
+    data, shape..., strides...).
+``llvm``
+    the IR template: every argument except the arrays' data pointers bound to
+    its constant value (shapes, strides, stride, padding, flags), then LLVM's
+    O3 with the weight loops fully unrolled. Each weight element is one load
+    at a constant offset from the weight's data pointer. It does not depend
+    on weight values, so one IR template serves any weights of that geometry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import IrpruneError, TemplateContractError
+from .ir.textir import Rewriter, parse_module
+from .ir.verify import verify_text
+from .llvm_opt import DEFAULT_CPU, run_o3
+
+
+@dataclass(frozen=True)
+class ArrayArg:
+    """An array argument of a template: its name, shape and role."""
+
+    name: str
+    shape: tuple[int, ...]
+    role: str  # "input", "output", "weight" or "constant"
+
+    @property
+    def data_param(self) -> str:
+        """The LLVM parameter that carries the data pointer (Numba ABI field 4)."""
+        return f"%{self.name}.4"
+
+
+@dataclass(frozen=True)
+class IRTemplate:
+    """A template lowered and specialized on one geometry; reusable across weights.
+
+    Attributes:
+        text: the IR template (stage ``llvm``).
+        nvvm: numba-cuda's NVVM IR for the template (stage ``nvvm``).
+        kernel_name: the kernel's symbol in ``text``.
+        arrays: the array arguments, in parameter order.
+        key: a digest of everything that produced ``text``.
+    """
+
+    text: str
+    nvvm: str
+    kernel_name: str
+    arrays: tuple[ArrayArg, ...]
+    key: str
+    cpu: str = DEFAULT_CPU
+    timings: dict = field(default_factory=dict, compare=False)
+
+    def array(self, role: str) -> list[ArrayArg]:
+        return [a for a in self.arrays if a.role == role]
+
+
+def numba_nvvm_ir(py_func, argtypes, cc=(9, 0)) -> str:
+    """Lower ``py_func`` as a kernel with Numba's ABI and return its NVVM IR text.
+
+    This is the one place that calls numba-cuda's private kernel-compilation
+    entry point (there is no public route to kernel IR before NVVM);
+    tests/test_lowering.py checks that it still behaves as assumed.
+    """
+    from numba.cuda.compiler import _compile_pyfunc_with_fixup
+
+    try:
+        lib, _ = _compile_pyfunc_with_fixup(py_func, argtypes, device=False, cc=cc, abi="numba")
+    except Exception as exc:  # numba's typing/lowering errors have many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IrpruneError(f"numba-cuda could not lower the template: {first}",
+                           stage="lowering", log=str(exc)) from None
+    return lib.get_llvm_str()
+
+
+def _strides(shape: tuple[int, ...], itemsize: int = 4) -> tuple[int, ...]:
+    out, acc = [], itemsize
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return tuple(reversed(out))
+
+
+def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]]) -> tuple[str, str]:
+    """Bind every template argument but the arrays' data pointers to a constant.
+
+    ``arrays`` are :class:`ArrayArg` (C-contiguous float32); ``scalars`` maps a
+    scalar argument's name to (LLVM type, value). Returns the new IR text and
+    the kernel's symbol. Data pointers get ``noalias``: irprune never passes
+    overlapping arrays, and it lets LLVM reuse input loads across channels
+    and read inputs through the read-only cache.
+    """
+    mod = parse_module(text)
+    fn = mod.function()
+    consts: dict[str, str] = {}
+    for a in arrays:
+        consts[f"%{a.name}.0"] = "null"
+        consts[f"%{a.name}.1"] = "null"
+        consts[f"%{a.name}.2"] = str(int(np.prod(a.shape)) if a.shape else 1)
+        consts[f"%{a.name}.3"] = "4"
+        for i, d in enumerate(a.shape):
+            consts[f"%{a.name}.5.{i}"] = str(d)
+        for i, st in enumerate(_strides(a.shape)):
+            consts[f"%{a.name}.6.{i}"] = str(st)
+    for name, (_, value) in scalars.items():
+        consts[f"%{name}"] = str(int(value))
+    rw = Rewriter(fn)
+    kept = []
+    for ty, name in fn.params():
+        if name in consts:
+            rw.replace_uses(name, consts[name])
+        else:
+            if name.endswith(".4") and "ptr" in ty and "noalias" not in ty:
+                ty = ty.replace("ptr", "ptr noalias", 1)
+            kept.append((ty, name))
+    missing = [n for n in consts if n not in {p for _, p in fn.params()}]
+    if missing:
+        raise TemplateContractError(
+            f"template parameters {missing[:4]} are not in the lowered kernel; "
+            "arrays must be C-contiguous float32 and scalars integers", stage="lowering")
+    rw.commit()
+    fn.set_params(kept)
+    return mod.render(), fn.name
+
+
+def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argtypes,
+                      cpu: str = DEFAULT_CPU, symbol: str | None = None) -> IRTemplate:
+    """Lower, bind and unroll a template into an :class:`IRTemplate`."""
+    import time
+
+    cc = (int(cpu[3:-1]), int(cpu[-1])) if cpu.startswith("sm_") else (9, 0)
+    t0 = time.perf_counter()
+    nvvm = numba_nvvm_ir(py_func, argtypes, cc=cc)
+    t1 = time.perf_counter()
+    # llvmlite's LLVM 22 reads Numba's LLVM 7 dialect and prints the modern
+    # one; every later stage works on that printed form.
+    normalized = str(verify_text(nvvm, "lowering"))
+    bound, kname = bind_arguments(normalized, arrays, scalars)
+    key = hashlib.sha256(bound.encode()).hexdigest()[:16]
+    if symbol:
+        mod = parse_module(bound)
+        mod.rename_symbol(kname, symbol)
+        bound, kname = mod.render(), symbol
+    verify_text(bound, "bind-arguments")
+    t2 = time.perf_counter()
+    text = run_o3(bound, "unroll", cpu=cpu, unroll=True)
+    t3 = time.perf_counter()
+    return IRTemplate(
+        text=text, nvvm=nvvm, kernel_name=kname, arrays=tuple(arrays), key=key, cpu=cpu,
+        timings={"numba": t1 - t0, "bind": t2 - t1, "unroll": t3 - t2},
+    )

@@ -1,0 +1,42 @@
+"""irprune's passes, one per module, and the registry that names them.
+
+``PASSES`` maps each pass's kebab-case name to its class, so pipelines can
+be written as text (``"trace-weight-uses,strip-zero-weights"``).
+"""
+
+from __future__ import annotations
+
+from ..errors import UnknownPassError
+from .base import ModulePass, PassContext, PipelineResult, run_pipeline
+from .contract_fma import ContractFma
+from .fold_weight_constants import FoldWeightConstants
+from .llvm_cleanup import LlvmCleanup
+from .strip_zero_weights import StripZeroWeights
+from .trace_weight_uses import TraceMap, TraceWeightUses, WeightTrace
+
+PASSES: dict[str, type[ModulePass]] = {
+    p.name: p for p in (TraceWeightUses, StripZeroWeights, FoldWeightConstants, ContractFma, LlvmCleanup)
+}
+
+#: The pipeline that turns an IR template into the pruned IR.
+DEFAULT_PIPELINE = "trace-weight-uses,strip-zero-weights,fold-weight-constants,llvm-cleanup,contract-fma"
+
+
+def parse_pipeline(spec: str) -> list[ModulePass]:
+    """Turn ``"a,b,c"`` into pass instances; unknown names raise UnknownPassError."""
+    out = []
+    for name in (s.strip() for s in spec.split(",")):
+        if not name:
+            continue
+        if name not in PASSES:
+            raise UnknownPassError(
+                f"unknown pass {name!r}; known passes: {', '.join(PASSES)}", stage="pipeline")
+        out.append(PASSES[name]())
+    return out
+
+
+__all__ = [
+    "PASSES", "DEFAULT_PIPELINE", "parse_pipeline", "run_pipeline", "ModulePass", "PassContext",
+    "PipelineResult", "TraceMap", "WeightTrace", "TraceWeightUses", "StripZeroWeights",
+    "FoldWeightConstants", "ContractFma", "LlvmCleanup",
+]

@@ -1,0 +1,121 @@
+"""Pass protocol, the context passes share, and the pipeline runner.
+
+Modelled on xDSL: a pass is a frozen dataclass with a kebab-case ``name``, its
+options as fields and one ``apply(ctx, module)`` method. Analyses store their
+result in ``ctx.analyses[name]`` and change nothing; transforms declare the
+analyses they need in ``requires`` and the runner runs those first. The
+module is re-parsed and verified by LLVM after every transform.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import numpy as np
+
+from ..errors import IrpruneError, PassError
+from ..ir.textir import Module, parse_module
+from ..ir.verify import verify_text
+
+
+@dataclass
+class PassContext:
+    """What the passes of one compilation share.
+
+    Attributes:
+        weight_param: the LLVM parameter holding the weight's data pointer
+            (``%w.4`` for Numba's ABI), or None if there is no weight.
+        weight_shape: (K, C, R, S).
+        weights: the weight values (float32, weight_shape), or None when only
+            analyses run (an IR template has no values yet).
+        constants: other compile-time arrays, by data-pointer parameter
+            (e.g. the bias), folded like weights but never stripped.
+        analyses: results of analyses, by pass name.
+        stats: per-pass numbers (instructions before/after, removed, ...).
+        verify: verify the module after each transform.
+        print_between: if set, called as f(pass_name, module_text) after each pass.
+    """
+
+    weight_param: str | None = None
+    weight_shape: tuple[int, ...] = ()
+    weights: np.ndarray | None = None
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    analyses: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, dict] = field(default_factory=dict)
+    verify: bool = True
+    print_between: Callable[[str, str], None] | None = None
+
+
+class ModulePass:
+    """Base of all passes. Subclasses are frozen dataclasses that set ``name``."""
+
+    name: ClassVar[str] = ""
+    #: True for analyses: they only fill ctx.analyses.
+    is_analysis: ClassVar[bool] = False
+    #: Names of analyses that must have run before this pass.
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def apply(self, ctx: PassContext, module: Module) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def count_instructions(module: Module) -> int:
+    return sum(1 for f in module.functions for _ in f.instructions())
+
+
+@dataclass
+class PipelineResult:
+    """The module after a pipeline and each stage's text."""
+
+    module: Module
+    stages: dict[str, str]
+
+
+def run_pipeline(passes: list[ModulePass], module: Module, ctx: PassContext,
+                 registry: dict[str, type] | None = None) -> PipelineResult:
+    """Run ``passes`` in order over ``module``, verifying after each transform.
+
+    Required analyses that were not run yet are run first (they must be in
+    ``registry``). Returns the module and the text after each transform.
+    """
+    stages: dict[str, str] = {}
+    for p in passes:
+        for req in p.requires:
+            if req not in ctx.analyses:
+                if registry is None or req not in registry:
+                    raise PassError(f"pass {p.name} needs analysis {req}, which is not available",
+                                    stage=f"pass:{p.name}")
+                _run_one(registry[req](), module, ctx, stages)
+        _run_one(p, module, ctx, stages)
+    return PipelineResult(module=module, stages=stages)
+
+
+def _run_one(p: ModulePass, module: Module, ctx: PassContext, stages: dict[str, str]) -> None:
+    before = count_instructions(module)
+    t0 = time.perf_counter()
+    try:
+        p.apply(ctx, module)
+    except IrpruneError:
+        raise
+    except Exception as exc:  # a bug in a pass: keep the stage in the message
+        raise PassError(f"{type(exc).__name__}: {exc}", stage=f"pass:{p.name}") from exc
+    elapsed = time.perf_counter() - t0
+    after = count_instructions(module)
+    st = ctx.stats.setdefault(p.name, {})
+    st.update({"instructions_before": before, "instructions_after": after,
+               "removed": before - after, "seconds": round(elapsed, 4)})
+    if p.is_analysis:
+        return
+    text = module.render()
+    if ctx.verify:
+        verify_text(text, f"pass:{p.name}")
+    stages[p.name] = text
+    if ctx.print_between is not None:
+        ctx.print_between(p.name, text)
+
+
+def reparse(module: Module, text: str) -> None:
+    """Replace ``module``'s contents in place with the parse of ``text``."""
+    module.chunks = parse_module(text).chunks

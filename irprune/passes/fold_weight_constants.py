@@ -1,0 +1,68 @@
+"""fold-weight-constants: every remaining weight load becomes an immediate constant.
+
+Uses the trace-weight-uses map for the weight, and folds the loads of other
+compile-time arrays (``ctx.constants``, e.g. the bias) at constant offsets the
+same way. Afterwards nothing reads those arrays, and their parameters are
+removed from the kernel: no weight array is passed or read at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import PassError, TemplateContractError
+from ..ir.textir import Module, Rewriter, erase_dead, float_literal
+from .base import ModulePass, PassContext
+from .trace_weight_uses import TraceMap, _weight_loads
+
+
+@dataclass(frozen=True)
+class FoldWeightConstants(ModulePass):
+    """Replace weight (and bias) loads by their values; drop the weight parameters."""
+
+    name = "fold-weight-constants"
+    requires = ("trace-weight-uses",)
+
+    def apply(self, ctx: PassContext, module: Module) -> None:
+        if ctx.weights is None:
+            raise PassError("no weight values were given to fold", stage=f"pass:{self.name}")
+        tm: TraceMap = ctx.analyses["trace-weight-uses"]
+        flat = ctx.weights.reshape(-1).astype(np.float32)
+        fn = module.function()
+        rw = Rewriter(fn)
+        dead = []
+        folded = 0
+        present = {id(i) for i in fn.instructions()}
+        for tr in tm.all():
+            if id(tr.load) not in present:  # stripped as a zero weight
+                continue
+            rw.replace_uses(tr.load.name, float_literal(flat[tr.flat]))
+            rw.erase(tr.load)
+            folded += 1
+            if tr.address is not None:
+                dead.append(tr.address)
+        users = fn.users()
+        for param, values in ctx.constants.items():
+            vals = np.asarray(values, dtype=np.float32).reshape(-1)
+            for load, gep, off in _weight_loads(fn, param, users):
+                if off % 4 or not 0 <= off // 4 < vals.size:
+                    raise TemplateContractError(
+                        f"load at byte offset {off} outside constant array {param} "
+                        f"of {vals.size} floats", stage=f"pass:{self.name}")
+                rw.replace_uses(load.name, float_literal(vals[off // 4]))
+                rw.erase(load)
+                if gep is not None:
+                    dead.append(gep)
+        rw.commit()
+        erase_dead(fn, dead)
+        users = fn.users()
+        drop = {p for p in [ctx.weight_param, *ctx.constants] if p}
+        still = sorted(p for p in drop if users.get(p))
+        if still:
+            raise PassError(f"{still} still read at run time after folding: "
+                            f"`{users[still[0]][0].text.strip()}`", stage=f"pass:{self.name}")
+        fn.set_params([(t, n) for t, n in fn.params() if n not in drop])
+        ctx.stats.setdefault(self.name, {}).update(
+            {"weights_folded": folded, "params_dropped": sorted(drop)})

@@ -1,0 +1,133 @@
+"""``@sparse_conv``: make a dense Numba CUDA conv2d kernel a prunable operator template.
+
+The decorated kernel stays an ordinary Numba kernel (index it with
+``[grid, block]`` to launch it dense). What the decorator adds is
+:meth:`SparseConvTemplate.compile`: given concrete weights and the input
+shape, it produces the specialized sparse kernel. docs/templates.md states
+the contract a template must follow.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+from .errors import TemplateContractError, ValidationError
+from .geometry import ConvGeometry
+from .llvm_opt import DEFAULT_CPU
+
+#: The scalar parameters a conv template takes after its arrays, in order.
+SCALAR_PARAMS = ("stride", "padding", "relu", "group_size")
+
+
+class SparseConvTemplate:
+    """A dense conv2d Numba kernel plus what irprune needs to prune it.
+
+    Attributes:
+        kernel: the Numba dispatcher (or plain function) as decorated.
+        py_func: the Python function Numba compiles.
+        weight: name of the weight parameter.
+        constants: names of other compile-time arrays (bias), folded to immediates.
+        input, output: names of the input and output array parameters.
+    """
+
+    def __init__(self, kernel, weight: str, constants: tuple[str, ...] = ()):
+        self.kernel = kernel
+        self.py_func = getattr(kernel, "py_func", kernel)
+        if not callable(self.py_func):
+            raise TemplateContractError("@sparse_conv must decorate a function or a Numba kernel")
+        params = list(inspect.signature(self.py_func).parameters)
+        self.weight = weight
+        self.constants = tuple(constants)
+        arrays = params[: len(params) - len(SCALAR_PARAMS)]
+        scalars = params[len(arrays):]
+        expected = ["<input>", weight, *self.constants, "<output>"]
+        if tuple(scalars) != SCALAR_PARAMS or len(arrays) != len(expected) or \
+                arrays[1:-1] != [weight, *self.constants]:
+            raise TemplateContractError(
+                f"template {self.py_func.__name__}{tuple(params)} must take "
+                f"(input, {weight}, {', '.join(self.constants) + ', ' if self.constants else ''}"
+                f"output, {', '.join(SCALAR_PARAMS)})", stage="template")
+        self.input, self.output = arrays[0], arrays[-1]
+        self.params = params
+        self._ir_cache: dict = {}
+        self._lock = threading.Lock()
+        self.__doc__ = self.py_func.__doc__
+        self.__name__ = self.py_func.__name__
+
+    def __getitem__(self, launch_config):
+        """Launch the template dense, as plain Numba: ``template[grid, block](...)``."""
+        return self.kernel[launch_config]
+
+    def __repr__(self) -> str:
+        return f"<sparse_conv template {self.__name__} (weight={self.weight!r})>"
+
+    def ir_template(self, geometry: ConvGeometry, group_size: int, relu: bool, has_bias: bool,
+                    cpu: str = DEFAULT_CPU):
+        """The IR template of one geometry (memoized: later weights skip Numba and LLVM)."""
+        from numba import types
+
+        from .lowering import ArrayArg, build_ir_template
+
+        key = (geometry, group_size, bool(relu), bool(has_bias), cpu)
+        with self._lock:
+            hit = self._ir_cache.get(key)
+            if hit is not None:
+                return hit
+            g = geometry
+            arrays = [ArrayArg(self.input, g.input_shape, "input"),
+                      ArrayArg(self.weight, g.weight_shape, "weight")]
+            arrays += [ArrayArg(c, (g.K if has_bias else 0,), "constant") for c in self.constants]
+            arrays.append(ArrayArg(self.output, g.output_shape, "output"))
+            f4 = types.float32[:, :, :, ::1]
+            argtypes = (f4, f4, *([types.float32[::1]] * len(self.constants)), f4,
+                        types.int64, types.int64, types.boolean, types.int64)
+            scalars = {"stride": ("i64", g.stride), "padding": ("i64", g.padding),
+                       "relu": ("i8", int(bool(relu))), "group_size": ("i64", group_size)}
+            symbol = f"irprune_{self.__name__}"
+            ir = build_ir_template(self.py_func, arrays, scalars, argtypes, cpu=cpu, symbol=symbol)
+            self._ir_cache[key] = ir
+            return ir
+
+    def compile(self, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
+                relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU):
+        """Specialize this template on ``weight`` and ``input_shape``: a SparseConvKernel."""
+        from .kernel import compile_conv2d
+
+        return compile_conv2d(self, weight, input_shape, stride=stride, padding=padding,
+                              bias=bias, relu=relu, group_size=group_size, cpu=cpu)
+
+
+def sparse_conv(kernel=None, *, weight: str = "w", constants: tuple[str, ...] = ()):
+    """Decorate a dense Numba CUDA conv2d kernel as a prunable template.
+
+    Args:
+        weight: name of the parameter holding the (K, C, R, S) float32 weight.
+        constants: names of other compile-time arrays (e.g. ``("bias",)``),
+            folded to immediates like the weights.
+
+    The kernel must take ``(input, weight, *constants, output, stride,
+    padding, relu, group_size)`` and follow docs/templates.md. Usable as
+    ``@sparse_conv`` or ``@sparse_conv(weight="w")``.
+    """
+    if kernel is None:
+        return lambda k: SparseConvTemplate(k, weight, constants)
+    return SparseConvTemplate(kernel, weight, constants)
+
+
+def default_group_size(g: ConvGeometry, max_group: int = 32, chains_per_region: int = 8192) -> int:
+    """Output channels per code region: about ``chains_per_region`` dense chains each.
+
+    Prefers a divisor of K, so that no region is ragged.
+    """
+    crs = g.C * g.R * g.S
+    bound = max(1, min(max_group, g.K, chains_per_region // crs))
+    best = max(d for d in range(1, bound + 1) if g.K % d == 0)
+    return best if 2 * best >= bound else bound
+
+
+def check_group_size(group_size: int, g: ConvGeometry, max_group: int = 32) -> int:
+    gs = int(group_size)
+    if not 1 <= gs <= max_group:
+        raise ValidationError(f"group_size must be in 1..{max_group}; got {gs}", stage="validate")
+    return min(gs, g.K)

@@ -1,0 +1,78 @@
+"""Dense conv2d (NCHW, fp32) operator template.
+
+An ordinary Numba CUDA kernel: launched as plain Numba it is a correct dense
+convolution for any shapes (this is also the benchmarks' "dense template").
+It knows nothing of sparsity. irprune specializes it on one layer's shapes,
+which turns every loop over the weight into a constant-trip-count loop that
+LLVM unrolls, so that each weight element gets an instruction chain of its
+own; the passes then strip the chains of zero weights and turn the rest into
+immediates.
+
+Launch layout: one thread per output pixel (n, oh, ow) on grid x; grid y
+selects a group of ``group_size`` output channels. The ``for gi`` loop below
+looks redundant for a dense kernel (exactly one iteration runs its body),
+but once unrolled it gives one code region per channel group, chosen by the
+block index, so that every (k, c, r, s) has a chain of its own and a block
+only runs the code of its own group.
+"""
+
+from numba import cuda, float32
+
+from irprune.template import sparse_conv
+
+#: Upper bound of ``group_size``: the per-thread accumulators are a local
+#: array, whose size Numba must know when it types the kernel.
+MAX_GROUP = 32
+
+
+@sparse_conv(weight="w", constants=("bias",))
+@cuda.jit
+def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size):
+    """y = conv2d(x, w) + bias, optionally ReLU; bias.shape[0] == 0 means none."""
+    N, C, H, W = x.shape
+    K = w.shape[0]
+    R = w.shape[2]
+    S = w.shape[3]
+    OH = y.shape[2]
+    OW = y.shape[3]
+    pix = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
+    if pix >= N * OH * OW:
+        return
+    n = pix // (OH * OW)
+    rem = pix - n * (OH * OW)
+    oh = rem // OW
+    ow = rem - oh * OW
+    groups = (K + group_size - 1) // group_size
+    g = cuda.blockIdx.y
+    acc = cuda.local.array(MAX_GROUP, float32)
+    for gi in range(groups):
+        if gi == g:
+            k0 = gi * group_size
+            for kk in range(group_size):
+                acc[kk] = float32(0.0)
+                if bias.shape[0] > 0 and k0 + kk < K:
+                    acc[kk] = bias[k0 + kk]
+            for c in range(C):
+                for r in range(R):
+                    ih = oh * stride - padding + r
+                    # Clamp, load, then zero: branch-free padding, so the
+                    # unrolled code stays one straight-line block.
+                    ihc = min(max(ih, 0), H - 1)
+                    for s in range(S):
+                        iw = ow * stride - padding + s
+                        iwc = min(max(iw, 0), W - 1)
+                        v = x[n, c, ihc, iwc]
+                        if ih < 0 or ih >= H or iw < 0 or iw >= W:
+                            v = float32(0.0)
+                        # Channels innermost: one input value feeds
+                        # group_size accumulators (register blocking).
+                        for kk in range(group_size):
+                            if k0 + kk < K:
+                                acc[kk] += v * w[k0 + kk, c, r, s]
+            for kk in range(group_size):
+                k = k0 + kk
+                if k < K:
+                    o = acc[kk]
+                    if relu and o < float32(0.0):
+                        o = float32(0.0)
+                    y[n, k, oh, ow] = o
