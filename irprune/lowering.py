@@ -9,7 +9,7 @@ Stages (each kept as text):
 ``llvm``
     the IR template: every argument except the arrays' data pointers bound to
     its constant value (shapes, strides, stride, padding, flags), then LLVM's
-    O3 with the weight loops fully unrolled. Each weight element is one load
+    O1 with the weight loops fully unrolled. Each weight element is one load
     at a constant offset from the weight's data pointer. It does not depend
     on weight values, so one IR template serves any weights of that geometry.
 """
@@ -153,7 +153,7 @@ def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argt
         bound, kname = mod.render(), symbol
     verify_text(bound, "bind-arguments")
     t2 = time.perf_counter()
-    text = run_o3(bound, "unroll", cpu=cpu, unroll=True)
+    text = run_o3(bound, "unroll", cpu=cpu, unroll=True, level=1)
     t3 = time.perf_counter()
     return IRTemplate(
         text=text, nvvm=nvvm, kernel_name=kname, arrays=tuple(arrays), key=key, cpu=cpu,

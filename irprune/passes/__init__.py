@@ -19,7 +19,7 @@ PASSES: dict[str, type[ModulePass]] = {
 }
 
 #: The pipeline that turns an IR template into the pruned IR.
-DEFAULT_PIPELINE = "trace-weight-uses,strip-zero-weights,fold-weight-constants,llvm-cleanup,contract-fma"
+DEFAULT_PIPELINE = "trace-weight-uses,strip-zero-weights,fold-weight-constants,contract-fma,llvm-cleanup"
 
 
 def parse_pipeline(spec: str) -> list[ModulePass]:

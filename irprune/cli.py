@@ -1,0 +1,95 @@
+"""The ``irprune`` command line.
+
+Every subcommand works with no GPU. Bad input gets one line on stderr and
+exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import IrpruneError
+
+STAGES = ("nvvm", "llvm", "llvm-pruned", "ptx")
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+    if len(dims) != 4:
+        raise argparse.ArgumentTypeError(f"expected 4 numbers N,C,H,W, got {text!r}")
+    return dims
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise IrpruneError(f"{what} file {path} does not exist", stage="cli")
+    try:
+        return np.load(p, allow_pickle=False)
+    except Exception as exc:
+        raise IrpruneError(f"{what} file {path} is not a .npy array: {exc}", stage="cli") from None
+
+
+def cmd_compile(args) -> int:
+    from . import conv2d
+
+    w = _load_npy(args.weights, "weights")
+    bias = _load_npy(args.bias, "bias") if args.bias else None
+    k = conv2d(w, args.input_shape, stride=args.stride, padding=args.padding, bias=bias,
+               relu=args.relu, group_size=args.group_size, cpu=args.arch)
+    text = k.asm[args.emit]
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    if args.stats:
+        s = {key: v for key, v in k.stats.items() if key != "passes"}
+        print(json.dumps(s, indent=2), file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="irprune", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"irprune {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="compile a pruned conv2d layer and write one stage")
+    c.add_argument("--weights", required=True, help="(K, C, R, S) float .npy file; zeros are pruned")
+    c.add_argument("--input-shape", required=True, type=_shape, help="N,C,H,W")
+    c.add_argument("--stride", type=int, default=1)
+    c.add_argument("--padding", type=int, default=0)
+    c.add_argument("--bias", help="(K,) float .npy file")
+    c.add_argument("--relu", action="store_true")
+    c.add_argument("--group-size", type=int, default=None, help="output channels per code region")
+    c.add_argument("--arch", default="sm_90", help="GPU architecture (default sm_90)")
+    c.add_argument("--emit", choices=STAGES, default="ptx")
+    c.add_argument("-o", "--output", help="output file (default: stdout)")
+    c.add_argument("--stats", action="store_true", help="print statistics as JSON on stderr")
+    c.set_defaults(func=cmd_compile)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except IrpruneError as exc:
+        print(f"irprune: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"irprune: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""A float64 dense conv2d on the CPU: the reference every kernel is checked against."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def conv2d_reference(x, w, stride: int = 1, padding: int = 0, bias=None, relu: bool = False) -> np.ndarray:
+    """conv2d of NCHW ``x`` with (K, C, R, S) ``w`` in float64 (same semantics as torch)."""
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    OH = (H + 2 * padding - R) // stride + 1
+    OW = (W + 2 * padding - S) // stride + 1
+    out = np.zeros((N, K, OH, OW))
+    for r in range(R):
+        for s in range(S):
+            patch = xp[:, :, r: r + stride * (OH - 1) + 1: stride, s: s + stride * (OW - 1) + 1: stride]
+            out += np.einsum("nchw,kc->nkhw", patch, w[:, :, r, s])
+    if bias is not None:
+        out += np.asarray(bias, dtype=np.float64).reshape(1, K, 1, 1)
+    if relu:
+        out = np.maximum(out, 0.0)
+    return out
+
+
+def prune_random(shape, sparsity: float, seed: int = 0) -> np.ndarray:
+    """Random normal float32 weights with the ``sparsity`` fraction of smallest magnitudes zeroed.
+
+    Magnitude pruning of random normal values, as in ../shared/BENCHMARKS.md:
+    random weights never hit values like 0.5 or 1.0 that compilers rewrite.
+    """
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(shape).astype(np.float32)
+    n = w.size
+    k = int(round(sparsity * n))
+    if k >= n:
+        return np.zeros(shape, np.float32)
+    if k > 0:
+        idx = np.argsort(np.abs(w).reshape(-1), kind="stable")[:k]
+        w.reshape(-1)[idx] = 0.0
+    return w

@@ -1,0 +1,133 @@
+"""GPU checks: compiled kernels compute the dense convolution (float64 reference).
+
+Marked ``gpu``: skipped with a reason where no GPU is present, run on the lent
+H100/H200 by tools/gpu_check.sh. Every output buffer is poisoned with NaN
+first, so an element the kernel fails to write fails the test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import irprune
+from irprune.reference import conv2d_reference, prune_random
+from tests.conftest import GEOMETRIES
+
+pytestmark = pytest.mark.gpu
+
+RTOL = 1e-5
+
+
+def rel_err(out, ref) -> float:
+    out = np.asarray(out, dtype=np.float64)
+    denom = np.linalg.norm(ref)
+    return float(np.linalg.norm(out - ref) / (denom if denom > 0 else 1.0))
+
+
+def run_poisoned(k, x):
+    from numba import cuda
+
+    out = cuda.to_device(np.full(k.geometry.output_shape, np.nan, np.float32))
+    k(cuda.to_device(x), out=out)
+    return out.copy_to_host()
+
+
+CASES = [(g, s) for g in GEOMETRIES for s in (0.0, 0.5, 0.9, 0.99, 1.0)]
+
+
+@pytest.mark.parametrize("geom,sparsity", CASES)
+@pytest.mark.parametrize("bias,relu", [(False, False), (True, True)])
+def test_matches_float64_reference(geom, sparsity, bias, relu):
+    wshape, ishape, stride, pad = GEOMETRIES[geom]
+    rng = np.random.default_rng()
+    w = prune_random(wshape, sparsity, seed=int(rng.integers(1 << 30)))
+    b = rng.standard_normal(wshape[0]).astype(np.float32) if bias else None
+    k = irprune.conv2d(w, ishape, stride=stride, padding=pad, bias=b, relu=relu)
+    for _ in range(2):  # fresh inputs each time: the code must compute the function
+        x = rng.standard_normal(ishape).astype(np.float32)
+        out = run_poisoned(k, x)
+        assert not np.isnan(out).any(), "some output elements were never written"
+        ref = conv2d_reference(x, w, stride, pad, b, relu)
+        if sparsity == 1.0 and not bias:
+            assert np.all(out == 0.0)
+        else:
+            assert rel_err(out, ref) < RTOL
+
+
+def test_numpy_in_numpy_out():
+    wshape, ishape, stride, pad = GEOMETRIES["3x3_pad"]
+    w = prune_random(wshape, 0.9, seed=3)
+    k = irprune.conv2d(w, ishape, stride=stride, padding=pad)
+    x = np.random.default_rng(0).standard_normal(ishape).astype(np.float32)
+    out = k(x)
+    assert isinstance(out, np.ndarray)
+    assert rel_err(out, conv2d_reference(x, w, stride, pad)) < RTOL
+
+
+def test_torch_and_cupy_arrays_round_trip():
+    wshape, ishape, stride, pad = GEOMETRIES["batch3"]
+    w = prune_random(wshape, 0.8, seed=4)
+    k = irprune.conv2d(w, ishape, stride=stride, padding=pad)
+    x = np.random.default_rng(1).standard_normal(ishape).astype(np.float32)
+    ref = conv2d_reference(x, w, stride, pad)
+    ran = 0
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None and torch.cuda.is_available():
+        out = k(torch.from_numpy(x).cuda())
+        assert isinstance(out, torch.Tensor) and out.is_cuda
+        torch.cuda.synchronize()
+        assert rel_err(out.cpu().numpy(), ref) < RTOL
+        ran += 1
+    try:
+        import cupy
+    except ImportError:
+        cupy = None
+    if cupy is not None:
+        out = k(cupy.asarray(x))
+        assert isinstance(out, cupy.ndarray)
+        assert rel_err(cupy.asnumpy(out), ref) < RTOL
+        ran += 1
+    if not ran:
+        pytest.skip("neither torch nor cupy is installed")
+
+
+def test_pruned_weights_do_not_propagate_nan():
+    # A NaN seen only by pruned weights must not reach the output.
+    w = np.zeros((2, 2, 1, 1), np.float32)
+    w[:, 0] = np.array([[[1.5]], [[-0.75]]], np.float32)  # channel 1 fully pruned
+    k = irprune.conv2d(w, (1, 2, 4, 4))
+    x = np.random.default_rng(2).standard_normal((1, 2, 4, 4)).astype(np.float32)
+    x[:, 1] = np.nan
+    out = run_poisoned(k, x)
+    assert np.isfinite(out).all()
+    ref = conv2d_reference(x[:, :1], w[:, :1])
+    assert rel_err(out, ref) < RTOL
+
+
+def test_seed_layer_resnet_3x3_56_at_90_percent():
+    w = prune_random((64, 64, 3, 3), 0.9, seed=7)
+    k = irprune.conv2d(w, (1, 64, 56, 56), padding=1)
+    x = np.random.default_rng(3).standard_normal((1, 64, 56, 56)).astype(np.float32)
+    out = run_poisoned(k, x)
+    assert rel_err(out, conv2d_reference(x, w, 1, 1)) < RTOL
+
+
+def test_dense_template_runs_as_plain_numba():
+    from numba import cuda
+
+    from irprune.templates.conv2d import conv2d_nchw
+
+    wshape, ishape, stride, pad = GEOMETRIES["stride2"]
+    w = prune_random(wshape, 0.0, seed=8)
+    g = irprune.ConvGeometry.from_weight(wshape, ishape, stride, pad)
+    x = np.random.default_rng(4).standard_normal(ishape).astype(np.float32)
+    y = cuda.to_device(np.full(g.output_shape, np.nan, np.float32))
+    gs = 4
+    grid = (-(-g.N * g.OH * g.OW // 128), -(-g.K // gs))
+    conv2d_nchw[grid, 128](cuda.to_device(x), cuda.to_device(w), cuda.to_device(np.zeros(0, np.float32)),
+                           y, stride, pad, False, gs)
+    assert rel_err(y.copy_to_host(), conv2d_reference(x, w, stride, pad)) < RTOL
