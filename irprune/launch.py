@@ -74,15 +74,13 @@ def _empty_like_kind(x, shape):
     return cuda.device_array(shape, dtype=np.float32)
 
 
-def _stream_for(x):
-    """The stream to launch on: PyTorch's current stream for torch tensors, else the default."""
-    from numba import cuda
-
+def _stream_handle(x) -> int:
+    """The stream to launch on: PyTorch's current stream for torch tensors, else the default (0)."""
     if type(x).__module__.split(".")[0] == "torch":
         import torch
 
-        return cuda.external_stream(torch.cuda.current_stream(x.device).cuda_stream)
-    return cuda.default_stream()
+        return int(torch.cuda.current_stream(x.device).cuda_stream)
+    return 0
 
 
 def _function(kernel):
@@ -108,7 +106,7 @@ def _function(kernel):
 def launch_conv(kernel, x, out=None):
     """Run ``kernel`` on ``x``; write into ``out`` (allocated if None); return the output."""
     _require_gpu()
-    from cuda.core import LaunchConfig, launch
+    from cuda.core import LaunchConfig, Stream, launch
     from numba import cuda
 
     g = kernel.geometry
@@ -133,11 +131,11 @@ def launch_conv(kernel, x, out=None):
     y_ptr = _check(_interface(out_dev, "out"), g.output_shape, "out")
     fn = _function(kernel)
     grid, block = kernel.launch_config
-    stream = _stream_for(x_dev)
+    handle = _stream_handle(x_dev)
+    stream = Stream.from_handle(handle)
     launch(stream, LaunchConfig(grid=grid, block=block), fn.kernel, x_ptr, y_ptr)
     if host:
-        result = out_dev.copy_to_host(stream=stream)
-        stream.synchronize()
+        result = out_dev.copy_to_host()  # default stream: ordered after the launch
         if isinstance(out, np.ndarray):
             out[...] = result
             return out

@@ -12,12 +12,16 @@ from .ir.verify import init_llvm, verify_text
 DEFAULT_CPU = "sm_90"
 
 # Full unrolling of a whole layer's weight loops needs far more than LLVM's
-# default budget (300 instructions at O3). These are process-wide LLVM
-# options; they only raise limits, so they cannot change the meaning of code
-# that other llvmlite users compile in this process.
+# default budget (300 instructions at O3). SimplifyCFG's sinking of common
+# code would merge the per-channel regions of a template back into one block
+# that picks weight offsets with a phi, so no weight would be a constant any
+# more: it is switched off. These are process-wide LLVM options; they change
+# how much LLVM unrolls and merges, never the meaning of code that other
+# llvmlite users compile in this process.
 _UNROLL_OPTIONS = (
     "-unroll-threshold=100000000",
     "-unroll-full-max-count=100000000",
+    "-simplifycfg-sink-common=false",
 )
 _options_lock = threading.Lock()
 _options_set = False

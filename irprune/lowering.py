@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import IrpruneError, TemplateContractError
+from .ir.libdevice import drop_unreachable_functions, link_libdevice, needs_libdevice
 from .ir.textir import Rewriter, parse_module
 from .ir.verify import verify_text
 from .llvm_opt import DEFAULT_CPU, run_o3
@@ -144,13 +145,18 @@ def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argt
     t1 = time.perf_counter()
     # llvmlite's LLVM 22 reads Numba's LLVM 7 dialect and prints the modern
     # one; every later stage works on that printed form.
-    normalized = str(verify_text(nvvm, "lowering"))
+    llmod = verify_text(nvvm, "lowering")
+    if needs_libdevice(nvvm):
+        link_libdevice(llmod)
+    normalized = str(llmod)
     bound, kname = bind_arguments(normalized, arrays, scalars)
     key = hashlib.sha256(bound.encode()).hexdigest()[:16]
+    mod = parse_module(bound)
+    drop_unreachable_functions(mod, {kname})
     if symbol:
-        mod = parse_module(bound)
         mod.rename_symbol(kname, symbol)
-        bound, kname = mod.render(), symbol
+        kname = symbol
+    bound = mod.render()
     verify_text(bound, "bind-arguments")
     t2 = time.perf_counter()
     text = run_o3(bound, "unroll", cpu=cpu, unroll=True, level=1)

@@ -39,12 +39,15 @@ class StripZeroWeights(ModulePass):
         rw = Rewriter(fn)
         zero_products: set[str] = set()
         candidates = []
+        shared: set[str] = set()
         stripped = 0
         for tr in tm.all():
             if flat[tr.flat] != 0.0:
                 continue
             stripped += 1
             for m in tr.multiplies:
+                # Inputs shared with other weights may die too once all are stripped.
+                shared.update(o for o in m.operands() if o != tr.load.name)
                 if m.opcode == "call":  # fma(a, w, acc) -> acc
                     rw.replace_uses(m.name, m.operands()[-1] if len(m.operands()) == 3 else ZERO)
                 else:
@@ -69,6 +72,8 @@ class StripZeroWeights(ModulePass):
         for p in zero_products:
             rw.replace_uses(p, ZERO)
         rw.commit()
+        defs = fn.definitions()
+        candidates.extend(defs[n] for n in shared if n in defs)
         dead = erase_dead(fn, candidates)
         ctx.stats.setdefault(self.name, {}).update(
             {"weights_stripped": stripped, "dead_inputs_erased": dead})

@@ -1,0 +1,49 @@
+"""The `irprune compile` command, on a machine with no GPU."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+
+from irprune.cli import main
+from irprune.reference import prune_random
+
+
+def test_compile_emits_ptx_with_immediates(tmp_path, capsys):
+    w = prune_random((8, 4, 3, 3), 0.9, seed=2)
+    np.save(tmp_path / "w.npy", w)
+    out = tmp_path / "k.ptx"
+    rc = main(["compile", "--weights", str(tmp_path / "w.npy"), "--input-shape", "1,4,10,10",
+               "--padding", "1", "--emit", "ptx", "-o", str(out), "--stats"])
+    assert rc == 0
+    ptx = out.read_text()
+    assert len(re.findall(r"^\s*fma\.rn\.f32", ptx, flags=re.M)) == np.count_nonzero(w)
+    assert '"nnz": %d' % np.count_nonzero(w) in capsys.readouterr().err
+
+
+def test_every_stage_can_be_emitted(tmp_path, capsys):
+    w = prune_random((4, 2, 1, 1), 0.5, seed=3)
+    np.save(tmp_path / "w.npy", w)
+    for stage in ("nvvm", "llvm", "llvm-pruned", "ptx"):
+        assert main(["compile", "--weights", str(tmp_path / "w.npy"), "--input-shape", "1,2,4,4",
+                     "--emit", stage]) == 0
+        assert capsys.readouterr().out.strip()
+
+
+def test_bad_input_is_one_line_and_status_2(tmp_path):
+    np.save(tmp_path / "w.npy", np.ones((4, 3, 3, 3), np.float32))
+    cases = [
+        ["--weights", str(tmp_path / "missing.npy"), "--input-shape", "1,3,8,8"],
+        ["--weights", str(tmp_path / "w.npy"), "--input-shape", "1,5,8,8"],
+        ["--weights", str(tmp_path / "w.npy"), "--input-shape", "1,3,8,8", "--stride", "0"],
+        ["--weights", str(tmp_path / "w.npy"), "--input-shape", "1,3,2,2"],
+    ]
+    for args in cases:
+        p = subprocess.run([sys.executable, "-m", "irprune.cli", "compile", *args],
+                           capture_output=True, text=True)
+        assert p.returncode == 2, (args, p.stderr)
+        assert "Traceback" not in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
