@@ -131,3 +131,18 @@ def test_dense_template_runs_as_plain_numba():
     conv2d_nchw[grid, 128](cuda.to_device(x), cuda.to_device(w), cuda.to_device(np.zeros(0, np.float32)),
                            y, stride, pad, False, gs)
     assert rel_err(y.copy_to_host(), conv2d_reference(x, w, stride, pad)) < RTOL
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.7, 1.0])
+def test_user_template_with_fused_epilogue(sparsity):
+    from tests.user_templates import conv2d_relu6
+
+    rng = np.random.default_rng()
+    w = prune_random((6, 3, 3, 3), sparsity, seed=int(rng.integers(1 << 30))) * 2
+    b = rng.standard_normal(6).astype(np.float32)
+    k = conv2d_relu6.compile(w, (2, 3, 9, 7), stride=2, padding=1, bias=b, group_size=4)
+    x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+    out = run_poisoned(k, x)
+    ref = np.clip(conv2d_reference(x, w, 2, 1, b), 0.0, 6.0)
+    assert not np.isnan(out).any()
+    assert rel_err(out, ref) < RTOL
