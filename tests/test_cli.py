@@ -47,3 +47,21 @@ def test_bad_input_is_one_line_and_status_2(tmp_path):
         assert p.returncode == 2, (args, p.stderr)
         assert "Traceback" not in p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_compile_resnet_3x3_64_at_90_percent(tmp_path):
+    """The issue's acceptance case: weights as immediates, no weight loads."""
+    import struct
+
+    w = prune_random((64, 64, 3, 3), 0.9, seed=11)
+    np.save(tmp_path / "w.npy", w)
+    out = tmp_path / "layer.ptx"
+    assert main(["compile", "--weights", str(tmp_path / "w.npy"), "--input-shape", "1,64,56,56",
+                 "--padding", "1", "--emit", "ptx", "-o", str(out)]) == 0
+    ptx = out.read_text()
+    entry = re.search(r"\.entry\s+\S+\(([^)]*)\)", ptx, flags=re.S).group(1)
+    assert len([p for p in entry.split(",") if p.strip()]) == 2  # input and output only
+    assert len(re.findall(r"^\s*fma\.rn\.f32", ptx, flags=re.M)) == np.count_nonzero(w)
+    imms = set(re.findall(r"0f[0-9A-F]{8}", ptx))
+    for v in w[w != 0]:
+        assert "0f%08X" % struct.unpack("<I", struct.pack("<f", float(v)))[0] in imms
