@@ -56,6 +56,44 @@ def cmd_compile(args) -> int:
     return 0
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+
+
+def cmd_opt(args) -> int:
+    from .opt import analyses_json, read_ir, run_opt
+
+    text = read_ir(args.file)
+    weights = None
+    if args.weights:
+        weights = _load_npy(args.weights, "weights")
+    elif args.weight_values is not None:
+        weights = args.weight_values
+
+    def between(name: str, ir: str) -> None:
+        print(f"; *** IR after {name} ***", file=sys.stderr)
+        print(ir, file=sys.stderr)
+
+    res = run_opt(text, args.passes, weight_param=args.weight_param, weight_shape=args.weight_shape,
+                  weights=weights, print_between=between if args.print_between_passes else None)
+    out = analyses_json(res.ctx) if args.json else res.text
+    if args.output in (None, "-"):
+        sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    else:
+        Path(args.output).write_text(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -75,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="output file (default: stdout)")
     c.add_argument("--stats", action="store_true", help="print statistics as JSON on stderr")
     c.set_defaults(func=cmd_compile)
+
+    o = sub.add_parser("opt", help="run a pass pipeline over an LLVM IR file")
+    o.add_argument("file", help="LLVM IR text (.ll)")
+    o.add_argument("-p", "--passes", required=True, help="comma-separated pass names")
+    o.add_argument("--weight-param", default="%w.4", help="the weight's data-pointer parameter")
+    o.add_argument("--weight-shape", type=_dims, help="K,C,R,S")
+    o.add_argument("--weights", help="weight values as a .npy file")
+    o.add_argument("--weight-values", type=_floats, help="weight values, comma-separated, flat")
+    o.add_argument("--print-between-passes", action="store_true", help="IR after each pass on stderr")
+    o.add_argument("--json", action="store_true", help="print analyses and statistics as JSON")
+    o.add_argument("-o", "--output", help="output file (default: stdout)")
+    o.set_defaults(func=cmd_opt)
     return p
 
 

@@ -24,7 +24,7 @@ class IrpruneError(Exception):
         self.log = log
 
     def __str__(self) -> str:
-        msg = super().__str__()
+        msg = Exception.__str__(self)  # not KeyError's, which would quote it
         return f"[{self.stage}] {msg}" if self.stage else msg
 
 
@@ -52,8 +52,7 @@ class PassError(IrpruneError):
 class UnknownPassError(IrpruneError, KeyError):
     """A pipeline names a pass that is not registered."""
 
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return IrpruneError.__str__(self)
+    __str__ = IrpruneError.__str__
 
 
 class CodegenError(IrpruneError):

@@ -30,6 +30,8 @@ def verify_text(text: str, stage: str) -> "llvm.ModuleRef":
         mod = llvm.parse_assembly(text)
         mod.verify()
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid IR"
+        lines = [l.strip() for l in str(exc).strip().splitlines() if l.strip()]
+        # LLVM's own first line is generic; the line with "error:" says what and where.
+        first = next((l for l in lines if "error:" in l), lines[0] if lines else "invalid IR")
         raise IRParseError(f"LLVM rejected the IR: {first}", stage=stage, log=str(exc)) from None
     return mod

@@ -1,0 +1,40 @@
+; RUN: irprune opt %s -p strip-zero-weights --weight-shape 2,2,1,1 --weight-values 1.5,0,-2.25,0 | filecheck %s
+; Weights (0,1) and (1,1) are zero: their loads, multiplies and accumulates go,
+; and so does x[1], which only they read. Each store takes the shorter sum.
+; CHECK-LABEL: define ptx_kernel void @k(
+; CHECK: %xa = load float, ptr %x.4
+; CHECK-NOT: %xb
+; CHECK-NOT: %w1
+; CHECK: %s0 = fadd float %m0, 0.000000e+00
+; CHECK-NEXT: store float %s0, ptr %y.4
+; CHECK-NOT: %m3
+; CHECK: store float %t0, ptr %yp1
+
+target datalayout = "e-p:64:64:64-i1:8:8-i8:8:8-i16:16:16-i32:32:32-i64:64:64-i128:128:128-f32:32:32-f64:64:64-v16:16:16-v32:32:32-v64:64:64-v128:128:128-n16:32:64"
+target triple = "nvptx64-nvidia-cuda"
+
+define ptx_kernel void @k(ptr noalias %x.4, ptr noalias %w.4, ptr noalias %y.4) {
+entry:
+  %xa = load float, ptr %x.4, align 4
+  %xp1 = getelementptr i8, ptr %x.4, i64 4
+  %xb = load float, ptr %xp1, align 4
+  %w0 = load float, ptr %w.4, align 4
+  %m0 = fmul float %xa, %w0
+  %s0 = fadd float %m0, 0.000000e+00
+  %wp1 = getelementptr i8, ptr %w.4, i64 4
+  %w1 = load float, ptr %wp1, align 4
+  %m1 = fmul float %xb, %w1
+  %s1 = fadd float %s0, %m1
+  store float %s1, ptr %y.4, align 4
+  %wp2 = getelementptr i8, ptr %w.4, i64 8
+  %w2 = load float, ptr %wp2, align 4
+  %m2 = fmul float %xa, %w2
+  %t0 = fadd float %m2, 0.000000e+00
+  %wp3 = getelementptr float, ptr %w.4, i64 3
+  %w3 = load float, ptr %wp3, align 4
+  %m3 = fmul float %xb, %w3
+  %t1 = fadd float %t0, %m3
+  %yp1 = getelementptr i8, ptr %y.4, i64 4
+  store float %t1, ptr %yp1, align 4
+  ret void
+}
