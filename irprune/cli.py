@@ -38,13 +38,17 @@ def _load_npy(path: str, what: str) -> np.ndarray:
         raise IrpruneError(f"{what} file {path} is not a .npy array: {exc}", stage="cli") from None
 
 
-def cmd_compile(args) -> int:
+def _compile_from_args(args):
     from . import conv2d
 
     w = _load_npy(args.weights, "weights")
     bias = _load_npy(args.bias, "bias") if args.bias else None
-    k = conv2d(w, args.input_shape, stride=args.stride, padding=args.padding, bias=bias,
-               relu=args.relu, group_size=args.group_size, cpu=args.arch)
+    return conv2d(w, args.input_shape, stride=args.stride, padding=args.padding, bias=bias,
+                  relu=args.relu, group_size=args.group_size, cpu=args.arch)
+
+
+def cmd_compile(args) -> int:
+    k = _compile_from_args(args)
     text = k.asm[args.emit]
     if args.output in (None, "-"):
         sys.stdout.write(text)
@@ -94,13 +98,7 @@ def cmd_opt(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    p = argparse.ArgumentParser(prog="irprune", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"irprune {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compile", help="compile a pruned conv2d layer and write one stage")
+def _layer_args(c) -> None:
     c.add_argument("--weights", required=True, help="(K, C, R, S) float .npy file; zeros are pruned")
     c.add_argument("--input-shape", required=True, type=_shape, help="N,C,H,W")
     c.add_argument("--stride", type=int, default=1)
@@ -109,10 +107,41 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--relu", action="store_true")
     c.add_argument("--group-size", type=int, default=None, help="output channels per code region")
     c.add_argument("--arch", default="sm_90", help="GPU architecture (default sm_90)")
+
+
+def cmd_inspect(args) -> int:
+    from .inspect_report import report
+
+    k = _compile_from_args(args)
+    return report(k, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="irprune", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"irprune {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="compile a pruned conv2d layer and write one stage")
+    _layer_args(c)
     c.add_argument("--emit", choices=STAGES, default="ptx")
     c.add_argument("-o", "--output", help="output file (default: stdout)")
     c.add_argument("--stats", action="store_true", help="print statistics as JSON on stderr")
     c.set_defaults(func=cmd_compile)
+
+    i = sub.add_parser("inspect", help="show a layer's compilation: stages, weight chains, summary, diff")
+    _layer_args(i)
+    view = i.add_mutually_exclusive_group()
+    view.add_argument("--stage", help="print one stage (see --list-stages)")
+    view.add_argument("--list-stages", action="store_true", help="list the stages")
+    view.add_argument("--print-between-passes", action="store_true", help="the IR after each pass")
+    view.add_argument("--weight", type=_dims, help="k,c,r,s: that weight's chain before and after")
+    view.add_argument("--channel", type=int, help="every weight chain of output channel K")
+    view.add_argument("--diff", action="store_true", help="IR template against pruned IR")
+    view.add_argument("--summary", action="store_true", help="the numbers (default view)")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    i.set_defaults(func=cmd_inspect)
 
     o = sub.add_parser("opt", help="run a pass pipeline over an LLVM IR file")
     o.add_argument("file", help="LLVM IR text (.ll)")

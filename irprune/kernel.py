@@ -35,6 +35,7 @@ class SparseConvKernel:
         stats: weights, nnz, sparsity, instruction counts before and after
             pruning, FMA count, per-pass numbers and compile times.
         trace: the trace-weight-uses map of the IR template.
+        weight: the weights it was compiled with (float32, K x C x R x S).
     """
 
     geometry: ConvGeometry
@@ -46,6 +47,7 @@ class SparseConvKernel:
     asm: dict[str, str]
     stats: dict
     trace: TraceMap
+    weight: np.ndarray = field(default=None, repr=False)
     _ptxas: PtxasResult | None = field(default=None, repr=False)
     _loaded: dict = field(default_factory=dict, repr=False)
 
@@ -131,4 +133,5 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
                     "passes": round(t2 - t1, 3), "ptx": round(t3 - t2, 3)},
     }
     return SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
-                            kernel_name=irt.kernel_name, cpu=cpu, asm=asm, stats=stats, trace=tm)
+                            kernel_name=irt.kernel_name, cpu=cpu, asm=asm, stats=stats, trace=tm,
+                            weight=w)

@@ -48,6 +48,13 @@ class WeightTrace:
     accumulates: list[Instruction] = field(default_factory=list)
     inputs: list[Instruction] = field(default_factory=list)
     shared_inputs: int = 0
+    #: The chain's text as it was when traced (later passes edit instructions in place).
+    snapshot: dict | None = None
+
+    def freeze(self) -> None:
+        """Record the chain's text now, so to_dict() shows the IR template's lines."""
+        self.snapshot = None
+        self.snapshot = self.to_dict()
 
     def instructions(self) -> list[Instruction]:
         """Every instruction owned by this weight, address first."""
@@ -55,6 +62,8 @@ class WeightTrace:
         return out + [self.load] + self.inputs + self.multiplies + self.accumulates
 
     def to_dict(self) -> dict:
+        if self.snapshot is not None:
+            return self.snapshot
         t = lambda i: i.text.strip()  # noqa: E731
         return {
             "index": list(self.index), "flat": self.flat,
@@ -178,6 +187,7 @@ def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int]) -
                 work.extend(defs[o] for o in ins.operands() if o in defs)
             elif ins.opcode in ("load", "select"):
                 tr.shared_inputs += 1
+        tr.freeze()
         traces.setdefault(flat, []).append(tr)
     return TraceMap(shape=tuple(shape), traces=traces)
 

@@ -1,0 +1,132 @@
+"""The views of ``irprune inspect``: stages, weight chains, summary and diff of one kernel.
+
+Each view is a plain function returning data (for ``--json``) or text; the
+command line decides how to print it. Nothing here needs a GPU.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ValidationError
+from .ir.textir import parse_module
+from .kernel import SparseConvKernel
+
+
+def stage_names(k: SparseConvKernel) -> list[str]:
+    """Every stage the kernel can show, in pipeline order."""
+    return list(k.asm) + ["ptxas", "sass"]
+
+
+def stage_text(k: SparseConvKernel, stage: str) -> str:
+    """The text of one stage; ``ptxas`` is its resource report, ``sass`` the disassembly."""
+    if stage in k.asm:
+        return k.asm[stage]
+    if stage == "ptxas":
+        return k.ptxas().log
+    if stage == "sass":
+        return sass(k)
+    raise ValidationError(f"unknown stage {stage!r}; stages: {', '.join(stage_names(k))}",
+                          stage="inspect")
+
+
+def sass(k: SparseConvKernel) -> str:
+    """SASS of the kernel through cuobjdump or nvdisasm, if either can be found."""
+    tool = shutil.which("cuobjdump") or shutil.which("nvdisasm")
+    if tool is None:
+        raise ValidationError("SASS needs cuobjdump or nvdisasm on PATH "
+                              "(pip install nvidia-cuda-cuobjdump)", stage="inspect")
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "k.cubin"
+        p.write_bytes(k.ptxas().cubin)
+        args = [tool, "--dump-sass", str(p)] if tool.endswith("cuobjdump") else [tool, str(p)]
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+
+
+def text_section_bytes(cubin: bytes) -> int:
+    """Bytes of machine code in a cubin: the sizes of its ``.text.*`` ELF sections."""
+    if cubin[:4] != b"\x7fELF" or cubin[4] != 2:
+        return 0
+    shoff, = struct.unpack_from("<Q", cubin, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", cubin, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQ", cubin, shoff + i * shentsize) for i in range(shnum)]
+    stroff = sections[shstrndx][4]
+    total = 0
+    for name_off, _, _, _, _, size in sections:
+        end = cubin.index(b"\0", stroff + name_off)
+        if cubin[stroff + name_off:end].startswith(b".text."):
+            total += size
+    return total
+
+
+def summary(k: SparseConvKernel, with_ptxas: bool = True) -> dict:
+    """Weights, nnz, per-pass removals, loads, FMAs, PTX lines, code bytes, registers."""
+    s = k.stats
+    passes = {name: {"removed": st.get("removed", 0), "seconds": st.get("seconds")}
+              for name, st in s["passes"].items()}
+    tmpl, pruned = k.asm["llvm"], k.asm["llvm-pruned"]
+    out = {
+        "layer": k.geometry.describe(),
+        "weights": s["weights"], "nnz": s["nnz"], "sparsity": round(s["sparsity"], 4),
+        "group_size": s["group_size"], "groups": s["groups"],
+        "instructions_template": s["instructions_template"],
+        "instructions_pruned": s["instructions_pruned"],
+        "removed_by_pass": passes,
+        "loads_template": tmpl.count(" = load "), "loads_pruned": pruned.count(" = load "),
+        "fma": s["fma_ptx"], "ptx_lines": s["ptx_lines"],
+        "compile_seconds": s["seconds"],
+    }
+    if with_ptxas:
+        r = k.ptxas()
+        code = text_section_bytes(r.cubin)
+        out.update({"registers": r.registers, "spill_bytes": (r.spill_stores or 0) + (r.spill_loads or 0),
+                    "code_bytes": code, "code_bytes_per_block": code // max(1, s["groups"]),
+                    "cubin_bytes": r.code_bytes})
+    return out
+
+
+def _lines_named(text: str, names: set[str]) -> list[str]:
+    fn = parse_module(text).function()
+    return [i.text.strip() for i in fn.instructions() if i.name in names]
+
+
+def weight_chain(k: SparseConvKernel, k_: int, c: int, r: int, s: int) -> dict:
+    """The chain trace-weight-uses attributes to weight (k, c, r, s), and what is left of it."""
+    shape = k.geometry.weight_shape
+    idx = (k_, c, r, s)
+    if any(not 0 <= i < d for i, d in zip(idx, shape)):
+        raise ValidationError(f"weight index {idx} is outside the weight's shape {shape}",
+                              stage="inspect")
+    traces = k.trace.for_index(*idx)
+    value = float(k.weight.reshape(shape)[idx])
+    names = {i.name for t in traces for i in t.accumulates + t.multiplies if i.name}
+    left = _lines_named(k.asm["llvm-pruned"], names) if value != 0.0 else []
+    return {"index": list(idx), "value": value, "pruned": value == 0.0,
+            "template": [t.to_dict() for t in traces], "after_pruning": left}
+
+
+def channel_chains(k: SparseConvKernel, k_: int) -> list[dict]:
+    """weight_chain for every (c, r, s) of output channel ``k_``."""
+    K, C, R, S = k.geometry.weight_shape
+    if not 0 <= k_ < K:
+        raise ValidationError(f"output channel {k_} is outside 0..{K - 1}", stage="inspect")
+    return [weight_chain(k, k_, c, r, s) for c in range(C) for r in range(R) for s in range(S)]
+
+
+def diff(k: SparseConvKernel, context: int = 1) -> str:
+    """Unified diff of the IR template against the pruned IR."""
+    # Both through the same printer, so that only the passes' changes show.
+    a = parse_module(k.asm["llvm"]).render().splitlines(keepends=True)
+    b = parse_module(k.asm["llvm-pruned"]).render().splitlines(keepends=True)
+    return "".join(difflib.unified_diff(a, b, "llvm (IR template)", "llvm-pruned", n=context))
+
+
+def nonzero_fraction(w: np.ndarray) -> float:
+    return float(np.count_nonzero(w)) / max(1, w.size)
