@@ -30,17 +30,26 @@ def emit_ptx(text: str, cpu: str = DEFAULT_CPU) -> str:
                            stage="ptx", log=str(exc)) from None
 
 
-def find_ptxas() -> str | None:
-    """Path of a ptxas binary: $IRPRUNE_PTXAS, the nvidia-cuda-nvcc wheel, then PATH."""
-    env = os.environ.get("IRPRUNE_PTXAS")
+def find_cuda_tool(name: str) -> str | None:
+    """Path of a CUDA binary (ptxas, cuobjdump, nvdisasm).
+
+    Looks at $IRPRUNE_<NAME>, then the NVIDIA wheels (nvidia-cuda-nvcc,
+    nvidia-cuda-cuobjdump) on sys.path, then PATH.
+    """
+    env = os.environ.get(f"IRPRUNE_{name.upper()}")
     if env:
         return env
     for base in sys.path:
-        for sub in ("nvidia/cu13/bin/ptxas", "nvidia/cuda_nvcc/bin/ptxas"):
+        for sub in (f"nvidia/cu13/bin/{name}", f"nvidia/cuda_nvcc/bin/{name}"):
             p = Path(base) / sub
             if p.is_file() and os.access(p, os.X_OK):
                 return str(p)
-    return shutil.which("ptxas")
+    return shutil.which(name)
+
+
+def find_ptxas() -> str | None:
+    """Path of a ptxas binary: $IRPRUNE_PTXAS, the nvidia-cuda-nvcc wheel, then PATH."""
+    return find_cuda_tool("ptxas")
 
 
 @dataclass(frozen=True)

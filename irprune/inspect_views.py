@@ -7,7 +7,6 @@ command line decides how to print it. Nothing here needs a GPU.
 from __future__ import annotations
 
 import difflib
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -39,15 +38,21 @@ def stage_text(k: SparseConvKernel, stage: str) -> str:
 
 def sass(k: SparseConvKernel) -> str:
     """SASS of the kernel through cuobjdump or nvdisasm, if either can be found."""
-    tool = shutil.which("cuobjdump") or shutil.which("nvdisasm")
+    from .codegen import find_cuda_tool
+
+    # nvdisasm does the work (cuobjdump only calls it), so it is the one needed.
+    tool = find_cuda_tool("nvdisasm")
     if tool is None:
-        raise ValidationError("SASS needs cuobjdump or nvdisasm on PATH "
-                              "(pip install nvidia-cuda-cuobjdump)", stage="inspect")
+        raise ValidationError("SASS needs nvdisasm (pip install nvidia-cuda-nvdisasm, "
+                              "or a CUDA toolkit on PATH)", stage="inspect")
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "k.cubin"
         p.write_bytes(k.ptxas().cubin)
-        args = [tool, "--dump-sass", str(p)] if tool.endswith("cuobjdump") else [tool, str(p)]
-        return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        proc = subprocess.run([tool, "-c", str(p)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ValidationError(f"nvdisasm failed: {proc.stderr.strip()[:200]}", stage="sass",
+                              log=proc.stderr)
+    return proc.stdout
 
 
 def text_section_bytes(cubin: bytes) -> int:
@@ -92,9 +97,24 @@ def summary(k: SparseConvKernel, with_ptxas: bool = True) -> dict:
     return out
 
 
-def _lines_named(text: str, names: set[str]) -> list[str]:
+def _lines_named(text: str, names: set[str], literal: str) -> list[str]:
+    """The instructions called ``names`` and, one step up, the FMA that holds ``literal``.
+
+    LLVM's clean-up keeps names, but may put a select (a padding tap) on top
+    of the multiply-add that now carries the weight; showing its operand too
+    makes the immediate visible.
+    """
     fn = parse_module(text).function()
-    return [i.text.strip() for i in fn.instructions() if i.name in names]
+    defs = fn.definitions()
+    out = []
+    for i in fn.instructions():
+        if i.name in names:
+            for op in i.operands():
+                d = defs.get(op)
+                if d is not None and d.opcode == "call" and literal in d.text:
+                    out.append(d.text.strip())
+            out.append(i.text.strip())
+    return out
 
 
 def weight_chain(k: SparseConvKernel, k_: int, c: int, r: int, s: int) -> dict:
@@ -107,7 +127,9 @@ def weight_chain(k: SparseConvKernel, k_: int, c: int, r: int, s: int) -> dict:
     traces = k.trace.for_index(*idx)
     value = float(k.weight.reshape(shape)[idx])
     names = {i.name for t in traces for i in t.accumulates + t.multiplies if i.name}
-    left = _lines_named(k.asm["llvm-pruned"], names) if value != 0.0 else []
+    from .ir.textir import float_literal
+
+    left = _lines_named(k.asm["llvm-pruned"], names, float_literal(value)) if value != 0.0 else []
     return {"index": list(idx), "value": value, "pruned": value == 0.0,
             "template": [t.to_dict() for t in traces], "after_pruning": left}
 
