@@ -123,3 +123,9 @@ def test_sass_view_shows_ffma_with_immediates(layer, capsys):
     sass = run(capsys, *args, "--stage", "sass")
     ffma = [l for l in sass.splitlines() if "FFMA" in l]
     assert len(ffma) == np.count_nonzero(w)
+
+
+def test_colour_when_asked(layer, capsys):
+    _, args = layer
+    out = run(capsys, *args, "--stage", "llvm-pruned", "--color", "always")
+    assert "\x1b[" in out
