@@ -19,10 +19,7 @@ STAGES = ("nvvm", "llvm", "llvm-pruned", "ptx")
 
 
 def _shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+    dims = _dims(text)
     if len(dims) != 4:
         raise argparse.ArgumentTypeError(f"expected 4 numbers N,C,H,W, got {text!r}")
     return dims

@@ -13,6 +13,7 @@ from .geometry import ConvGeometry, check_weight
 from .ir.textir import parse_module
 from .llvm_opt import DEFAULT_CPU
 from .passes import DEFAULT_PIPELINE, PASSES, PassContext, parse_pipeline, run_pipeline
+from .passes.base import count_instructions
 from .passes.trace_weight_uses import TraceMap
 
 #: Threads per block along the output pixels.
@@ -108,7 +109,7 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
         # With no bias the template never reads it, but the parameter must go.
         ctx.constants[c.data_param] = b if b is not None else np.zeros(0, np.float32)
     module = parse_module(irt.text)
-    before = sum(1 for _ in module.function().instructions())
+    before = count_instructions(module)
     passes = parse_pipeline(pipeline)
     res = run_pipeline(passes, module, ctx, registry=PASSES)
     pruned = res.module.render()
@@ -116,7 +117,7 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
     ptx = emit_ptx(pruned, cpu=cpu)
     t3 = time.perf_counter()
 
-    after = sum(1 for _ in res.module.function().instructions())
+    after = count_instructions(res.module)
     nnz = int(np.count_nonzero(w))
     asm = {"nvvm": irt.nvvm, "llvm": irt.text}
     asm.update(res.stages)

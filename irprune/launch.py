@@ -88,19 +88,15 @@ def _function(kernel):
     from numba import cuda
 
     ctx = cuda.current_context()
-    key = id(ctx)
-    fn = kernel._loaded.get(key)
-    if fn is None:
+    if id(ctx) not in kernel._loaded:
         try:
             module = ctx.create_module_ptx(kernel.asm["ptx"])
-            fn = module.get_function(kernel.kernel_name)
+            # Keep the module referenced: the function lives as long as it does.
+            kernel._loaded[id(ctx)] = (module, module.get_function(kernel.kernel_name))
         except Exception as exc:
             raise LaunchError(f"the driver could not load the PTX: {exc}", stage="load",
                               log=str(exc)) from None
-        kernel._loaded[key] = (module, fn)
-    else:
-        fn = fn[1]
-    return fn
+    return kernel._loaded[id(ctx)][1]
 
 
 def launch_conv(kernel, x, out=None):

@@ -6,6 +6,7 @@ import threading
 
 import llvmlite.binding as llvm
 
+from .errors import IRParseError
 from .ir.verify import init_llvm, verify_text
 
 #: The default GPU architecture irprune compiles for.
@@ -68,6 +69,9 @@ def run_o3(text: str, stage: str, cpu: str = DEFAULT_CPU, unroll: bool = True,
     pb = llvm.create_pass_builder(tm, pto)
     pm = pb.getModulePassManager()
     pm.run(mod, pb)
-    out = str(mod)
-    verify_text(out, stage)
-    return out
+    try:
+        mod.verify()
+    except RuntimeError as exc:
+        raise IRParseError(f"LLVM's pipeline left invalid IR: {str(exc).strip()[:200]}",
+                           stage=stage, log=str(exc)) from None
+    return str(mod)

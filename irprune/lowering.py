@@ -157,8 +157,8 @@ def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argt
         mod.rename_symbol(kname, symbol)
         kname = symbol
     bound = mod.render()
-    verify_text(bound, "bind-arguments")
     t2 = time.perf_counter()
+    # run_o3 parses and verifies its input: a bad binding fails there, as stage "unroll".
     text = run_o3(bound, "unroll", cpu=cpu, unroll=True, level=1)
     t3 = time.perf_counter()
     return IRTemplate(

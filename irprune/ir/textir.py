@@ -98,8 +98,8 @@ class Instruction:
     def binary_operands(self) -> tuple[str, str]:
         """The two operands (locals or literals) of a binary op like ``fadd float a, b``."""
         body = self.text.split("=", 1)[1] if self.name is not None else self.text
-        parts = _split_top_level(body.split(",", 1)[0].rsplit(None, 1)[-1] + "," + body.split(",", 1)[1])
-        return parts[0].strip(), parts[1].strip().split(",")[0].strip()
+        first, second = _split_top_level(body)[:2]  # "fadd [flags] float a", " b"
+        return first.split()[-1], second.split()[0]
 
     @property
     def is_pure(self) -> bool:

@@ -37,9 +37,8 @@ class ContractFma(ModulePass):
             for ins in fn.instructions():
                 if ins.opcode != "fadd":
                     continue
-                body = ins.text.split("=", 1)[1]
-                if "<" in body or " float " not in body + " ":
-                    continue  # vectors or other types: leave alone
+                if " float " not in ins.text:
+                    continue  # double, vectors: leave alone
                 a, b = ins.binary_operands()
                 for prod, acc in ((b, a), (a, b)):
                     m = defs.get(prod)

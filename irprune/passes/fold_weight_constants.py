@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import PassError, TemplateContractError
 from ..ir.textir import Module, Rewriter, erase_dead, float_literal
 from .base import ModulePass, PassContext
-from .trace_weight_uses import TraceMap, _weight_loads
+from .trace_weight_uses import TraceMap, constant_offset_loads
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class FoldWeightConstants(ModulePass):
         users = fn.users()
         for param, values in ctx.constants.items():
             vals = np.asarray(values, dtype=np.float32).reshape(-1)
-            for load, gep, off in _weight_loads(fn, param, users):
+            for load, gep, off in constant_offset_loads(fn, param, users):
                 if off % 4 or not 0 <= off // 4 < vals.size:
                     raise TemplateContractError(
                         f"load at byte offset {off} outside constant array {param} "

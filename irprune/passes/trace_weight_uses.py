@@ -114,8 +114,12 @@ def _const_offset(ins: Instruction, base: str, sizes=_SIZES) -> int | None:
     return int(m.group("idx")) * sizes[m.group("ty")]
 
 
-def _weight_loads(fn: Function, param: str, users) -> list[tuple[Instruction, Instruction | None, int]]:
-    """(load, gep or None, byte offset) for every load from ``param`` + constant."""
+def constant_offset_loads(fn: Function, param: str, users) -> list[tuple[Instruction, Instruction | None, int]]:
+    """(load, gep or None, byte offset) for every float load from ``param`` + constant.
+
+    Any other use of ``param`` raises TemplateContractError. Used for the
+    weight here and for constant arrays (the bias) by fold-weight-constants.
+    """
     out = []
     for u in users.get(param, []):
         if u.opcode == "getelementptr":
@@ -146,7 +150,7 @@ def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int]) -
     defs = fn.definitions()
     n = int(np.prod(shape))
     traces: dict[int, list[WeightTrace]] = {}
-    for load, gep, off in _weight_loads(fn, param, users):
+    for load, gep, off in constant_offset_loads(fn, param, users):
         if off % 4 or not 0 <= off // 4 < n:
             raise TemplateContractError(
                 f"weight load at byte offset {off} is outside the {shape} float32 weight",
