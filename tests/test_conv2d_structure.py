@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ def compiled(geom: str, sparsity: float, bias=False, relu=False):
     key = (geom, sparsity, bias, relu)
     if key not in _cache:
         wshape, ishape, stride, pad = GEOMETRIES[geom]
-        w = prune_random(wshape, sparsity, seed=hash(key) % 1000)
+        w = prune_random(wshape, sparsity, seed=zlib.crc32(repr(key).encode()) % 1000)  # stable across runs
         b = np.random.default_rng(1).standard_normal(wshape[0]).astype(np.float32) if bias else None
         _cache[key] = (w, irprune.conv2d(w, ishape, stride=stride, padding=pad, bias=b, relu=relu))
     return _cache[key]
@@ -108,7 +109,12 @@ def test_bias_and_relu_are_in_the_code():
     w, k = compiled("3x3_pad", 0.9, bias=True, relu=True)
     b = np.random.default_rng(1).standard_normal(w.shape[0]).astype(np.float32)
     imms = set(re.findall(r"0f[0-9A-F]{8}", k.asm["ptx"]))
-    assert all(ptx_immediate(v) in imms for v in b)
+    nnz_per_channel = np.count_nonzero(w.reshape(w.shape[0], -1), axis=1)
+    for kk, v in enumerate(b):
+        # A channel with no weight left computes relu(bias), a constant LLVM
+        # folds: a negative bias then leaves no trace in the code (it is 0).
+        if nnz_per_channel[kk] or v > 0:
+            assert ptx_immediate(v) in imms, f"bias of channel {kk} ({v!r}) is not an immediate"
     assert "max.f32" in k.asm["ptx"] or "selp.f32" in k.asm["ptx"]
     assert len(ptx_entry_params(k.asm["ptx"])) == 2
 
