@@ -23,7 +23,8 @@ from .template import SparseConvTemplate, sparse_conv  # noqa: E402
 
 
 def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
-           group_size: int | None = None, cpu: str = DEFAULT_CPU) -> SparseConvKernel:
+           group_size: int | None = None, cpu: str = DEFAULT_CPU, cache=None,
+           assemble: bool = False) -> SparseConvKernel:
     """Compile a pruned conv2d (NCHW, fp32) into a kernel with the weights as immediates.
 
     Args:
@@ -34,13 +35,17 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
         relu: apply ReLU to the output.
         group_size: output channels per code region (default: chosen from the shape).
         cpu: GPU architecture to compile for (``"sm_80"``, ``"sm_90"``, ...).
+        cache: the disk cache (None: the default, see irprune.cache; False: none;
+            or a folder).
+        assemble: run ptxas now; the cubin is cached and loaded instead of PTX.
 
     Works with no GPU (compilation only); calling the result needs one.
     """
     from .templates.conv2d import conv2d_nchw
 
     return conv2d_nchw.compile(weight, input_shape, stride=stride, padding=padding, bias=bias,
-                               relu=relu, group_size=group_size, cpu=cpu)
+                               relu=relu, group_size=group_size, cpu=cpu, cache=cache,
+                               assemble=assemble)
 
 
 __all__ = [

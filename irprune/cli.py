@@ -35,13 +35,13 @@ def _load_npy(path: str, what: str) -> np.ndarray:
         raise IrpruneError(f"{what} file {path} is not a .npy array: {exc}", stage="cli") from None
 
 
-def _compile_from_args(args):
+def _compile_from_args(args, cache=None):
     from . import conv2d
 
     w = _load_npy(args.weights, "weights")
     bias = _load_npy(args.bias, "bias") if args.bias else None
     return conv2d(w, args.input_shape, stride=args.stride, padding=args.padding, bias=bias,
-                  relu=args.relu, group_size=args.group_size, cpu=args.arch)
+                  relu=args.relu, group_size=args.group_size, cpu=args.arch, cache=cache)
 
 
 def cmd_compile(args) -> int:
@@ -109,8 +109,28 @@ def _layer_args(c) -> None:
 def cmd_inspect(args) -> int:
     from .inspect_report import report
 
-    k = _compile_from_args(args)
+    # Every per-pass stage is wanted here, and the disk cache keeps only the final ones.
+    k = _compile_from_args(args, cache=False)
     return report(k, args)
+
+
+def cmd_cache(args) -> int:
+    from .cache import DiskCache
+
+    c = DiskCache()
+    if args.action == "clear":
+        n, size = c.clear()
+        print(f"removed {n} entries ({size / 1e6:.1f} MB) from {c.root}")
+    elif args.action == "dir":
+        print(c.root)
+    else:
+        info = c.info()
+        print(f"{c.root}")
+        for kind, e in sorted(info.items()):
+            print(f"  {kind}: {e['entries']} entries, {e['bytes'] / 1e6:.1f} MB")
+        if not info:
+            print("  empty")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="output file (default: stdout)")
     c.add_argument("--stats", action="store_true", help="print statistics as JSON on stderr")
     c.set_defaults(func=cmd_compile)
+
+    cc = sub.add_parser("cache", help="the compile cache: show its size, its folder, or clear it")
+    cc.add_argument("action", choices=("info", "dir", "clear"), nargs="?", default="info")
+    cc.set_defaults(func=cmd_cache)
 
     i = sub.add_parser("inspect", help="show a layer's compilation: stages, weight chains, summary, diff")
     _layer_args(i)

@@ -34,7 +34,8 @@ def find_cuda_tool(name: str) -> str | None:
     """Path of a CUDA binary (ptxas, cuobjdump, nvdisasm).
 
     Looks at $IRPRUNE_<NAME>, then the NVIDIA wheels (nvidia-cuda-nvcc,
-    nvidia-cuda-cuobjdump) on sys.path, then PATH.
+    nvidia-cuda-nvdisasm) on sys.path, then PATH, then a CUDA toolkit
+    ($CUDA_HOME, /usr/local/cuda).
     """
     env = os.environ.get(f"IRPRUNE_{name.upper()}")
     if env:
@@ -44,7 +45,15 @@ def find_cuda_tool(name: str) -> str | None:
             p = Path(base) / sub
             if p.is_file() and os.access(p, os.X_OK):
                 return str(p)
-    return shutil.which(name)
+    found = shutil.which(name)
+    if found:
+        return found
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home:
+            p = Path(home) / "bin" / name
+            if p.is_file() and os.access(p, os.X_OK):
+                return str(p)
+    return None
 
 
 def find_ptxas() -> str | None:

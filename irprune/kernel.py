@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,34 @@ def _count_fma_ptx(ptx: str) -> int:
     return len(re.findall(r"^\s*fma\.rn\.f32", ptx, flags=re.M))
 
 
+class Stages(Mapping):
+    """Stage name -> text, where some stages are loaded only when asked for.
+
+    A kernel loaded from the disk cache carries its final stages (``llvm-pruned``,
+    ``ptx``); ``nvvm`` and ``llvm`` come from the IR template (memo or cache)
+    the first time they are read.
+    """
+
+    def __init__(self, texts: dict[str, str], loaders: dict | None = None):
+        self._texts = dict(texts)
+        self._loaders = dict(loaders or {})
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._texts and name in self._loaders:
+            self._texts[name] = self._loaders.pop(name)()
+        return self._texts[name]
+
+    def __iter__(self):
+        yield from self._texts
+        yield from (n for n in self._loaders if n not in self._texts)
+
+    def __len__(self) -> int:
+        return len(set(self._texts) | set(self._loaders))
+
+    def __repr__(self) -> str:
+        return f"Stages({list(self)})"
+
+
 @dataclass
 class SparseConvKernel:
     """A conv2d specialized on one weight tensor, with the weights as immediates.
@@ -37,6 +66,7 @@ class SparseConvKernel:
             pruning, FMA count, per-pass numbers and compile times.
         trace: the trace-weight-uses map of the IR template.
         weight: the weights it was compiled with (float32, K x C x R x S).
+        cache_key: the kernel's key in the disk cache (None when not cached).
     """
 
     geometry: ConvGeometry
@@ -45,12 +75,25 @@ class SparseConvKernel:
     has_bias: bool
     kernel_name: str
     cpu: str
-    asm: dict[str, str]
+    asm: Mapping[str, str]
     stats: dict
-    trace: TraceMap
+    trace_map: TraceMap | None = field(default=None, repr=False)
     weight: np.ndarray = field(default=None, repr=False)
+    weight_param: str = ""
+    cache_key: str | None = None
     _ptxas: PtxasResult | None = field(default=None, repr=False)
     _loaded: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def trace(self) -> TraceMap:
+        """The trace-weight-uses map (recomputed from the IR template for a cached kernel)."""
+        if self.trace_map is None:
+            from .passes.trace_weight_uses import trace_function
+
+            module = parse_module(self.asm["llvm"])
+            self.trace_map = trace_function(module.function(), self.weight_param,
+                                            self.geometry.weight_shape)
+        return self.trace_map
 
     @property
     def groups(self) -> int:
@@ -65,9 +108,22 @@ class SparseConvKernel:
     def ptxas(self) -> PtxasResult:
         """Assemble the PTX with ptxas (cached): cubin and resource report."""
         if self._ptxas is None:
+            t0 = time.perf_counter()
             self._ptxas = run_ptxas(self.asm["ptx"], cpu=self.cpu)
             self.stats["ptxas"] = self._ptxas.to_dict()
+            self.stats["seconds"]["ptxas"] = round(time.perf_counter() - t0, 3)
+            if self.cache_key is not None:
+                from .cache import default_cache
+
+                c = default_cache()
+                if c is not None:
+                    c.put("kernel", self.cache_key, _cache_entry(self))
         return self._ptxas
+
+    @property
+    def cubin(self) -> bytes | None:
+        """The assembled cubin, if :meth:`ptxas` has run (here or before caching)."""
+        return self._ptxas.cubin if self._ptxas is not None else None
 
     def __call__(self, x, out=None):
         """Run the kernel on ``x`` (a CUDA array, or numpy, which is copied); return the output."""
@@ -81,13 +137,42 @@ class SparseConvKernel:
                 f"({s['sparsity']:.1%} zero), {s['fma_ptx']} FMAs>")
 
 
+def _cache_entry(k: SparseConvKernel) -> dict:
+    """What the disk cache keeps of a kernel: its final stages, cubin and numbers."""
+    return {"geometry": k.geometry, "group_size": k.group_size, "relu": k.relu,
+            "has_bias": k.has_bias, "kernel_name": k.kernel_name, "cpu": k.cpu,
+            "asm": {n: k.asm[n] for n in ("llvm-pruned", "ptx")}, "stats": k.stats,
+            "weight": k.weight, "weight_param": k.weight_param, "ptxas": k._ptxas}
+
+
+def _resolve_cache(cache):
+    from .cache import DiskCache, default_cache
+
+    if cache is None or cache is True:
+        return default_cache()
+    if cache is False:
+        return None
+    if isinstance(cache, DiskCache):
+        return cache
+    return DiskCache(cache)
+
+
 def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                    relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
-                   pipeline: str = DEFAULT_PIPELINE) -> SparseConvKernel:
-    """Specialize ``template`` on ``weight`` (K, C, R, S) and ``input_shape`` (N, C, H, W)."""
+                   pipeline: str = DEFAULT_PIPELINE, cache=None,
+                   assemble: bool = False) -> SparseConvKernel:
+    """Specialize ``template`` on ``weight`` (K, C, R, S) and ``input_shape`` (N, C, H, W).
+
+    ``cache``: None or True for the disk cache at :func:`irprune.cache.cache_dir`
+    (unless ``IRPRUNE_CACHE=0``), False for none, or a folder / DiskCache.
+    ``assemble``: also run ptxas now (the cubin is cached with the kernel and
+    loaded instead of the PTX).
+    """
+    from .cache import digest
     from .errors import ValidationError
     from .template import check_group_size, default_group_size
 
+    t_start = time.perf_counter()
     w = check_weight(weight)
     g = ConvGeometry.from_weight(w.shape, input_shape, stride, padding)
     b = None
@@ -99,8 +184,32 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
         if not np.all(np.isfinite(b)):
             raise ValidationError("bias holds NaN/Inf values", stage="validate")
     gs = check_group_size(group_size, g) if group_size is not None else default_group_size(g)
+    store = _resolve_cache(cache)
+    tkey = template.ir_template_key(g, gs, relu, b is not None, cpu)
+    key = digest("kernel", tkey, w.tobytes(), b.tobytes() if b is not None else b"", pipeline)
+
+    def template_stage(name):
+        return lambda: getattr(template.ir_template(g, gs, relu, b is not None, cpu, cache=store),
+                               name)
+
+    if store is not None:
+        hit = store.get("kernel", key)
+        if hit is not None and hit["geometry"] == g:
+            stats = hit["stats"]
+            stats["cached"] = True
+            stats["seconds"]["cache_load"] = round(time.perf_counter() - t_start, 4)
+            asm = Stages(hit["asm"], {"nvvm": template_stage("nvvm"), "llvm": template_stage("text")})
+            k = SparseConvKernel(geometry=g, group_size=hit["group_size"], relu=hit["relu"],
+                                 has_bias=hit["has_bias"], kernel_name=hit["kernel_name"],
+                                 cpu=hit["cpu"], asm=asm, stats=stats, weight=hit["weight"],
+                                 weight_param=hit["weight_param"], cache_key=key,
+                                 _ptxas=hit["ptxas"])
+            if assemble:
+                k.ptxas()
+            return k
+
     t0 = time.perf_counter()
-    irt = template.ir_template(g, gs, relu, b is not None, cpu)
+    irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store)
     t1 = time.perf_counter()
 
     weight_arr = irt.array("weight")[0]
@@ -129,10 +238,16 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
         "group_size": gs, "groups": -(-g.K // gs),
         "instructions_template": before, "instructions_pruned": after,
         "fma_ptx": _count_fma_ptx(ptx), "ptx_lines": ptx.count("\n"),
-        "passes": ctx.stats,
+        "passes": ctx.stats, "cached": False,
         "seconds": {"ir_template": round(t1 - t0, 3), **{k: round(v, 3) for k, v in irt.timings.items()},
                     "passes": round(t2 - t1, 3), "ptx": round(t3 - t2, 3)},
     }
-    return SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
-                            kernel_name=irt.kernel_name, cpu=cpu, asm=asm, stats=stats, trace=tm,
-                            weight=w)
+    k = SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
+                         kernel_name=irt.kernel_name, cpu=cpu, asm=Stages(asm), stats=stats,
+                         trace_map=tm, weight=w, weight_param=weight_arr.data_param)
+    if assemble:
+        k.ptxas()
+    if store is not None:
+        store.put("kernel", key, _cache_entry(k))
+        k.cache_key = key
+    return k

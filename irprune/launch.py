@@ -2,8 +2,9 @@
 
 Arrays come in through ``__cuda_array_interface__`` (Numba device arrays,
 CuPy, PyTorch); a numpy input is copied to the GPU and the result copied
-back. The module is loaded through numba-cuda's driver layer (the driver
-JIT-compiles the PTX for the current device) and launched with cuda.core,
+back. The module is loaded through numba-cuda's driver layer (the cubin when
+ptxas made one for this device, else the PTX, which the driver JIT-compiles)
+and launched with cuda.core,
 which numba-cuda itself uses.
 """
 
@@ -84,17 +85,25 @@ def _stream_handle(x) -> int:
 
 
 def _function(kernel):
-    """The loaded CUfunction of ``kernel`` in the current context (loaded once per context)."""
+    """The loaded CUfunction of ``kernel`` in the current context (loaded once per context).
+
+    Loads the cubin when the kernel has one for this device's architecture
+    (no driver JIT at first launch), else the PTX (the driver compiles it).
+    """
     from numba import cuda
 
     ctx = cuda.current_context()
     if id(ctx) not in kernel._loaded:
+        major, minor = ctx.device.compute_capability
+        cubin = kernel.cubin if kernel.cpu == f"sm_{major}{minor}" else None
         try:
-            module = ctx.create_module_ptx(kernel.asm["ptx"])
+            module = ctx.create_module_image(cubin) if cubin else \
+                ctx.create_module_ptx(kernel.asm["ptx"])
             # Keep the module referenced: the function lives as long as it does.
             kernel._loaded[id(ctx)] = (module, module.get_function(kernel.kernel_name))
         except Exception as exc:
-            raise LaunchError(f"the driver could not load the PTX: {exc}", stage="load",
+            what = "cubin" if cubin else "PTX"
+            raise LaunchError(f"the driver could not load the {what}: {exc}", stage="load",
                               log=str(exc)) from None
     return kernel._loaded[id(ctx)][1]
 

@@ -52,6 +52,7 @@ class SparseConvTemplate:
         self.params = params
         self._ir_cache: dict = {}
         self._lock = threading.Lock()
+        self._source_digest: str | None = None
         self.__doc__ = self.py_func.__doc__
         self.__name__ = self.py_func.__name__
 
@@ -62,9 +63,36 @@ class SparseConvTemplate:
     def __repr__(self) -> str:
         return f"<sparse_conv template {self.__name__} (weight={self.weight!r})>"
 
+    def source_digest(self) -> str:
+        """A digest of the template's code (its source, else its bytecode and constants)."""
+        if self._source_digest is None:
+            from .cache import digest
+
+            try:
+                src = inspect.getsource(self.py_func)
+            except (OSError, TypeError):
+                code = self.py_func.__code__
+                src = repr((code.co_code, code.co_consts, code.co_names))
+            self._source_digest = digest(self.__name__, src, self.weight, self.constants)
+        return self._source_digest
+
+    def ir_template_key(self, geometry: ConvGeometry, group_size: int, relu: bool,
+                        has_bias: bool, cpu: str = DEFAULT_CPU) -> str:
+        """The disk-cache key of one IR template: code, shapes, options, target, toolchain."""
+        from dataclasses import asdict
+
+        from .cache import digest, toolchain_fingerprint
+
+        return digest("ir-template", self.source_digest(), asdict(geometry), int(group_size),
+                      bool(relu), bool(has_bias), cpu, toolchain_fingerprint())
+
     def ir_template(self, geometry: ConvGeometry, group_size: int, relu: bool, has_bias: bool,
-                    cpu: str = DEFAULT_CPU):
-        """The IR template of one geometry (memoized: later weights skip Numba and LLVM)."""
+                    cpu: str = DEFAULT_CPU, cache=False):
+        """The IR template of one geometry.
+
+        Memoized in this process; with ``cache`` (a DiskCache) also kept on
+        disk, so that later weights and later processes skip Numba and LLVM.
+        """
         from numba import types
 
         from .lowering import ArrayArg, build_ir_template
@@ -74,6 +102,13 @@ class SparseConvTemplate:
             hit = self._ir_cache.get(key)
             if hit is not None:
                 return hit
+            dkey = None
+            if cache:
+                dkey = self.ir_template_key(geometry, group_size, relu, has_bias, cpu)
+                hit = cache.get("ir-template", dkey)
+                if hit is not None:
+                    self._ir_cache[key] = hit
+                    return hit
             g = geometry
             arrays = [ArrayArg(self.input, g.input_shape, "input"),
                       ArrayArg(self.weight, g.weight_shape, "weight")]
@@ -87,15 +122,22 @@ class SparseConvTemplate:
             symbol = f"irprune_{self.__name__}"
             ir = build_ir_template(self.py_func, arrays, scalars, argtypes, cpu=cpu, symbol=symbol)
             self._ir_cache[key] = ir
+            if dkey is not None:
+                cache.put("ir-template", dkey, ir)
             return ir
 
     def compile(self, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
-                relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU):
-        """Specialize this template on ``weight`` and ``input_shape``: a SparseConvKernel."""
+                relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
+                cache=None, assemble: bool = False):
+        """Specialize this template on ``weight`` and ``input_shape``: a SparseConvKernel.
+
+        ``cache`` and ``assemble`` are as in :func:`irprune.kernel.compile_conv2d`.
+        """
         from .kernel import compile_conv2d
 
         return compile_conv2d(self, weight, input_shape, stride=stride, padding=padding,
-                              bias=bias, relu=relu, group_size=group_size, cpu=cpu)
+                              bias=bias, relu=relu, group_size=group_size, cpu=cpu,
+                              cache=cache, assemble=assemble)
 
 
 def sparse_conv(kernel=None, *, weight: str = "w", constants: tuple[str, ...] = ()):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# Tests compile with the disk cache off, so that each compile is a real one and
+# no user's cache is touched; tests/test_cache.py turns it on in a temporary folder.
+os.environ["IRPRUNE_CACHE"] = "0"
 
 from irprune.codegen import find_ptxas
 from irprune.launch import gpu_available

@@ -1,0 +1,7 @@
+"""``python -m irprune``: the same as the ``irprune`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
