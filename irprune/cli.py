@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -114,6 +115,51 @@ def cmd_inspect(args) -> int:
     return report(k, args)
 
 
+def _csv(conv):
+    def parse(text):
+        try:
+            return tuple(conv(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return parse
+
+
+def cmd_bench(args) -> int:
+    from .bench.report import markdown, plots, problems, summary
+    from .bench.suites import SUITES
+
+    out = Path(args.out)
+    if args.report:
+        doc = json.loads(Path(args.report).read_text())
+    else:
+        from .bench.runner import BenchConfig, run, write_json
+
+        from .bench.impls import IMPLS
+
+        bad = [i for i in (args.impls or ()) if i not in IMPLS]
+        if bad:
+            raise IrpruneError(f"unknown implementation {', '.join(bad)}; choose from {', '.join(IMPLS)}",
+                               stage="bench")
+        suites = list(SUITES) if args.suite == "all" else [args.suite]
+        cfg = BenchConfig(suites=suites, quick=args.quick, layers=list(args.layers) if args.layers else None,
+                          batches=args.batches, sparsities=args.sparsities,
+                          impls=args.impls or BenchConfig.__dataclass_fields__["impls"].default,
+                          jobs=args.jobs or (os.cpu_count() or 1), cache_dir=args.cache_dir,
+                          max_weights=args.max_weights, commit=args.commit)
+        try:
+            doc = run(cfg, out_json=out / "results.json", log=lambda m: print(m, file=sys.stderr))
+        except (KeyError, ValueError) as exc:
+            raise IrpruneError(str(exc).strip("'\""), stage="bench") from None
+        write_json(doc, out / "results.json")
+    pngs = plots(doc, out / "plots")
+    (out / "tables.md").write_text(markdown(doc, pngs, rel_to=out))
+    print(summary(doc))
+    for p in problems(doc):
+        print("  not timed:", p)
+    print(f"wrote {out / 'results.json'}, {out / 'tables.md'} and {len(pngs)} plots under {out / 'plots'}")
+    return 0
+
+
 def cmd_cache(args) -> int:
     from .cache import DiskCache
 
@@ -145,6 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="output file (default: stdout)")
     c.add_argument("--stats", action="store_true", help="print statistics as JSON on stderr")
     c.set_defaults(func=cmd_compile)
+
+    from .bench.impls import IMPLS
+
+    b = sub.add_parser("bench", help="time irprune against cuDNN, cuSPARSE and the dense template (GPU, torch)")
+    b.add_argument("--suite", choices=("seed", "resnet50", "mobilenet1x1", "all"), default="seed")
+    b.add_argument("--quick", action="store_true", help="a few layers and sparsities (under two minutes)")
+    b.add_argument("--layers", type=_csv(str), help="only these layers of the suite")
+    b.add_argument("--batches", type=_csv(int), help="batch sizes (default: the suite's)")
+    b.add_argument("--sparsities", type=_csv(float), help="default 0.5,0.7,0.8,0.9,0.95,0.98")
+    b.add_argument("--impls", type=_csv(str), help=f"default {','.join(IMPLS)}")
+    b.add_argument("--jobs", type=int, help="compile processes (default: CPU count)")
+    b.add_argument("--cache-dir", help="compile cache to use (default: a fresh one, so compile times are cold)")
+    b.add_argument("--max-weights", type=int, default=150_000,
+                   help="refuse irprune layers with more dense weights than this (default 150000)")
+    b.add_argument("--commit", help="commit to record (default: git rev-parse HEAD)")
+    b.add_argument("--out", default="bench-out", help="folder for results.json, tables.md, plots/")
+    b.add_argument("--report", metavar="JSON", help="only redraw tables and plots from a results.json")
+    b.set_defaults(func=cmd_bench)
 
     cc = sub.add_parser("cache", help="the compile cache: show its size, its folder, or clear it")
     cc.add_argument("action", choices=("info", "dir", "clear"), nargs="?", default="info")

@@ -1,0 +1,105 @@
+"""Compiling a suite's kernels before timing them: in parallel, through the disk cache.
+
+Phase one builds each (layer, batch) IR template once; phase two compiles
+every (layer, batch, sparsity) kernel, each worker loading its IR template
+from the cache, and assembles it with ptxas when one is found. Workers are
+spawned processes that never touch the GPU. The timing process then loads
+every kernel from the cache (that load is the "cached" compile time).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import numpy as np
+
+from .suites import Layer
+
+
+@dataclass(frozen=True)
+class CompileJob:
+    layer: Layer
+    batch: int
+    sparsity: float | None  # None: build the IR template only
+    seed: int
+    cache_dir: str
+
+
+def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
+    """The benchmark's weights: random normal, magnitude-pruned to ``sparsity`` (exactly)."""
+    from ..reference import prune_random
+
+    return prune_random(layer.weight_shape, sparsity, seed=seed)
+
+
+def _template_of():
+    from ..templates.conv2d import conv2d_nchw
+
+    return conv2d_nchw
+
+
+def run_job(job: CompileJob) -> dict:
+    """Compile one job in this process; return its times (or its error, as text)."""
+    os.environ["IRPRUNE_CACHE"] = "1"
+    from ..cache import DiskCache
+    from ..errors import IrpruneError
+    from ..geometry import ConvGeometry
+    from ..template import default_group_size
+
+    cache = DiskCache(job.cache_dir)
+    layer = job.layer
+    t0 = time.perf_counter()
+    try:
+        tmpl = _template_of()
+        if job.sparsity is None:
+            g = ConvGeometry.from_weight(layer.weight_shape, layer.input_shape(job.batch),
+                                         layer.stride, layer.padding)
+            irt = tmpl.ir_template(g, default_group_size(g), False, False, cache=cache)
+            return {"ok": True, "seconds": time.perf_counter() - t0, "timings": irt.timings}
+        w = bench_weights(layer, job.sparsity, job.seed)
+        k = tmpl.compile(w, layer.input_shape(job.batch), stride=layer.stride,
+                         padding=layer.padding, cache=cache, assemble=_have_ptxas())
+        return {"ok": True, "seconds": time.perf_counter() - t0, "stats": k.stats}
+    except IrpruneError as exc:
+        return {"ok": False, "error": f"{exc.stage}: {exc}", "seconds": time.perf_counter() - t0}
+    except Exception as exc:  # a worker must report, not take the run down
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                "seconds": time.perf_counter() - t0}
+
+
+def _have_ptxas() -> bool:
+    from ..codegen import find_ptxas
+
+    return find_ptxas() is not None
+
+
+def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
+    """Run template jobs, then kernel jobs, ``workers`` at a time.
+
+    Returns ``{(layer name, batch, sparsity or None): result}``. ``progress``
+    is called once per finished job with (job, result).
+    """
+    import multiprocessing as mp
+
+    results: dict = {}
+    templates = [j for j in jobs if j.sparsity is None]
+    kernels = [j for j in jobs if j.sparsity is not None]
+    ctx = mp.get_context("spawn")  # no CUDA context, no forked locks
+    with ProcessPoolExecutor(max(1, workers), mp_context=ctx) as ex:
+        for phase in (templates, kernels):
+            # Largest first: the longest job should not start last.
+            phase = sorted(phase, key=lambda j: -j.layer.num_weights * (1 - (j.sparsity or 0)))
+            futs = {ex.submit(run_job, j): j for j in phase}
+            for f in as_completed(futs):
+                j = futs[f]
+                try:
+                    r = f.result()
+                except Exception as exc:  # a worker that died (out of memory, signal)
+                    r = {"ok": False, "error": f"worker died: {exc}"}
+                results[(j.layer.name, j.batch, j.sparsity)] = r
+                if progress is not None:
+                    progress(j, r)
+    return results

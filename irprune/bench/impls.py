@@ -1,0 +1,163 @@
+"""The implementations a benchmark row compares, each as "run on input set i".
+
+Every implementation gets the same inputs (a rotation of float32 NCHW
+tensors on the GPU) and the same pruned weights, and returns an output
+tensor, so that each is checked against the float64 reference before it is
+timed. All enqueue work on PyTorch's current stream, which is what CUDA-graph
+capture records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .suites import Layer
+
+IMPLS = ("irprune", "dense_template", "cudnn_fp32", "cudnn_tf32", "cudnn_fp16", "cusparse_csr",
+         "floor")
+
+
+@dataclass
+class Inputs:
+    """One (layer, batch): the rotation of inputs and outputs, on the GPU."""
+
+    layer: Layer
+    batch: int
+    xs: list  # torch float32 tensors, N x C x H x W
+    ys: list  # torch float32 tensors, N x K x OH x OW
+
+    @property
+    def rotation(self) -> int:
+        return len(self.xs)
+
+
+def make_inputs(layer: Layer, batch: int, l2_bytes: int, seed: int, max_rotation: int = 16) -> Inputs:
+    """Random inputs, enough sets that cycling through them does not run from L2."""
+    import torch
+
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    ishape, oshape = layer.input_shape(batch), layer.output_shape(batch)
+    per_set = 4 * (int(np.prod(ishape)) + int(np.prod(oshape)))
+    n = int(min(max_rotation, max(1, -(-2 * l2_bytes // per_set))))
+    xs = [torch.randn(ishape, device="cuda", generator=gen) for _ in range(n)]
+    ys = [torch.empty(oshape, device="cuda") for _ in range(n)]
+    return Inputs(layer, batch, xs, ys)
+
+
+def cudnn(inp: Inputs, w, tf32: bool):
+    import torch
+    import torch.nn.functional as F
+
+    layer = inp.layer
+    wt = torch.from_numpy(w).cuda()
+
+    def run(i):
+        torch.backends.cudnn.allow_tf32 = tf32
+        return F.conv2d(inp.xs[i], wt, stride=layer.stride, padding=layer.padding)
+
+    return run
+
+
+def cudnn_fp16(inp: Inputs, w):
+    import torch
+    import torch.nn.functional as F
+
+    layer = inp.layer
+    wh = torch.from_numpy(w).cuda().half()
+    xh = [x.half() for x in inp.xs]
+
+    def run(i):
+        return F.conv2d(xh[i], wh, stride=layer.stride, padding=layer.padding)
+
+    return run
+
+
+def cusparse_csr(inp: Inputs, w):
+    """torch.sparse CSR weight (K x C*R*S) times the input (1x1, stride 1) or its im2col."""
+    import torch
+    import torch.nn.functional as F
+
+    layer = inp.layer
+    N = inp.batch
+    K = layer.K
+    oh, ow = layer.out_hw
+    wcsr = torch.from_numpy(w.reshape(K, -1)).cuda().to_sparse_csr()
+    direct = layer.R == layer.S == 1 and layer.stride == 1 and layer.padding == 0
+
+    def run(i):
+        x = inp.xs[i]
+        if direct:
+            cols = x.reshape(N, layer.C, -1)
+        else:
+            cols = F.unfold(x, (layer.R, layer.S), padding=layer.padding, stride=layer.stride)
+        # (N, CRS, L) -> (CRS, N*L): one sparse-dense product for the whole batch.
+        b = cols[0] if N == 1 else cols.transpose(0, 1).reshape(cols.shape[1], -1)
+        out = torch.sparse.mm(wcsr, b)  # cusparseSpMM: (K, N*L)
+        if N == 1:
+            return out.view(1, K, oh, ow)
+        return out.view(K, N, oh, ow).transpose(0, 1).contiguous()
+
+    return run
+
+
+def irprune_run(inp: Inputs, kernel):
+    def run(i):
+        return kernel(inp.xs[i], out=inp.ys[i])
+
+    return run
+
+
+def dense_template(inp: Inputs, w, group_size: int):
+    """The same Numba template, launched dense (weights read from memory)."""
+    import torch
+    from numba import cuda
+
+    from ..kernel import BLOCK
+    from ..templates.conv2d import conv2d_nchw
+
+    layer = inp.layer
+    wd = cuda.as_cuda_array(torch.from_numpy(w).cuda())
+    bias = cuda.device_array(0, np.float32)
+    xd = [cuda.as_cuda_array(x) for x in inp.xs]
+    yd = [cuda.as_cuda_array(y) for y in inp.ys]
+    oh, ow = layer.out_hw
+    grid = (-(-inp.batch * oh * ow // BLOCK), -(-layer.K // group_size))
+    keep = [wd]
+
+    def run(i):
+        stream = cuda.external_stream(torch.cuda.current_stream().cuda_stream)
+        conv2d_nchw[grid, BLOCK, stream](xd[i], keep[0], bias, yd[i], layer.stride, layer.padding,
+                                         False, group_size)
+        return inp.ys[i]
+
+    return run
+
+
+def empty_kernel():
+    """One launch of an empty kernel (the floor's launch part)."""
+    import torch
+    from numba import cuda
+
+    @cuda.jit
+    def _empty():
+        pass
+
+    def run(i):
+        _empty[1, 1, cuda.external_stream(torch.cuda.current_stream().cuda_stream)]()
+
+    return run
+
+
+def copy_bandwidth(nbytes: int = 1 << 30) -> float:
+    """Device-to-device copy bandwidth in bytes/s (bytes read plus bytes written)."""
+    import torch
+
+    from .timing import measure
+
+    a = torch.empty(nbytes // 4, device="cuda")
+    b = torch.empty_like(a)
+    t = measure(lambda i: b.copy_(a), target_ms=50, repeats=5)
+    del a, b
+    return 2 * nbytes / (t.median_us * 1e-6)

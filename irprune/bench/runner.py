@@ -1,0 +1,325 @@
+"""``irprune bench``: compile a suite, check every implementation, time them side by side.
+
+One process, one GPU, one run: for each (layer, batch), the same inputs go
+through every implementation; each output is compared with a float64
+reference (and irprune's also with cuDNN fp32) before anything is timed; a
+wrong result is recorded as ``wrong`` with its error and never timed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .compile_jobs import CompileJob, bench_weights, compile_all
+from .impls import IMPLS
+from .suites import BATCHES, QUICK, SPARSITIES, Layer, suite_layers
+
+#: Relative error against float64 above which a result is wrong, per implementation.
+TOLERANCE = {"irprune": 1e-5, "dense_template": 1e-5, "cudnn_fp32": 1e-5, "cusparse_csr": 1e-5,
+             "cudnn_tf32": 1e-2, "cudnn_fp16": 5e-2}
+
+
+@dataclass
+class BenchConfig:
+    """What to run. Unset batches/sparsities come from the suite (or ``--quick``)."""
+
+    suites: list[str]
+    quick: bool = False
+    layers: list[str] | None = None
+    batches: tuple[int, ...] | None = None
+    sparsities: tuple[float, ...] | None = None
+    impls: tuple[str, ...] = IMPLS
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    cache_dir: str | None = None
+    max_weights: int = 150_000
+    target_ms: float = 20.0
+    repeats: int = 7
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class Unit:
+    suite: str
+    layer: Layer
+    batch: int
+    sparsities: tuple[float, ...]
+
+
+def plan(cfg: BenchConfig) -> list[Unit]:
+    """The (suite, layer, batch) units to run, with their sparsities."""
+    units = []
+    for suite in cfg.suites:
+        names = cfg.layers
+        if cfg.quick and not names:
+            names = QUICK["layers"].get(suite, [])
+        layers = suite_layers(suite, names or None) if names or not cfg.quick else []
+        sps = cfg.sparsities or (QUICK["sparsities"] if cfg.quick else SPARSITIES)
+        for layer in layers:
+            for b in cfg.batches or BATCHES[suite]:
+                units.append(Unit(suite, layer, b, tuple(sps)))
+    return units
+
+
+def weight_seed(layer: Layer, sparsity: float) -> int:
+    """Weights depend on the layer and sparsity only (the same for every batch)."""
+    return (zlib.crc32(layer.name.encode()) + int(round(sparsity * 1000))) % (2**31)
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+    except Exception:
+        return None
+
+
+def environment(commit: str | None) -> dict:
+    """GPU, driver, library versions, commit: everything a reader needs to place the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    def ver(d):
+        try:
+            return version(d)
+        except PackageNotFoundError:
+            return None
+
+    props = torch.cuda.get_device_properties(0)
+    env = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "gpu": props.name,
+           "compute_capability": f"{props.major}.{props.minor}", "sms": props.multi_processor_count,
+           "l2_bytes": getattr(props, "L2_cache_size", None), "memory_bytes": props.total_memory,
+           "torch": torch.__version__, "cuda_runtime": torch.version.cuda,
+           "cudnn": torch.backends.cudnn.version(), "python": platform.python_version(),
+           "host_cpus": os.cpu_count(), "commit": commit or git_commit()}
+    for d in ("irprune", "numba", "numba-cuda", "llvmlite", "numpy", "cuda-bindings", "cuda-core"):
+        env[d] = ver(d)
+    try:
+        env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                       capture_output=True, text=True, timeout=20).stdout.strip().splitlines()[0]
+    except Exception:
+        env["driver"] = None
+    from ..codegen import find_ptxas
+
+    env["ptxas"] = find_ptxas()
+    return env
+
+
+def rel_err(y, ref) -> float:
+    import torch
+
+    d = float(torch.linalg.vector_norm(y.double() - ref))
+    n = float(torch.linalg.vector_norm(ref))
+    if not np.isfinite(d):
+        return float("inf")
+    return d / n if n > 0 else d
+
+
+def _progress():
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+
+
+def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
+    """Run the benchmark; return (and, with ``out_json``, write) the results document."""
+    from ..errors import IrpruneError, LaunchError
+
+    try:
+        import torch
+    except ImportError:
+        raise IrpruneError("irprune bench needs PyTorch for its baselines: pip install 'irprune[bench]'",
+                           stage="bench") from None
+
+    from ..templates.conv2d import conv2d_nchw
+    from . import impls as I
+    from .timing import measure
+
+    if not torch.cuda.is_available():
+        raise LaunchError("irprune bench needs a CUDA GPU (and PyTorch: pip install irprune[bench])",
+                          stage="bench")
+    units = plan(cfg)
+    if not units:
+        raise ValueError("nothing to run: no layer matched")
+    cache_dir = cfg.cache_dir or tempfile.mkdtemp(prefix="irprune-bench-cache-")
+    doc = {"environment": environment(cfg.commit),
+           "config": {"suites": cfg.suites, "quick": cfg.quick, "max_weights": cfg.max_weights,
+                      "target_ms": cfg.target_ms, "repeats": cfg.repeats, "jobs": cfg.jobs,
+                      "cache_dir_fresh": cfg.cache_dir is None, "tolerance": TOLERANCE,
+                      "cudnn_benchmark": True},
+           "records": []}
+
+    # Phase 1: compile every irprune kernel on the CPU cores, in parallel.
+    want_irprune = "irprune" in cfg.impls
+    jobs, refused = [], {}
+    for u in units:
+        if not want_irprune:
+            break
+        if u.layer.num_weights > cfg.max_weights:
+            refused[(u.layer.name, u.batch)] = (
+                f"layer has {u.layer.num_weights:,} weights; this run compiles layers of at most "
+                f"{cfg.max_weights:,} (--max-weights): the whole-layer IR template grows "
+                f"superlinearly in compile time")
+            continue
+        jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir))
+        jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir) for s in u.sparsities]
+    compiled: dict = {}
+    if jobs:
+        t0 = time.perf_counter()
+        with _progress() as prog:
+            task = prog.add_task(f"compiling on {cfg.jobs} cores", total=len(jobs))
+
+            def tick(job, res):
+                prog.advance(task)
+                if not res.get("ok"):
+                    log(f"compile failed: {job.layer.name} b{job.batch} s{job.sparsity}: {res.get('error')}")
+
+            compiled = compile_all(jobs, cfg.jobs, progress=tick)
+        doc["config"]["compile_wall_s"] = round(time.perf_counter() - t0, 1)
+
+    # Phase 2: on the GPU, one (layer, batch) at a time.
+    torch.backends.cudnn.benchmark = True  # let cuDNN pick its fastest algorithm: the strongest baseline
+    l2 = doc["environment"]["l2_bytes"] or 50 << 20
+    empty_t = measure(I.empty_kernel(), target_ms=cfg.target_ms, repeats=cfg.repeats)
+    bw = I.copy_bandwidth()
+    doc["environment"].update({"empty_launch_us": round(empty_t.median_us, 3),
+                               "copy_bandwidth_GBps": round(bw / 1e9, 1)})
+    total = sum(len(u.sparsities) for u in units)
+    with _progress() as prog:
+        task = prog.add_task("timing", total=total)
+        for u in units:
+            prog.update(task, description=f"timing {u.suite}/{u.layer.name} b{u.batch}")
+            _run_unit(u, cfg, doc, compiled, refused, cache_dir, l2, empty_t.median_us, bw,
+                      conv2d_nchw, prog, task)
+            if out_json is not None:  # a run cut short still leaves what it measured
+                write_json(doc, out_json)
+            torch.cuda.empty_cache()
+    return doc
+
+
+def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw, tmpl, prog, task):
+    import torch
+    import torch.nn.functional as F
+
+    from ..cache import DiskCache
+    from . import impls as I
+    from .timing import measure
+
+    layer, batch = u.layer, u.batch
+    inp = I.make_inputs(layer, batch, l2, seed=weight_seed(layer, 0.0) + batch)
+    in_bytes = 4 * int(np.prod(layer.input_shape(batch)))
+    out_bytes = 4 * int(np.prod(layer.output_shape(batch)))
+    x64 = inp.xs[0].double()
+    for sp in u.sparsities:
+        w = bench_weights(layer, sp, weight_seed(layer, sp))
+        nnz = int(np.count_nonzero(w))
+        base = {"suite": u.suite, "layer": layer.name, "batch": batch, "sparsity": sp, "nnz": nnz,
+                "weights": layer.num_weights, "shape": layer.describe(),
+                "flops": layer.flops(batch, nnz), "dense_flops": layer.flops(batch),
+                "bytes": in_bytes + out_bytes}
+        ref = F.conv2d(x64, torch.from_numpy(w).cuda().double(), stride=layer.stride,
+                       padding=layer.padding)
+        torch.backends.cudnn.allow_tf32 = False
+        ref32 = F.conv2d(inp.xs[0], torch.from_numpy(w).cuda(), stride=layer.stride,
+                         padding=layer.padding)
+        for impl in cfg.impls:
+            rec = dict(base, impl=impl, median_us=None, status="ok")
+            try:
+                if impl == "floor":
+                    rec["median_us"] = round(empty_us + (in_bytes + out_bytes + 4 * nnz) / bw * 1e6, 3)
+                    rec["method"] = "model"
+                    doc["records"].append(rec)
+                    continue
+                fn = _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec)
+                if fn is None:
+                    doc["records"].append(rec)
+                    continue
+                if impl in ("irprune", "dense_template"):
+                    inp.ys[0].fill_(float("nan"))  # every element must be written
+                y = fn(0)
+                torch.cuda.synchronize()
+                rec["rel_err"] = rel_err(y, ref)
+                if impl in ("irprune", "dense_template"):
+                    rec["rel_diff_cudnn_fp32"] = rel_err(y, ref32.double())
+                bad = rec["rel_err"] > TOLERANCE[impl] or rec.get("rel_diff_cudnn_fp32", 0) > TOLERANCE[impl]
+                if bad:
+                    rec["status"] = "wrong"
+                else:
+                    if impl == "cudnn_fp32":
+                        torch.backends.cudnn.allow_tf32 = False
+                    rec.update(measure(fn, rotation=inp.rotation, target_ms=cfg.target_ms,
+                                       repeats=cfg.repeats).to_dict())
+            except Exception as exc:  # one failing baseline must not end the run
+                rec["status"] = "error"
+                rec["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                torch.cuda.synchronize()
+            doc["records"].append(rec)
+        prog.advance(task)
+    del inp
+
+
+def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec):
+    from ..cache import DiskCache
+    from . import impls as I
+
+    layer = u.layer
+    if impl == "irprune":
+        if (layer.name, u.batch) in refused:
+            rec["status"] = "refused"
+            rec["error"] = refused[(layer.name, u.batch)]
+            return None
+        res = compiled.get((layer.name, u.batch, sp), {})
+        if not res.get("ok"):
+            rec["status"] = "compile-failed"
+            rec["error"] = res.get("error", "not compiled")
+            return None
+        t0 = time.perf_counter()
+        k = tmpl.compile(w, layer.input_shape(u.batch), stride=layer.stride, padding=layer.padding,
+                         cache=DiskCache(cache_dir))
+        cached_s = time.perf_counter() - t0
+        s = res["stats"]["seconds"]
+        cold = sum(s.get(n, 0.0) for n in ("numba", "bind", "unroll", "passes", "ptx", "ptxas"))
+        rec["compile"] = {"cold_s": round(cold, 3), "cached_s": round(cached_s, 4),
+                          "from_cache": bool(k.stats.get("cached")),
+                          **{f"{n}_s": s.get(n) for n in ("numba", "bind", "unroll", "passes", "ptx", "ptxas")}}
+        rec["fma_ptx"] = k.stats["fma_ptx"]
+        rec["group_size"] = k.group_size
+        rec["ptxas"] = k.stats.get("ptxas")
+        rec["loaded"] = "cubin" if k.cubin else "ptx"
+        return I.irprune_run(inp, k)
+    if impl == "dense_template":
+        from ..template import default_group_size
+        from ..geometry import ConvGeometry
+
+        g = ConvGeometry.from_weight(layer.weight_shape, layer.input_shape(u.batch), layer.stride,
+                                     layer.padding)
+        return I.dense_template(inp, w, default_group_size(g))
+    if impl == "cudnn_fp32":
+        return I.cudnn(inp, w, tf32=False)
+    if impl == "cudnn_tf32":
+        return I.cudnn(inp, w, tf32=True)
+    if impl == "cudnn_fp16":
+        return I.cudnn_fp16(inp, w)
+    if impl == "cusparse_csr":
+        return I.cusparse_csr(inp, w)
+    raise ValueError(f"unknown implementation {impl!r}; choose from {', '.join(IMPLS)}")
+
+
+def write_json(doc: dict, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=float))
+    os.replace(tmp, path)
