@@ -97,8 +97,12 @@ def _function(kernel):
         major, minor = ctx.device.compute_capability
         cubin = kernel.cubin if kernel.cpu == f"sm_{major}{minor}" else None
         try:
-            module = ctx.create_module_image(cubin) if cubin else \
-                ctx.create_module_ptx(kernel.asm["ptx"])
+            if cubin:
+                from cuda.core import ObjectCode
+
+                module = ctx.create_module_image(ObjectCode.from_cubin(cubin))
+            else:
+                module = ctx.create_module_ptx(kernel.asm["ptx"])
             # Keep the module referenced: the function lives as long as it does.
             kernel._loaded[id(ctx)] = (module, module.get_function(kernel.kernel_name))
         except Exception as exc:

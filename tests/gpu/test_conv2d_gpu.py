@@ -146,3 +146,18 @@ def test_user_template_with_fused_epilogue(sparsity):
     ref = np.clip(conv2d_reference(x, w, 2, 1, b), 0.0, 6.0)
     assert not np.isnan(out).any()
     assert rel_err(out, ref) < RTOL
+
+
+@pytest.mark.gpu
+@pytest.mark.ptxas
+def test_cubin_from_ptxas_is_what_gets_loaded(tmp_path):
+    """A kernel assembled by ptxas (and one loaded back from the cache) runs from its cubin."""
+    w = prune_random((8, 4, 3, 3), 0.8, seed=21)
+    x = np.random.default_rng(2).standard_normal((2, 4, 9, 7)).astype(np.float32)
+    ref = conv2d_reference(x, w, 1, 1)
+    for _ in range(2):  # compiled, then from the cache
+        k = irprune.conv2d(w, x.shape, padding=1, cache=tmp_path, assemble=True)
+        assert k.cubin is not None
+        y = k(x)
+        assert np.linalg.norm(y - ref) / np.linalg.norm(ref) < 1e-5
+    assert k.stats["cached"]
