@@ -150,6 +150,11 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
     if not torch.cuda.is_available():
         raise LaunchError("irprune bench needs a CUDA GPU (and PyTorch: pip install irprune[bench])",
                           stage="bench")
+    import warnings
+
+    # Numba's low-occupancy notice (tiny layers) and torch's "CSR is beta" would drown the log.
+    warnings.filterwarnings("ignore", message=".*will likely result in GPU under-utilization.*")
+    warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
     units = plan(cfg)
     if not units:
         raise ValueError("nothing to run: no layer matched")
