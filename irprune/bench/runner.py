@@ -188,8 +188,12 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
 
             def tick(job, res):
                 prog.advance(task)
+                what = f"{job.layer.name} b{job.batch} " + (
+                    "IR template" if job.sparsity is None else f"s{job.sparsity}")
                 if not res.get("ok"):
-                    log(f"compile failed: {job.layer.name} b{job.batch} s{job.sparsity}: {res.get('error')}")
+                    log(f"compile failed: {what}: {res.get('error')}")
+                else:
+                    log(f"compiled {what} in {res['seconds']:.1f} s")
 
             compiled = compile_all(jobs, cfg.jobs, progress=tick)
         doc["config"]["compile_wall_s"] = round(time.perf_counter() - t0, 1)
