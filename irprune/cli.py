@@ -130,7 +130,9 @@ def cmd_bench(args) -> int:
 
     out = Path(args.out)
     if args.report:
-        doc = json.loads(Path(args.report).read_text())
+        from .bench.report import merge
+
+        doc = merge([json.loads(Path(f).read_text()) for f in args.report])
     else:
         from .bench.runner import BenchConfig, run, write_json
 
@@ -153,6 +155,10 @@ def cmd_bench(args) -> int:
         write_json(doc, out / "results.json")
     pngs = plots(doc, out / "plots")
     (out / "tables.md").write_text(markdown(doc, pngs, rel_to=out))
+    if args.report and len(args.report) > 1:
+        from .bench.runner import write_json
+
+        write_json(doc, out / "results.json")
     print(summary(doc))
     for p in problems(doc):
         print("  not timed:", p)
@@ -207,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse irprune layers with more dense weights than this (default 150000)")
     b.add_argument("--commit", help="commit to record (default: git rev-parse HEAD)")
     b.add_argument("--out", default="bench-out", help="folder for results.json, tables.md, plots/")
-    b.add_argument("--report", metavar="JSON", help="only redraw tables and plots from a results.json")
+    b.add_argument("--report", metavar="JSON", nargs="+",
+                   help="only redraw tables and plots from results.json files (several are merged)")
     b.set_defaults(func=cmd_bench)
 
     cc = sub.add_parser("cache", help="the compile cache: show its size, its folder, or clear it")

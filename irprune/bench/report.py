@@ -19,6 +19,18 @@ PAPER = {"batch 64 vs cuDNN": "3.1-9.6x", "batch 64 vs cuSPARSE": "5.5-43.2x",
          "resnet_3x3_56 vs dense template": "1.035x at 0.1 to 2.83x at 0.9"}
 
 
+def merge(docs: list[dict]) -> dict:
+    """One document from several runs (one suite each, say): records joined, runs listed."""
+    if len(docs) == 1:
+        return docs[0]
+    runs = []
+    for d in docs:
+        runs += d.get("runs") or [{"suites": d.get("config", {}).get("suites"),
+                                   "environment": d["environment"], "config": d.get("config", {})}]
+    return {"environment": docs[0]["environment"], "runs": runs,
+            "records": [r for d in docs for r in d["records"]]}
+
+
 def index(doc: dict) -> dict:
     """(suite, layer, batch, sparsity) -> impl -> record."""
     out: dict = defaultdict(dict)
@@ -181,15 +193,19 @@ def plots(doc: dict, out_dir: Path) -> list[Path]:
 
 def markdown(doc: dict, plot_paths: list[Path] | None = None, rel_to: Path | None = None) -> str:
     """The whole report: environment, summary at 0.9, the paper's ranges, tables, compile, problems."""
-    e = doc["environment"]
-    lines = ["## Run", "",
-             f"- date {e.get('date')}, GPU {e.get('gpu')} (sm {e.get('compute_capability')}, "
-             f"{e.get('sms')} SMs), driver {e.get('driver')}, commit {e.get('commit')}",
-             f"- torch {e.get('torch')} (CUDA {e.get('cuda_runtime')}, cuDNN {e.get('cudnn')}), "
-             f"numba {e.get('numba')}, numba-cuda {e.get('numba-cuda')}, llvmlite {e.get('llvmlite')}",
-             f"- empty kernel in a graph: {e.get('empty_launch_us')} us; device copy "
-             f"{e.get('copy_bandwidth_GBps')} GB/s (read + write)", "",
-             "## Summary at sparsity 0.9", "", summary(doc), "",
+    runs = doc.get("runs") or [{"suites": doc.get("config", {}).get("suites"), "environment": doc["environment"]}]
+    lines = ["## Runs", ""]
+    for run in runs:
+        e = run["environment"]
+        lines += [f"- {', '.join(run.get('suites') or [])}: {e.get('date')}, GPU {e.get('gpu')} "
+                  f"(sm {e.get('compute_capability')}, {e.get('sms')} SMs), driver {e.get('driver')}, "
+                  f"commit {e.get('commit')}; torch {e.get('torch')} (CUDA {e.get('cuda_runtime')}, "
+                  f"cuDNN {e.get('cudnn')}), numba-cuda {e.get('numba-cuda')}, llvmlite {e.get('llvmlite')}; "
+                  f"empty kernel in a graph {e.get('empty_launch_us')} us, device copy "
+                  f"{e.get('copy_bandwidth_GBps')} GB/s (read + write)"]
+    lines += ["", "Each suite's ratios come from its own run: every implementation of a row was "
+              "measured side by side in that run.", "",
+              "## Summary at sparsity 0.9", "", summary(doc), "",
              "The paper's reported ranges (its GPU and baselines, not measured here): " +
              "; ".join(f"{k}: {v}" for k, v in PAPER.items()) + ".", ""]
     if plot_paths:
