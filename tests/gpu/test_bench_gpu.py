@@ -24,3 +24,23 @@ def test_bench_checks_and_times_every_impl(tmp_path):
     assert recs["irprune"]["compile"]["from_cache"]
     assert recs["irprune"]["fma_ptx"] == recs["irprune"]["nnz"]
     assert (tmp_path / "r.json").is_file()
+
+
+def test_a_wrong_result_is_recorded_and_never_timed(tmp_path, monkeypatch):
+    pytest.importorskip("torch", reason="the benchmark's baselines need PyTorch")
+    from irprune.bench import impls
+    from irprune.bench.runner import BenchConfig, run
+
+    real = impls.irprune_run
+
+    def off_by_a_bit(inp, kernel):
+        fn = real(inp, kernel)
+        return lambda i: fn(i).mul_(1.001)  # 1e-3 relative error: past the 1e-5 tolerance
+
+    monkeypatch.setattr(impls, "irprune_run", off_by_a_bit)
+    cfg = BenchConfig(suites=["seed"], layers=["lenet5_c1"], batches=(1,), sparsities=(0.8,),
+                      impls=("irprune", "cudnn_fp32"), jobs=1, target_ms=2, repeats=3)
+    doc = run(cfg, log=print)
+    rec = next(r for r in doc["records"] if r["impl"] == "irprune")
+    assert rec["status"] == "wrong" and rec["median_us"] is None and "launches" not in rec
+    assert 5e-4 < rec["rel_err"] < 2e-3
