@@ -58,18 +58,18 @@ def cmd_compile(args) -> int:
     return 0
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}")
+def _csv(conv, what: str):
+    """An argparse type: ``what`` separated by commas, each converted by ``conv``."""
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(conv(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got {text!r}")
+    return parse
 
 
-def _dims(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+_dims = _csv(int, "integers")
+_floats = _csv(float, "numbers")
 
 
 def cmd_opt(args) -> int:
@@ -113,15 +113,6 @@ def cmd_inspect(args) -> int:
     # Every per-pass stage is wanted here, and the disk cache keeps only the final ones.
     k = _compile_from_args(args, cache=False)
     return report(k, args)
-
-
-def _csv(conv):
-    def parse(text):
-        try:
-            return tuple(conv(v) for v in text.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-    return parse
 
 
 def cmd_bench(args) -> int:
@@ -203,10 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="time irprune against cuDNN, cuSPARSE and the dense template (GPU, torch)")
     b.add_argument("--suite", choices=("seed", "resnet50", "mobilenet1x1", "all"), default="seed")
     b.add_argument("--quick", action="store_true", help="a few layers and sparsities (under two minutes)")
-    b.add_argument("--layers", type=_csv(str), help="only these layers of the suite")
-    b.add_argument("--batches", type=_csv(int), help="batch sizes (default: the suite's)")
-    b.add_argument("--sparsities", type=_csv(float), help="default 0.5,0.7,0.8,0.9,0.95,0.98")
-    b.add_argument("--impls", type=_csv(str), help=f"default {','.join(IMPLS)}")
+    b.add_argument("--layers", type=_csv(str, "names"), help="only these layers of the suite")
+    b.add_argument("--batches", type=_dims, help="batch sizes (default: the suite's)")
+    b.add_argument("--sparsities", type=_floats, help="default 0.5,0.7,0.8,0.9,0.95,0.98")
+    b.add_argument("--impls", type=_csv(str, "names"), help=f"default {','.join(IMPLS)}")
     b.add_argument("--jobs", type=int, help="compile processes (default: CPU count)")
     b.add_argument("--cache-dir", help="compile cache to use (default: a fresh one, so compile times are cold)")
     b.add_argument("--max-weights", type=int, default=150_000,

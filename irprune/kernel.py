@@ -137,12 +137,16 @@ class SparseConvKernel:
                 f"({s['sparsity']:.1%} zero), {s['fma_ptx']} FMAs>")
 
 
+#: Bumped when what :func:`_cache_entry` stores changes shape.
+_ENTRY_FORMAT = 2
+
+
 def _cache_entry(k: SparseConvKernel) -> dict:
-    """What the disk cache keeps of a kernel: its final stages, cubin and numbers."""
+    """What the disk cache keeps of a kernel: SparseConvKernel's fields, final stages only."""
     return {"geometry": k.geometry, "group_size": k.group_size, "relu": k.relu,
             "has_bias": k.has_bias, "kernel_name": k.kernel_name, "cpu": k.cpu,
             "asm": {n: k.asm[n] for n in ("llvm-pruned", "ptx")}, "stats": k.stats,
-            "weight": k.weight, "weight_param": k.weight_param, "ptxas": k._ptxas}
+            "weight": k.weight, "weight_param": k.weight_param, "_ptxas": k._ptxas}
 
 
 def _resolve_cache(cache):
@@ -185,25 +189,23 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
             raise ValidationError("bias holds NaN/Inf values", stage="validate")
     gs = check_group_size(group_size, g) if group_size is not None else default_group_size(g)
     store = _resolve_cache(cache)
-    tkey = template.ir_template_key(g, gs, relu, b is not None, cpu)
-    key = digest("kernel", tkey, w.tobytes(), b.tobytes() if b is not None else b"", pipeline)
-
-    def template_stage(name):
-        return lambda: getattr(template.ir_template(g, gs, relu, b is not None, cpu, cache=store),
-                               name)
-
+    key = None
     if store is not None:
+        tkey = template.ir_template_key(g, gs, relu, b is not None, cpu)
+        key = digest("kernel", _ENTRY_FORMAT, tkey, w.tobytes(),
+                     b.tobytes() if b is not None else b"", pipeline)
         hit = store.get("kernel", key)
         if hit is not None and hit["geometry"] == g:
-            stats = hit["stats"]
-            stats["cached"] = True
-            stats["seconds"]["cache_load"] = round(time.perf_counter() - t_start, 4)
-            asm = Stages(hit["asm"], {"nvvm": template_stage("nvvm"), "llvm": template_stage("text")})
-            k = SparseConvKernel(geometry=g, group_size=hit["group_size"], relu=hit["relu"],
-                                 has_bias=hit["has_bias"], kernel_name=hit["kernel_name"],
-                                 cpu=hit["cpu"], asm=asm, stats=stats, weight=hit["weight"],
-                                 weight_param=hit["weight_param"], cache_key=key,
-                                 _ptxas=hit["ptxas"])
+            hit["stats"]["cached"] = True
+            hit["stats"]["seconds"]["cache_load"] = round(time.perf_counter() - t_start, 4)
+
+            def template_stage(name):
+                return lambda: getattr(
+                    template.ir_template(g, gs, relu, b is not None, cpu, cache=store), name)
+
+            hit["asm"] = Stages(hit["asm"], {"nvvm": template_stage("nvvm"),
+                                             "llvm": template_stage("text")})
+            k = SparseConvKernel(**hit, cache_key=key)
             if assemble:
                 k.ptxas()
             return k

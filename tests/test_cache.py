@@ -28,7 +28,7 @@ def test_roundtrip_and_kinds(tmp_path):
     assert not list(tmp_path.rglob("*.tmp")), "a temporary file was left behind"
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty", "checksum"])
 def test_damaged_entry_is_dropped_and_rebuilt(tmp_path, damage):
     c = DiskCache(tmp_path)
     key = "ef" * 32
@@ -40,6 +40,12 @@ def test_damaged_entry_is_dropped_and_rebuilt(tmp_path, damage):
         p.write_bytes(data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:])
     elif damage == "garbage":
         p.write_bytes(b"not a cache entry at all")
+    elif damage == "checksum":  # a well-formed payload under another payload's checksum
+        from irprune.cache import _HEADER, MAGIC
+
+        head = data[len(MAGIC):len(MAGIC) + _HEADER.size]
+        length, _ = _HEADER.unpack(head)
+        p.write_bytes(MAGIC + _HEADER.pack(length, bytes(32)) + data[len(MAGIC) + _HEADER.size:])
     else:
         p.write_bytes(b"")
     with warnings.catch_warnings(record=True) as caught:

@@ -35,32 +35,24 @@ def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
     return prune_random(layer.weight_shape, sparsity, seed=seed)
 
 
-def _template_of():
-    from ..templates.conv2d import conv2d_nchw
-
-    return conv2d_nchw
-
-
 def run_job(job: CompileJob) -> dict:
     """Compile one job in this process; return its times (or its error, as text)."""
     os.environ["IRPRUNE_CACHE"] = "1"
     from ..cache import DiskCache
     from ..errors import IrpruneError
-    from ..geometry import ConvGeometry
     from ..template import default_group_size
+    from ..templates.conv2d import conv2d_nchw as tmpl
 
     cache = DiskCache(job.cache_dir)
     layer = job.layer
     t0 = time.perf_counter()
     try:
-        tmpl = _template_of()
         if job.sparsity is None:
-            g = ConvGeometry.from_weight(layer.weight_shape, layer.input_shape(job.batch),
-                                         layer.stride, layer.padding)
+            g = layer.geometry(job.batch)
             irt = tmpl.ir_template(g, default_group_size(g), False, False, cache=cache)
             return {"ok": True, "seconds": time.perf_counter() - t0, "timings": irt.timings}
         w = bench_weights(layer, job.sparsity, job.seed)
-        k = tmpl.compile(w, layer.input_shape(job.batch), stride=layer.stride,
+        k = tmpl.compile(w, layer.geometry(job.batch).input_shape, stride=layer.stride,
                          padding=layer.padding, cache=cache, assemble=_have_ptxas())
         return {"ok": True, "seconds": time.perf_counter() - t0, "stats": k.stats}
     except IrpruneError as exc:

@@ -38,7 +38,8 @@ def make_inputs(layer: Layer, batch: int, l2_bytes: int, seed: int, max_rotation
     import torch
 
     gen = torch.Generator(device="cuda").manual_seed(seed)
-    ishape, oshape = layer.input_shape(batch), layer.output_shape(batch)
+    g = layer.geometry(batch)
+    ishape, oshape = g.input_shape, g.output_shape
     per_set = 4 * (int(np.prod(ishape)) + int(np.prod(oshape)))
     n = int(min(max_rotation, max(1, -(-2 * l2_bytes // per_set))))
     xs = [torch.randn(ishape, device="cuda", generator=gen) for _ in range(n)]

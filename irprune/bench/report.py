@@ -6,7 +6,6 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from .impls import IMPLS
 
 #: Columns of the tables, in order, and their headings.
 COLUMNS = [("irprune", "irprune"), ("dense_template", "dense tmpl"), ("cudnn_fp32", "cuDNN fp32"),
@@ -101,8 +100,8 @@ def summary(doc: dict, sparsity: float = 0.9) -> str:
     for key, row in idx.items():
         if abs(key[3] - sparsity) < 1e-9:
             groups[(key[0], key[2])].append(row)
-    lines = [f"| suite | batch | layers timed | geomean vs cuDNN fp32 | vs TF32 | vs fp16 | vs cuSPARSE "
-             f"| vs dense template | irprune / floor | irprune faster than fp32 and TF32 |",
+    lines = ["| suite | batch | layers timed | geomean vs cuDNN fp32 | vs TF32 | vs fp16 | vs cuSPARSE "
+             "| vs dense template | irprune / floor | irprune faster than fp32 and TF32 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (suite, batch), rows in sorted(groups.items()):
         timed = [r for r in rows if _t(r.get("irprune"))]

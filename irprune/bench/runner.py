@@ -222,14 +222,14 @@ def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw,
     import torch
     import torch.nn.functional as F
 
-    from ..cache import DiskCache
     from . import impls as I
     from .timing import measure
 
     layer, batch = u.layer, u.batch
     inp = I.make_inputs(layer, batch, l2, seed=weight_seed(layer, 0.0) + batch)
-    in_bytes = 4 * int(np.prod(layer.input_shape(batch)))
-    out_bytes = 4 * int(np.prod(layer.output_shape(batch)))
+    g = layer.geometry(batch)
+    in_bytes = 4 * int(np.prod(g.input_shape))
+    out_bytes = 4 * int(np.prod(g.output_shape))
     x64 = inp.xs[0].double()
     for sp in u.sparsities:
         w = bench_weights(layer, sp, weight_seed(layer, sp))
@@ -266,8 +266,6 @@ def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw,
                 if bad:
                     rec["status"] = "wrong"
                 else:
-                    if impl == "cudnn_fp32":
-                        torch.backends.cudnn.allow_tf32 = False
                     rec.update(measure(fn, rotation=inp.rotation, target_ms=cfg.target_ms,
                                        repeats=cfg.repeats).to_dict())
             except Exception as exc:  # one failing baseline must not end the run
@@ -295,7 +293,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec):
             rec["error"] = res.get("error", "not compiled")
             return None
         t0 = time.perf_counter()
-        k = tmpl.compile(w, layer.input_shape(u.batch), stride=layer.stride, padding=layer.padding,
+        k = tmpl.compile(w, layer.geometry(u.batch).input_shape, stride=layer.stride, padding=layer.padding,
                          cache=DiskCache(cache_dir))
         cached_s = time.perf_counter() - t0
         s = res["stats"]["seconds"]
@@ -310,11 +308,8 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec):
         return I.irprune_run(inp, k)
     if impl == "dense_template":
         from ..template import default_group_size
-        from ..geometry import ConvGeometry
 
-        g = ConvGeometry.from_weight(layer.weight_shape, layer.input_shape(u.batch), layer.stride,
-                                     layer.padding)
-        return I.dense_template(inp, w, default_group_size(g))
+        return I.dense_template(inp, w, default_group_size(layer.geometry(u.batch)))
     if impl == "cudnn_fp32":
         return I.cudnn(inp, w, tf32=False)
     if impl == "cudnn_tf32":

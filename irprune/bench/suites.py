@@ -6,12 +6,18 @@ output size the suite's table states (tests/bench/test_suites.py checks it).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from ..geometry import ConvGeometry
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One conv2d layer: C -> K channels, H x W input, R x S kernel."""
+    """One named conv2d layer: C -> K channels, H x W input, R x S kernel.
+
+    Shapes, output size and validation come from :class:`irprune.ConvGeometry`
+    (:meth:`geometry`); the layer adds the name and leaves the batch open.
+    """
 
     name: str
     C: int
@@ -23,37 +29,32 @@ class Layer:
     stride: int = 1
     padding: int = 0
 
+    def geometry(self, batch: int = 1) -> ConvGeometry:
+        return ConvGeometry.from_weight((self.K, self.C, self.R, self.S), (batch, self.C, self.H, self.W),
+                                        self.stride, self.padding)
+
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:
-        return (self.K, self.C, self.R, self.S)
+        return self.geometry().weight_shape
 
     @property
     def num_weights(self) -> int:
-        return self.K * self.C * self.R * self.S
+        return self.geometry().num_weights
 
     @property
     def out_hw(self) -> tuple[int, int]:
-        return ((self.H + 2 * self.padding - self.R) // self.stride + 1,
-                (self.W + 2 * self.padding - self.S) // self.stride + 1)
-
-    def input_shape(self, batch: int) -> tuple[int, int, int, int]:
-        return (batch, self.C, self.H, self.W)
-
-    def output_shape(self, batch: int) -> tuple[int, int, int, int]:
-        return (batch, self.K, *self.out_hw)
+        g = self.geometry()
+        return (g.OH, g.OW)
 
     def flops(self, batch: int, nnz: int | None = None) -> int:
         """Multiply-adds x 2 over the output: dense, or for ``nnz`` kept weights."""
-        oh, ow = self.out_hw
-        return 2 * batch * oh * ow * (self.num_weights if nnz is None else nnz)
+        g = self.geometry(batch)
+        return 2 * batch * g.OH * g.OW * (g.num_weights if nnz is None else nnz)
 
     def describe(self) -> str:
         oh, ow = self.out_hw
         return (f"{self.C}->{self.K}, {self.R}x{self.S}, s{self.stride}, p{self.padding}, "
                 f"{self.H}x{self.W} -> {oh}x{ow}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _sq(name, C, K, H, R, stride=1, padding=0) -> Layer:
