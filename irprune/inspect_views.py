@@ -124,13 +124,18 @@ def weight_chain(k: SparseConvKernel, k_: int, c: int, r: int, s: int) -> dict:
     if any(not 0 <= i < d for i, d in zip(idx, shape)):
         raise ValidationError(f"weight index {idx} is outside the weight's shape {shape}",
                               stage="inspect")
-    traces = k.trace.for_index(*idx)
+    group, prefix, tidx = k.template_index(*idx)
+    ragged = group == k.groups - 1 and k.geometry.K % k.group_size
+    traces = [] if ragged else k.trace.for_index(*tidx)
     value = float(k.weight.reshape(shape)[idx])
-    names = {i.name for t in traces for i in t.accumulates + t.multiplies if i.name}
+    from .passes.strip_zero_weights import prefixed
+
+    names = {prefixed(i.name, prefix) for t in traces for i in t.accumulates + t.multiplies if i.name}
     from .ir.textir import float_literal
 
     left = _lines_named(k.asm["llvm-pruned"], names, float_literal(value)) if value != 0.0 else []
-    return {"index": list(idx), "value": value, "pruned": value == 0.0,
+    return {"index": list(idx), "value": value, "pruned": value == 0.0, "group": group,
+            "template_index": list(tidx),
             "template": [t.to_dict() for t in traces], "after_pruning": left}
 
 

@@ -64,7 +64,8 @@ class SparseConvKernel:
             final IR) and ``"ptx"``.
         stats: weights, nnz, sparsity, instruction counts before and after
             pruning, FMA count, per-pass numbers and compile times.
-        trace: the trace-weight-uses map of the IR template.
+        trace: the trace-weight-uses map of the IR template (channel group 0;
+            every group's region is made from it, see :meth:`template_index`).
         weight: the weights it was compiled with (float32, K x C x R x S).
         cache_key: the kernel's key in the disk cache (None when not cached).
     """
@@ -92,12 +93,26 @@ class SparseConvKernel:
 
             module = parse_module(self.asm["llvm"])
             self.trace_map = trace_function(module.function(), self.weight_param,
-                                            self.geometry.weight_shape)
+                                            self.geometry.weight_shape,
+                                            min(self.group_size, self.geometry.K))
         return self.trace_map
 
     @property
     def groups(self) -> int:
         return -(-self.geometry.K // self.group_size)
+
+    def template_index(self, k: int, c: int, r: int, s: int) -> tuple[int, str, tuple[int, int, int, int]]:
+        """Where weight (k, c, r, s) lives: (group, value-name prefix of its region, index in the IR template).
+
+        Group ``k // group_size``'s region is instantiated from the IR template,
+        whose weight (k mod group_size, c, r, s) it is; its values are the
+        template's names with the region's prefix. (A smaller last group is
+        made from a template of its own, which :attr:`trace` does not cover.)
+        """
+        from .passes.strip_zero_weights import region_prefix
+
+        gi = k // self.group_size
+        return gi, region_prefix(gi, self.groups), (k - gi * self.group_size, c, r, s)
 
     @property
     def launch_config(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
@@ -161,6 +176,25 @@ def _resolve_cache(cache):
     return DiskCache(cache)
 
 
+def group_regions(template, g: ConvGeometry, gs: int, relu: bool, has_bias: bool, cpu: str,
+                  store, weight_param: str) -> list:
+    """The channel groups of a layer: ``ceil(K / gs)`` regions of ``gs`` channels.
+
+    A last group of fewer channels is made from an IR template of its own size.
+    """
+    from .passes.base import Region
+    from .passes.trace_weight_uses import trace_function
+
+    full, rest = divmod(g.K, gs)
+    regions = [Region(k0=i * gs, size=gs) for i in range(full)]
+    if rest:
+        irt = template.ir_template(g, rest, relu, has_bias, cpu, cache=store)
+        fn = parse_module(irt.text).function()
+        regions.append(Region(k0=full * gs, size=rest, fn=fn,
+                              trace=trace_function(fn, weight_param, g.weight_shape, rest)))
+    return regions
+
+
 def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                    relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
                    pipeline: str = DEFAULT_PIPELINE, cache=None,
@@ -219,6 +253,11 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
     for c in irt.array("constant"):
         # With no bias the template never reads it, but the parameter must go.
         ctx.constants[c.data_param] = b if b is not None else np.zeros(0, np.float32)
+    # Group gi's arrays start k0 = gi * gs output channels further along.
+    ctx.channel_strides = {weight_arr.data_param: g.C * g.R * g.S * 4,
+                           **{c.data_param: 4 for c in irt.array("constant")},
+                           **{o.data_param: g.OH * g.OW * 4 for o in irt.array("output")}}
+    ctx.regions = group_regions(template, g, gs, relu, b is not None, cpu, store, weight_arr.data_param)
     module = parse_module(irt.text)
     before = count_instructions(module)
     passes = parse_pipeline(pipeline)

@@ -8,10 +8,13 @@ Stages (each kept as text):
     data, shape..., strides...).
 ``llvm``
     the IR template: every argument except the arrays' data pointers bound to
-    its constant value (shapes, strides, stride, padding, flags), then LLVM's
-    O1 with the weight loops fully unrolled. Each weight element is one load
-    at a constant offset from the weight's data pointer. It does not depend
-    on weight values, so one IR template serves any weights of that geometry.
+    its constant value (shapes, strides, stride, padding, flags) and
+    blockIdx.y bound to 0, then LLVM's O1 with the weight loops fully
+    unrolled. It is the code of one channel group (group 0): each of its
+    weight elements is one load at a constant offset from the weight's data
+    pointer. It does not depend on weight values, so one IR template serves
+    any weights of that geometry, and every channel group of the layer
+    (strip-zero-weights instantiates one region per group from it).
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ class IRTemplate:
         return [a for a in self.arrays if a.role == role]
 
 
+#: The special register that selects a block's channel group (blockIdx.y).
+GROUP_INDEX_INTRINSIC = "@llvm.nvvm.read.ptx.sreg.ctaid.y"
+
+
 def numba_nvvm_ir(py_func, argtypes, cc=(9, 0)) -> str:
     """Lower ``py_func`` as a kernel with Numba's ABI and return its NVVM IR text.
 
@@ -116,6 +123,14 @@ def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]]) -> tu
     for name, (_, value) in scalars.items():
         consts[f"%{name}"] = str(int(value))
     rw = Rewriter(fn)
+    # The IR template is the code of channel group 0: blockIdx.y (which picks
+    # the group) becomes 0, so that every weight and bias offset folds to a
+    # constant. strip-zero-weights instantiates the other groups from it by
+    # shifting the arrays' base pointers (see passes/strip_zero_weights.py).
+    for ins in fn.instructions():
+        if ins.opcode == "call" and ins.callee == GROUP_INDEX_INTRINSIC:
+            rw.replace_uses(ins.name, "0")
+            rw.erase(ins)
     kept = []
     for ty, name in fn.params():
         if name in consts:

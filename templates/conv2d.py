@@ -9,11 +9,11 @@ own; the passes then strip the chains of zero weights and turn the rest into
 immediates.
 
 Launch layout: one thread per output pixel (n, oh, ow) on grid x; grid y
-selects a group of ``group_size`` output channels. The ``for gi`` loop below
-looks redundant for a dense kernel (exactly one iteration runs its body),
-but once unrolled it gives one code region per channel group, chosen by the
-block index, so that every (k, c, r, s) has a chain of its own and a block
-only runs the code of its own group.
+selects a group of ``group_size`` output channels. irprune lowers the code of
+group 0 (blockIdx.y bound to 0) and instantiates one code region per group
+from it, each with that group's weights as immediates, chosen by the block
+index: every (k, c, r, s) has a chain of its own and a block only runs the
+code of its own group.
 """
 
 from numba import cuda, float32
@@ -42,37 +42,35 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size):
     rem = pix - n * (OH * OW)
     oh = rem // OW
     ow = rem - oh * OW
-    groups = (K + group_size - 1) // group_size
-    g = cuda.blockIdx.y
+    # Grid y picks the group of output channels; irprune builds the IR
+    # template for group 0 and derives the other groups from it.
+    k0 = cuda.blockIdx.y * group_size
     acc = cuda.local.array(MAX_GROUP, float32)
-    for gi in range(groups):
-        if gi == g:
-            k0 = gi * group_size
-            for kk in range(group_size):
-                acc[kk] = float32(0.0)
-                if bias.shape[0] > 0 and k0 + kk < K:
-                    acc[kk] = bias[k0 + kk]
-            for c in range(C):
-                for r in range(R):
-                    ih = oh * stride - padding + r
-                    # Clamp, load, then zero: branch-free padding, so the
-                    # unrolled code stays one straight-line block.
-                    ihc = min(max(ih, 0), H - 1)
-                    for s in range(S):
-                        iw = ow * stride - padding + s
-                        iwc = min(max(iw, 0), W - 1)
-                        v = x[n, c, ihc, iwc]
-                        if ih < 0 or ih >= H or iw < 0 or iw >= W:
-                            v = float32(0.0)
-                        # Channels innermost: one input value feeds
-                        # group_size accumulators (register blocking).
-                        for kk in range(group_size):
-                            if k0 + kk < K:
-                                acc[kk] += v * w[k0 + kk, c, r, s]
-            for kk in range(group_size):
-                k = k0 + kk
-                if k < K:
-                    o = acc[kk]
-                    if relu and o < float32(0.0):
-                        o = float32(0.0)
-                    y[n, k, oh, ow] = o
+    for kk in range(group_size):
+        acc[kk] = float32(0.0)
+        if bias.shape[0] > 0 and k0 + kk < K:
+            acc[kk] = bias[k0 + kk]
+    for c in range(C):
+        for r in range(R):
+            ih = oh * stride - padding + r
+            # Clamp, load, then zero: branch-free padding, so the
+            # unrolled code stays one straight-line block.
+            ihc = min(max(ih, 0), H - 1)
+            for s in range(S):
+                iw = ow * stride - padding + s
+                iwc = min(max(iw, 0), W - 1)
+                v = x[n, c, ihc, iwc]
+                if ih < 0 or ih >= H or iw < 0 or iw >= W:
+                    v = float32(0.0)
+                # Channels innermost: one input value feeds
+                # group_size accumulators (register blocking).
+                for kk in range(group_size):
+                    if k0 + kk < K:
+                        acc[kk] += v * w[k0 + kk, c, r, s]
+    for kk in range(group_size):
+        k = k0 + kk
+        if k < K:
+            o = acc[kk]
+            if relu and o < float32(0.0):
+                o = float32(0.0)
+            y[n, k, oh, ow] = o

@@ -27,6 +27,9 @@ def test_ir_template_has_one_constant_offset_load_per_weight():
     assert "%w.4" in text and "%x.5" not in text  # shapes are bound, data pointers are not
     loads = [l for l in text.splitlines() if "load float" in l]
     gep_w = [l for l in text.splitlines() if "getelementptr" in l and "%w.4" in l]
-    assert len(gep_w) == g.num_weights - 1  # offset 0 is the pointer itself
-    assert len(loads) >= g.num_weights
+    # The IR template is channel group 0: group_size (2) x C x R x S weights.
+    group_weights = 2 * g.C * g.R * g.S
+    assert len(gep_w) == group_weights - 1  # offset 0 is the pointer itself
+    assert len(loads) >= group_weights
+    assert "ctaid.y" not in text  # blockIdx.y is bound to 0
     assert irt.kernel_name == "irprune_conv2d_nchw"

@@ -21,6 +21,21 @@ from ..ir.verify import verify_text
 
 
 @dataclass
+class Region:
+    """One group of output channels that strip-zero-weights instantiates.
+
+    Channels ``k0 .. k0 + size - 1``. ``fn`` and ``trace`` name the IR
+    template the region is made from when it is not the pipeline's module
+    (a last group smaller than the others has a template of its own).
+    """
+
+    k0: int
+    size: int
+    fn: object | None = None
+    trace: object | None = None
+
+
+@dataclass
 class PassContext:
     """What the passes of one compilation share.
 
@@ -34,6 +49,11 @@ class PassContext:
             (e.g. the bias), folded like weights but never stripped.
         analyses: results of analyses, by pass name.
         stats: per-pass numbers (instructions before/after, removed, ...).
+        regions: the channel groups to instantiate from the IR template (None:
+            the module is the whole kernel, one region).
+        channel_strides: parameter -> bytes from one output channel's data to
+            the next (weight: C*R*S*4, bias: 4, output: OH*OW*4), by which a
+            region's base pointers are shifted.
         verify: verify the module after each transform.
         print_between: if set, called as f(pass_name, module_text) after each pass.
     """
@@ -44,6 +64,8 @@ class PassContext:
     constants: dict[str, np.ndarray] = field(default_factory=dict)
     analyses: dict[str, object] = field(default_factory=dict)
     stats: dict[str, dict] = field(default_factory=dict)
+    regions: list[Region] | None = None
+    channel_strides: dict[str, int] = field(default_factory=dict)
     verify: bool = True
     print_between: Callable[[str, str], None] | None = None
 

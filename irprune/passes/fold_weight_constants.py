@@ -1,8 +1,9 @@
 """fold-weight-constants: every remaining weight load becomes an immediate constant.
 
-Uses the trace-weight-uses map for the weight, and folds the loads of other
-compile-time arrays (``ctx.constants``, e.g. the bias) at constant offsets the
-same way. Afterwards nothing reads those arrays, and their parameters are
+Every float load from the weight at a constant offset (through any chain of
+constant getelementptrs, such as a channel group's shifted base) becomes the
+weight's value, and the loads of other compile-time arrays
+(``ctx.constants``, e.g. the bias) the same way. Afterwards nothing reads those arrays, and their parameters are
 removed from the kernel: no weight array is passed or read at run time.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 from ..errors import PassError, TemplateContractError
 from ..ir.textir import Module, Rewriter, erase_dead, float_literal
 from .base import ModulePass, PassContext
-from .trace_weight_uses import TraceMap, constant_offset_loads
+from .trace_weight_uses import constant_offset_loads
 
 
 @dataclass(frozen=True)
@@ -23,27 +24,27 @@ class FoldWeightConstants(ModulePass):
     """Replace weight (and bias) loads by their values; drop the weight parameters."""
 
     name = "fold-weight-constants"
-    requires = ("trace-weight-uses",)
 
     def apply(self, ctx: PassContext, module: Module) -> None:
         if ctx.weights is None:
             raise PassError("no weight values were given to fold", stage=f"pass:{self.name}")
-        tm: TraceMap = ctx.analyses["trace-weight-uses"]
         flat = ctx.weights.reshape(-1).astype(np.float32)
         fn = module.function()
         rw = Rewriter(fn)
         dead = []
         folded = 0
-        present = {id(i) for i in fn.instructions()}
-        for tr in tm.all():
-            if id(tr.load) not in present:  # stripped as a zero weight
-                continue
-            rw.replace_uses(tr.load.name, float_literal(flat[tr.flat]))
-            rw.erase(tr.load)
-            folded += 1
-            if tr.address is not None:
-                dead.append(tr.address)
         users = fn.users()
+        if ctx.weight_param:
+            for load, gep, off in constant_offset_loads(fn, ctx.weight_param, users):
+                if off % 4 or not 0 <= off // 4 < flat.size:
+                    raise TemplateContractError(
+                        f"weight load at byte offset {off} is outside the {ctx.weight_shape} "
+                        "float32 weight", stage=f"pass:{self.name}")
+                rw.replace_uses(load.name, float_literal(flat[off // 4]))
+                rw.erase(load)
+                folded += 1
+                if gep is not None:
+                    dead.append(gep)
         for param, values in ctx.constants.items():
             vals = np.asarray(values, dtype=np.float32).reshape(-1)
             for load, gep, off in constant_offset_loads(fn, param, users):

@@ -48,13 +48,6 @@ class WeightTrace:
     accumulates: list[Instruction] = field(default_factory=list)
     inputs: list[Instruction] = field(default_factory=list)
     shared_inputs: int = 0
-    #: The chain's text as it was when traced (later passes edit instructions in place).
-    snapshot: dict | None = None
-
-    def freeze(self) -> None:
-        """Record the chain's text now, so to_dict() shows the IR template's lines."""
-        self.snapshot = None
-        self.snapshot = self.to_dict()
 
     def instructions(self) -> list[Instruction]:
         """Every instruction owned by this weight, address first."""
@@ -62,8 +55,8 @@ class WeightTrace:
         return out + [self.load] + self.inputs + self.multiplies + self.accumulates
 
     def to_dict(self) -> dict:
-        if self.snapshot is not None:
-            return self.snapshot
+        # Later passes build new instructions and never edit the template's,
+        # so these are the IR template's lines.
         t = lambda i: i.text.strip()  # noqa: E731
         return {
             "index": list(self.index), "flat": self.flat,
@@ -86,10 +79,14 @@ class TraceMap:
 
     shape: tuple[int, int, int, int]
     traces: dict[int, list[WeightTrace]]
+    #: Output channels the traced code computes: the IR template is one
+    #: channel group (the first ``channels`` channels), None for all.
+    channels: int | None = None
 
     @property
     def missing(self) -> list[int]:
-        n = int(np.prod(self.shape))
+        k = self.shape[0] if self.channels is None else self.channels
+        n = k * int(np.prod(self.shape[1:]))
         return [i for i in range(n) if i not in self.traces]
 
     def for_index(self, k: int, c: int, r: int, s: int) -> list[WeightTrace]:
@@ -101,7 +98,7 @@ class TraceMap:
             yield from lst
 
     def to_dict(self) -> dict:
-        return {"shape": list(self.shape),
+        return {"shape": list(self.shape), "channels": self.channels,
                 "weights": {str(k): [t.to_dict() for t in v] for k, v in sorted(self.traces.items())},
                 "missing": self.missing}
 
@@ -117,35 +114,45 @@ def _const_offset(ins: Instruction, base: str, sizes=_SIZES) -> int | None:
 def constant_offset_loads(fn: Function, param: str, users) -> list[tuple[Instruction, Instruction | None, int]]:
     """(load, gep or None, byte offset) for every float load from ``param`` + constant.
 
-    Any other use of ``param`` raises TemplateContractError. Used for the
-    weight here and for constant arrays (the bias) by fold-weight-constants.
+    The address may go through several constant getelementptrs (a channel
+    group's region reads through its own shifted base pointer); the offset is
+    their sum. Any other use of ``param`` raises TemplateContractError. Used
+    for the weight here and by fold-weight-constants for the weight and the
+    constant arrays (the bias).
     """
     out = []
-    for u in users.get(param, []):
-        if u.opcode == "getelementptr":
-            off = _const_offset(u, param)
-            if off is None:
-                raise TemplateContractError(
-                    f"weight address is not a compile-time constant after unrolling: "
-                    f"`{u.text.strip()}`; index the weight only with loop counters of "
-                    "constant-trip-count loops", stage="pass:trace-weight-uses")
-            for lu in users.get(u.name, []):
-                if lu.opcode != "load" or not lu.text.split("=", 1)[1].strip().startswith("load float"):
+    work = [(param, 0, None)]
+    while work:
+        ptr, base, gep = work.pop(0)
+        for u in users.get(ptr, []):
+            if u.opcode == "getelementptr":
+                off = _const_offset(u, ptr)
+                if off is None:
                     raise TemplateContractError(
-                        f"weight pointer used by `{lu.text.strip()}`; a template may only "
-                        "load float32 weights", stage="pass:trace-weight-uses")
-                out.append((lu, u, off))
-        elif u.opcode == "load" and u.text.split("=", 1)[1].strip().startswith("load float"):
-            out.append((u, None, 0))
-        else:
-            raise TemplateContractError(
-                f"weight pointer used by `{u.text.strip()}`; a template may only load "
-                "from the weight, never store to it or pass it on", stage="pass:trace-weight-uses")
+                        f"weight address is not a compile-time constant after unrolling: "
+                        f"`{u.text.strip()}`; index the weight only with loop counters of "
+                        "constant-trip-count loops", stage="pass:trace-weight-uses")
+                work.append((u.name, base + off, u))
+            elif u.opcode == "load" and u.text.split("=", 1)[1].strip().startswith("load float"):
+                out.append((u, gep, base))
+            elif u.opcode == "load":
+                raise TemplateContractError(
+                    f"weight pointer used by `{u.text.strip()}`; a template may only "
+                    "load float32 weights", stage="pass:trace-weight-uses")
+            else:
+                raise TemplateContractError(
+                    f"weight pointer used by `{u.text.strip()}`; a template may only load "
+                    "from the weight, never store to it or pass it on", stage="pass:trace-weight-uses")
     return out
 
 
-def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int]) -> TraceMap:
-    """Build the :class:`TraceMap` of weight pointer ``param`` in ``fn``."""
+def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int],
+                   channels: int | None = None) -> TraceMap:
+    """Build the :class:`TraceMap` of weight pointer ``param`` in ``fn``.
+
+    ``channels``: how many output channels ``fn`` computes (an IR template's
+    group size), for :attr:`TraceMap.missing`.
+    """
     users = fn.users()
     defs = fn.definitions()
     n = int(np.prod(shape))
@@ -157,7 +164,9 @@ def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int]) -
                 stage="pass:trace-weight-uses")
         flat = off // 4
         idx = tuple(int(v) for v in np.unravel_index(flat, shape))
-        tr = WeightTrace(index=idx, flat=flat, load=load, address=gep)
+        # A getelementptr shared with other loads (a region's base) is not this weight's.
+        own_gep = gep if gep is not None and len(users.get(gep.name, [])) == 1 else None
+        tr = WeightTrace(index=idx, flat=flat, load=load, address=own_gep)
         chain_ids = {id(load)}
         others: list[str] = []
         for m in users.get(load.name, []):
@@ -191,9 +200,8 @@ def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int]) -
                 work.extend(defs[o] for o in ins.operands() if o in defs)
             elif ins.opcode in ("load", "select"):
                 tr.shared_inputs += 1
-        tr.freeze()
         traces.setdefault(flat, []).append(tr)
-    return TraceMap(shape=tuple(shape), traces=traces)
+    return TraceMap(shape=tuple(shape), traces=traces, channels=channels)
 
 
 @dataclass(frozen=True)
@@ -208,7 +216,8 @@ class TraceWeightUses(ModulePass):
             raise TemplateContractError("no weight parameter was named for this module",
                                         stage=f"pass:{self.name}")
         fn = module.function()
-        tm = trace_function(fn, ctx.weight_param, ctx.weight_shape)
+        channels = ctx.regions[0].size if ctx.regions else None
+        tm = trace_function(fn, ctx.weight_param, ctx.weight_shape, channels)
         ctx.analyses[self.name] = tm
         ctx.stats.setdefault(self.name, {}).update(
             {"weights_traced": len(tm.traces), "missing": len(tm.missing),

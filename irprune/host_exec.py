@@ -1,0 +1,118 @@
+"""Run a kernel's pruned LLVM IR on the CPU: a numerical check that needs no GPU.
+
+The pruned IR (stage ``llvm-pruned``) is plain LLVM: straight-line float
+arithmetic, immediates, loads and stores, and the NVPTX special registers
+(thread and block indices). Here those registers become globals that the
+caller sets, the module is retargeted to the host and JIT-compiled with
+llvmlite's MCJIT, and the kernel function is called once per GPU thread of
+the launch grid. The result is the convolution the IR computes, before the
+NVPTX backend and ptxas: tests compare it with a float64 reference on
+machines without a GPU, so a wrong strip, fold or group region fails in CI,
+not only on the GPU.
+
+It is a checker, not a fast path: one call per thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+
+import llvmlite.binding as llvm
+import numpy as np
+
+from .errors import LaunchError
+from .ir.textir import parse_module
+from .ir.verify import init_llvm
+
+_SREG = "@llvm.nvvm.read.ptx.sreg."
+_REGS = ("tid.x", "tid.y", "tid.z", "ntid.x", "ntid.y", "ntid.z",
+         "ctaid.x", "ctaid.y", "ctaid.z", "nctaid.x", "nctaid.y", "nctaid.z")
+_engines: list = []  # keep JIT engines alive while their functions may be called
+
+
+def host_module_text(pruned: str) -> tuple[str, str]:
+    """The pruned IR rewritten for the host: (text, kernel name).
+
+    Special-register reads become loads of globals ``@irp.sreg.<reg>``, the
+    kernel loses its PTX calling convention, and the target is the host's.
+    """
+    mod = parse_module(pruned)
+    fn = mod.function()
+    for ins in fn.instructions():
+        if ins.opcode == "call" and ins.callee and ins.callee.startswith(_SREG):
+            reg = ins.callee[len(_SREG):]
+            if reg not in _REGS:
+                raise LaunchError(f"special register {reg} is not simulated on the host",
+                                  stage="host")
+            ins.text = f"  {ins.name} = load i32, ptr @irp.sreg.{reg}"
+            ins.opcode, ins.callee = "load", None
+        elif ins.opcode == "call" and ins.callee and not ins.callee.startswith("@llvm."):
+            raise LaunchError(f"the kernel calls {ins.callee}, which the host check cannot run",
+                              stage="host")
+    fn.header = fn.header.replace("define ptx_kernel ", "define ", 1)
+    head = mod.chunks[0]
+    head = re.sub(r'^target (datalayout|triple) = .*$', "", head, flags=re.M)
+    mod.chunks[0] = head + "\n" + "\n".join(f"@irp.sreg.{r} = global i32 0" for r in _REGS)
+    return mod.render(), fn.name
+
+
+class HostKernel:
+    """A pruned kernel JIT-compiled for the CPU; call :meth:`launch` with numpy arrays."""
+
+    def __init__(self, pruned: str):
+        init_llvm()
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        text, self.name = host_module_text(pruned)
+        target = llvm.Target.from_default_triple()
+        tm = target.create_target_machine(opt=0)
+        mod = llvm.parse_assembly(text)
+        mod.triple = target.triple
+        mod.data_layout = str(tm.target_data)
+        mod.verify()
+        self.engine = llvm.create_mcjit_compiler(mod, tm)
+        self.engine.finalize_object()
+        _engines.append(self.engine)
+        self._regs = {r: ctypes.c_int32.from_address(self.engine.get_global_value_address(f"irp.sreg.{r}"))
+                      for r in _REGS}
+        fn = mod.get_function(self.name)
+        self.nargs = len(list(fn.arguments))
+        addr = self.engine.get_function_address(self.name)
+        self._fn = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self.nargs))(addr)
+
+    def launch(self, grid: tuple[int, int, int], block: tuple[int, int, int], *arrays: np.ndarray) -> None:
+        """Run every thread of ``grid`` x ``block`` (in order) on ``arrays`` (C-contiguous)."""
+        if len(arrays) != self.nargs:
+            raise LaunchError(f"the kernel takes {self.nargs} arrays; got {len(arrays)}", stage="host")
+        ptrs = [a.ctypes.data_as(ctypes.c_void_p) for a in arrays]
+        r = self._regs
+        for name, v in zip(("nctaid.x", "nctaid.y", "nctaid.z", "ntid.x", "ntid.y", "ntid.z"),
+                           (*grid, *block)):
+            r[name].value = v
+        for bz in range(grid[2]):
+            r["ctaid.z"].value = bz
+            for by in range(grid[1]):
+                r["ctaid.y"].value = by
+                for bx in range(grid[0]):
+                    r["ctaid.x"].value = bx
+                    for tz in range(block[2]):
+                        r["tid.z"].value = tz
+                        for ty in range(block[1]):
+                            r["tid.y"].value = ty
+                            for tx in range(block[0]):
+                                r["tid.x"].value = tx
+                                self._fn(*ptrs)
+
+
+def run_on_host(kernel, x: np.ndarray) -> np.ndarray:
+    """The output of :class:`~irprune.kernel.SparseConvKernel` ``kernel`` on input ``x``, computed on the CPU."""
+    g = kernel.geometry
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.shape != g.input_shape:
+        raise LaunchError(f"input shape {x.shape} != the kernel's {g.input_shape}", stage="host")
+    y = np.full(g.output_shape, np.nan, dtype=np.float32)
+    hk = HostKernel(kernel.asm["llvm-pruned"])
+    grid, block = kernel.launch_config
+    hk.launch(grid, block, x, y)
+    return y
