@@ -206,6 +206,15 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
     ``assemble``: also run ptxas now (the cubin is cached with the kernel and
     loaded instead of the PTX).
     """
+    from .gcpause import gc_paused
+
+    with gc_paused():
+        return _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu,
+                               group_size, cpu, pipeline, cache, assemble)
+
+
+def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, group_size, cpu,
+                    pipeline, cache, assemble) -> SparseConvKernel:
     from .cache import digest
     from .errors import ValidationError
     from .template import check_group_size, default_group_size

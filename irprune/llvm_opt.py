@@ -60,7 +60,7 @@ def run_o3(text: str, stage: str, cpu: str = DEFAULT_CPU, unroll: bool = True,
     """
     if unroll:
         _set_unroll_options()
-    mod = verify_text(text, stage)
+    mod = verify_text(text, stage, reuse=True)
     tm = target_machine(cpu)
     pto = llvm.create_pipeline_tuning_options(speed_level=level)
     pto.loop_vectorization = False

@@ -90,10 +90,17 @@ class Instruction:
 
     def operands(self) -> list[str]:
         """The local values this instruction reads, in textual order."""
+        # Memoized on the text: passes call this for every instruction of
+        # large modules several times, and edits replace ``text`` wholesale.
+        cached = self.__dict__.get("_ops")
+        if cached is not None and cached[0] is self.text:
+            return cached[1]
         body = self.text
         if self.name is not None:
             body = body.split("=", 1)[1]
-        return LOCAL_RE.findall(body)
+        ops = LOCAL_RE.findall(body)
+        self.__dict__["_ops"] = (self.text, ops)
+        return ops
 
     def binary_operands(self) -> tuple[str, str]:
         """The two operands (locals or literals) of a binary op like ``fadd float a, b``."""

@@ -131,7 +131,7 @@ def _run_one(p: ModulePass, module: Module, ctx: PassContext, stages: dict[str, 
     if p.is_analysis:
         return
     text = module.render()
-    if ctx.verify:
+    if ctx.verify and not getattr(p, "verifies_output", False):
         verify_text(text, f"pass:{p.name}")
     stages[p.name] = text
     if ctx.print_between is not None:
