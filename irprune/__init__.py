@@ -24,7 +24,7 @@ from .template import SparseConvTemplate, sparse_conv  # noqa: E402
 
 def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
            group_size: int | None = None, cpu: str = DEFAULT_CPU, cache=None,
-           assemble: bool = False) -> SparseConvKernel:
+           assemble: bool = False, tune: bool = False) -> SparseConvKernel:
     """Compile a pruned conv2d (NCHW, fp32) into a kernel with the weights as immediates.
 
     Args:
@@ -38,10 +38,19 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
         cache: the disk cache (None: the default, see irprune.cache; False: none;
             or a folder).
         assemble: run ptxas now; the cubin is cached and loaded instead of PTX.
+        tune: time the candidate group sizes and block sizes on this GPU and
+            return the fastest (irprune.tune; the choice is cached). Needs a GPU;
+            ``group_size`` and ``cpu`` are then chosen for you.
 
     Works with no GPU (compilation only); calling the result needs one.
     """
     from .templates.conv2d import conv2d_nchw
+
+    if tune:
+        from .tune import autotune
+
+        return autotune(conv2d_nchw, weight, input_shape, stride=stride, padding=padding,
+                        bias=bias, relu=relu, cache=cache)[0]
 
     return conv2d_nchw.compile(weight, input_shape, stride=stride, padding=padding, bias=bias,
                                relu=relu, group_size=group_size, cpu=cpu, cache=cache,

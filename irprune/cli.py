@@ -138,7 +138,7 @@ def cmd_bench(args) -> int:
                           batches=args.batches, sparsities=args.sparsities,
                           impls=args.impls or BenchConfig.__dataclass_fields__["impls"].default,
                           jobs=args.jobs or (os.cpu_count() or 1), cache_dir=args.cache_dir,
-                          max_weights=args.max_weights, commit=args.commit)
+                          max_weights=args.max_weights, commit=args.commit, tune=not args.no_tune)
         try:
             doc = run(cfg, out_json=out / "results.json", log=lambda m: print(m, file=sys.stderr))
         except (KeyError, ValueError) as exc:
@@ -200,8 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--impls", type=_csv(str, "names"), help=f"default {','.join(IMPLS)}")
     b.add_argument("--jobs", type=int, help="compile processes (default: CPU count)")
     b.add_argument("--cache-dir", help="compile cache to use (default: a fresh one, so compile times are cold)")
-    b.add_argument("--max-weights", type=int, default=150_000,
-                   help="refuse irprune layers with more dense weights than this (default 150000)")
+    b.add_argument("--max-weights", type=int, default=300_000,
+                   help="refuse irprune layers with more dense weights than this (default 300000)")
+    b.add_argument("--no-tune", action="store_true",
+                   help="compile each layer with the default group size and 128-thread blocks "
+                        "instead of timing every candidate (irprune.tune)")
     b.add_argument("--commit", help="commit to record (default: git rev-parse HEAD)")
     b.add_argument("--out", default="bench-out", help="folder for results.json, tables.md, plots/")
     b.add_argument("--report", metavar="JSON", nargs="+",

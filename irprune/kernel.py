@@ -82,6 +82,8 @@ class SparseConvKernel:
     weight: np.ndarray = field(default=None, repr=False)
     weight_param: str = ""
     cache_key: str | None = None
+    #: Threads per block at launch (irprune.tune picks it per layer and GPU).
+    block: int = BLOCK
     _ptxas: PtxasResult | None = field(default=None, repr=False)
     _loaded: dict = field(default_factory=dict, repr=False)
 
@@ -118,7 +120,7 @@ class SparseConvKernel:
     def launch_config(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
         g = self.geometry
         pixels = g.N * g.OH * g.OW
-        return ((-(-pixels // BLOCK), self.groups, 1), (BLOCK, 1, 1))
+        return ((-(-pixels // self.block), self.groups, 1), (self.block, 1, 1))
 
     def ptxas(self) -> PtxasResult:
         """Assemble the PTX with ptxas (cached): cubin and resource report."""

@@ -168,7 +168,7 @@ def default_group_size(g: ConvGeometry, max_group: int = 32, chains_per_region: 
     return best if 2 * best >= bound else bound
 
 
-def check_group_size(group_size: int, g: ConvGeometry, max_group: int = 32) -> int:
+def check_group_size(group_size: int, g: ConvGeometry, max_group: int = 64) -> int:
     gs = int(group_size)
     if not 1 <= gs <= max_group:
         raise ValidationError(f"group_size must be in 1..{max_group}; got {gs}", stage="validate")

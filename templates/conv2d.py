@@ -22,7 +22,7 @@ from irprune.template import sparse_conv
 
 #: Upper bound of ``group_size``: the per-thread accumulators are a local
 #: array, whose size Numba must know when it types the kernel.
-MAX_GROUP = 32
+MAX_GROUP = 64
 
 
 @sparse_conv(weight="w", constants=("bias",))

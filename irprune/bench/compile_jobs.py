@@ -26,6 +26,7 @@ class CompileJob:
     sparsity: float | None  # None: build the IR template only
     seed: int
     cache_dir: str
+    group_size: int | None = None  # None: irprune's default for the shape
 
 
 def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
@@ -47,13 +48,14 @@ def run_job(job: CompileJob) -> dict:
     layer = job.layer
     t0 = time.perf_counter()
     try:
+        g = layer.geometry(job.batch)
+        gs = job.group_size or default_group_size(g)
         if job.sparsity is None:
-            g = layer.geometry(job.batch)
-            irt = tmpl.ir_template(g, default_group_size(g), False, False, cache=cache)
+            irt = tmpl.ir_template(g, gs, False, False, cache=cache)
             return {"ok": True, "seconds": time.perf_counter() - t0, "timings": irt.timings}
         w = bench_weights(layer, job.sparsity, job.seed)
-        k = tmpl.compile(w, layer.geometry(job.batch).input_shape, stride=layer.stride,
-                         padding=layer.padding, cache=cache, assemble=_have_ptxas())
+        k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
+                         group_size=gs, cache=cache, assemble=_have_ptxas())
         return {"ok": True, "seconds": time.perf_counter() - t0, "stats": k.stats}
     except IrpruneError as exc:
         return {"ok": False, "error": f"{exc.stage}: {exc}", "seconds": time.perf_counter() - t0}
@@ -71,7 +73,7 @@ def _have_ptxas() -> bool:
 def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
     """Run template jobs, then kernel jobs, ``workers`` at a time.
 
-    Returns ``{(layer name, batch, sparsity or None): result}``. ``progress``
+    Returns ``{(layer name, batch, sparsity or None, group size or None): result}``. ``progress``
     is called once per finished job with (job, result).
     """
     import multiprocessing as mp
@@ -91,7 +93,7 @@ def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
                     r = f.result()
                 except Exception as exc:  # a worker that died (out of memory, signal)
                     r = {"ok": False, "error": f"worker died: {exc}"}
-                results[(j.layer.name, j.batch, j.sparsity)] = r
+                results[(j.layer.name, j.batch, j.sparsity, j.group_size)] = r
                 if progress is not None:
                     progress(j, r)
     return results

@@ -41,10 +41,12 @@ class BenchConfig:
     impls: tuple[str, ...] = IMPLS
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     cache_dir: str | None = None
-    max_weights: int = 150_000
+    max_weights: int = 300_000
     target_ms: float = 20.0
     repeats: int = 7
     commit: str | None = None
+    #: Time every candidate channel-group size and block size (irprune.tune) and report the fastest.
+    tune: bool = True
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
            "config": {"suites": cfg.suites, "quick": cfg.quick, "max_weights": cfg.max_weights,
                       "target_ms": cfg.target_ms, "repeats": cfg.repeats, "jobs": cfg.jobs,
                       "cache_dir_fresh": cfg.cache_dir is None, "tolerance": TOLERANCE,
+                      "tune": cfg.tune,
                       "cudnn_benchmark": True},
            "records": []}
 
@@ -175,11 +178,13 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
         if u.layer.num_weights > cfg.max_weights:
             refused[(u.layer.name, u.batch)] = (
                 f"layer has {u.layer.num_weights:,} weights; this run compiles layers of at most "
-                f"{cfg.max_weights:,} (--max-weights): the whole-layer IR template grows "
-                f"superlinearly in compile time")
+                f"{cfg.max_weights:,} (--max-weights): one kernel's code, and ptxas's time on it, "
+                f"grow with the nonzeros, and splitting a layer into several kernels is not built")
             continue
-        jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir))
-        jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir) for s in u.sparsities]
+        for gs in group_sizes(cfg, u):
+            jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs))
+            jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir, gs)
+                     for s in u.sparsities]
     compiled: dict = {}
     if jobs:
         t0 = time.perf_counter()
@@ -188,7 +193,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
 
             def tick(job, res):
                 prog.advance(task)
-                what = f"{job.layer.name} b{job.batch} " + (
+                what = f"{job.layer.name} b{job.batch} g{job.group_size} " + (
                     "IR template" if job.sparsity is None else f"s{job.sparsity}")
                 if not res.get("ok"):
                     log(f"compile failed: {what}: {res.get('error')}")
@@ -216,6 +221,15 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
                 write_json(doc, out_json)
             torch.cuda.empty_cache()
     return doc
+
+
+def group_sizes(cfg: BenchConfig, u: Unit) -> list[int]:
+    """The channel-group sizes compiled for a unit: the tuner's candidates, or the default."""
+    from ..template import default_group_size
+    from ..tune import candidate_group_sizes
+
+    g = u.layer.geometry(u.batch)
+    return candidate_group_sizes(g) if cfg.tune else [default_group_size(g)]
 
 
 def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw, tmpl, prog, task):
@@ -251,7 +265,7 @@ def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw,
                     rec["method"] = "model"
                     doc["records"].append(rec)
                     continue
-                fn = _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec)
+                fn = _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg)
                 if fn is None:
                     doc["records"].append(rec)
                     continue
@@ -277,9 +291,10 @@ def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw,
     del inp
 
 
-def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec):
+def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg):
     from ..cache import DiskCache
     from . import impls as I
+    from .timing import measure
 
     layer = u.layer
     if impl == "irprune":
@@ -287,15 +302,35 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec):
             rec["status"] = "refused"
             rec["error"] = refused[(layer.name, u.batch)]
             return None
-        res = compiled.get((layer.name, u.batch, sp), {})
-        if not res.get("ok"):
+        from ..template import default_group_size
+        from ..tune import BLOCKS
+
+        g = layer.geometry(u.batch)
+        sizes = group_sizes(cfg, u)
+        failed = [compiled.get((layer.name, u.batch, sp, gs), {}) for gs in sizes]
+        failed = [r for r in failed if not r.get("ok")]
+        if failed:
             rec["status"] = "compile-failed"
-            rec["error"] = res.get("error", "not compiled")
+            rec["error"] = failed[0].get("error", "not compiled")
             return None
-        t0 = time.perf_counter()
-        k = tmpl.compile(w, layer.geometry(u.batch).input_shape, stride=layer.stride, padding=layer.padding,
-                         cache=DiskCache(cache_dir))
-        cached_s = time.perf_counter() - t0
+        best = None
+        table = []
+        for gs in sizes:
+            res = compiled[(layer.name, u.batch, sp, gs)]
+            t0 = time.perf_counter()
+            k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
+                             group_size=gs, cache=DiskCache(cache_dir))
+            cached_s = time.perf_counter() - t0
+            for b in (BLOCKS if len(sizes) > 1 else (k.block,)):
+                k.block = b
+                fn = I.irprune_run(inp, k)
+                us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us
+                      if len(sizes) > 1 else 0.0)
+                table.append({"group_size": gs, "block": b, "median_us": round(us, 3)})
+                if best is None or us < best[0]:
+                    best = (us, k, b, res, cached_s)
+        _, k, b, res, cached_s = best
+        k.block = b
         s = res["stats"]["seconds"]
         cold = sum(s.get(n, 0.0) for n in ("numba", "bind", "unroll", "passes", "ptx", "ptxas"))
         rec["compile"] = {"cold_s": round(cold, 3), "cached_s": round(cached_s, 4),
@@ -303,6 +338,10 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec):
                           **{f"{n}_s": s.get(n) for n in ("numba", "bind", "unroll", "passes", "ptx", "ptxas")}}
         rec["fma_ptx"] = k.stats["fma_ptx"]
         rec["group_size"] = k.group_size
+        rec["block"] = b
+        rec["default_group_size"] = default_group_size(g)
+        if len(table) > 1:
+            rec["tuning"] = table
         rec["ptxas"] = k.stats.get("ptxas")
         rec["loaded"] = "cubin" if k.cubin else "ptx"
         return I.irprune_run(inp, k)

@@ -1,0 +1,163 @@
+"""A small autotuner: per layer and GPU, the channel-group size and block size that run fastest.
+
+Two knobs shape a kernel. ``group_size`` (output channels per thread and per
+code region) trades input reuse against parallelism: every input value a
+thread loads feeds ``group_size`` accumulators, but a layer has only
+``N * OH * OW * ceil(K / group_size)`` threads, few at batch 1. ``block``
+(threads per block) sets how many blocks the grid has and how they fill the
+SMs. Neither is predictable enough from the shape alone (the best choice
+moves with batch, sparsity and GPU), so :func:`autotune` compiles each
+candidate group size (through the disk cache), times every (group size,
+block) pair on the GPU, and keeps the fastest. The choice is stored in the
+disk cache under the weights, shapes, options and GPU, so the next
+``autotune`` of the same layer on the same GPU compiles one kernel and times
+nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ValidationError
+from .geometry import ConvGeometry
+
+#: Candidate threads per block.
+BLOCKS = (64, 128, 256)
+#: Candidate channel-group sizes (each replaced by a nearby divisor of K when one is close).
+GROUP_TARGETS = (4, 8, 16, 32, 64)
+#: The largest IR template (group_size x C x R x S dense chains) a candidate may need: the
+#: template's unrolling time grows with it (about 6 s for 36,864 chains on 2 cores).
+MAX_TEMPLATE_CHAINS = 40_000
+#: Bumped when the candidates or the measurement change, so stored choices are redone.
+TUNE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A tuned configuration and what it was measured at."""
+
+    group_size: int
+    block: int
+    median_us: float
+
+
+def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
+    """Group sizes worth timing for ``g``: near each of GROUP_TARGETS, divisors of K preferred."""
+    crs = g.C * g.R * g.S
+    out = []
+    for t in GROUP_TARGETS:
+        t = min(t, g.K, max_group)
+        divs = [d for d in range(1, t + 1) if g.K % d == 0]
+        best = max(divs)
+        gs = best if 2 * best >= t else t
+        if gs * crs <= MAX_TEMPLATE_CHAINS or not out:
+            out.append(gs)
+    if g.K <= max_group and g.K * crs <= MAX_TEMPLATE_CHAINS:
+        out.append(g.K)
+    return sorted(set(out))
+
+
+def time_kernel(kernel, x, y, launches: int = 50, repeats: int = 3) -> float:
+    """Median microseconds per launch of ``kernel`` on device arrays ``x``, ``y`` (CUDA events)."""
+    from numba import cuda
+
+    for _ in range(3):
+        kernel(x, out=y)
+    samples = []
+    for _ in range(repeats):
+        start, stop = cuda.event(), cuda.event()
+        start.record()
+        for _ in range(launches):
+            kernel(x, out=y)
+        stop.record()
+        stop.synchronize()
+        samples.append(cuda.event_elapsed_time(start, stop) * 1e3 / launches)
+    return float(np.median(samples))
+
+
+def device_id() -> str:
+    """The current GPU's name and compute capability (part of the choice's key)."""
+    from numba import cuda
+
+    dev = cuda.get_current_device()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+    return f"{name} sm_{dev.compute_capability[0]}{dev.compute_capability[1]}"
+
+
+def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, cpu: str,
+               device: str) -> str:
+    from dataclasses import asdict
+
+    from .cache import digest, toolchain_fingerprint
+
+    return digest("tune", TUNE_FORMAT, template.source_digest(), asdict(g), weight.tobytes(),
+                  b"" if bias is None else np.asarray(bias, np.float32).tobytes(), bool(relu), cpu,
+                  device, toolchain_fingerprint())
+
+
+def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
+             relu: bool = False, cpu: str | None = None, cache=None, group_sizes=None,
+             blocks=BLOCKS, measure=None, log=None):
+    """Compile and time the candidates; return the fastest kernel (its ``block`` set) and the table.
+
+    ``measure(kernel) -> microseconds`` times one configured kernel (default:
+    CUDA events on random input). ``group_sizes`` overrides the candidates.
+    Returns ``(kernel, table)`` where ``table`` lists every measured
+    (group_size, block, median_us), empty when the choice came from the cache.
+    """
+    from .cache import DiskCache, default_cache
+    from .geometry import check_weight
+    from .launch import _require_gpu
+
+    _require_gpu()
+    from numba import cuda
+
+    w = check_weight(weight)
+    g = ConvGeometry.from_weight(w.shape, input_shape, stride, padding)
+    if cpu is None:
+        cc = cuda.get_current_device().compute_capability
+        cpu = f"sm_{cc[0]}{cc[1]}"
+    store = default_cache() if cache in (None, True) else (
+        None if cache is False else cache if isinstance(cache, DiskCache) else DiskCache(cache))
+    key = choice_key(template, w, g, bias, relu, cpu, device_id())
+    compile_kw = dict(stride=stride, padding=padding, bias=bias, relu=relu, cpu=cpu,
+                      cache=store if store is not None else False, assemble=True)
+    if store is not None:
+        hit = store.get("tune", key)
+        if hit is not None:
+            k = template.compile(w, input_shape, group_size=hit.group_size, **compile_kw)
+            k.block = hit.block
+            k.stats["tuned"] = {"group_size": hit.group_size, "block": hit.block, "cached": True}
+            return k, []
+    sizes = list(group_sizes) if group_sizes else candidate_group_sizes(g)
+    if not sizes or any(b < 32 or b > 1024 or b % 32 for b in blocks):
+        raise ValidationError("autotune needs group sizes and blocks that are multiples of 32 "
+                              "in 32..1024", stage="tune")
+    if measure is None:
+        x = cuda.to_device(np.random.default_rng(0).standard_normal(g.input_shape).astype(np.float32))
+        y = cuda.device_array(g.output_shape, np.float32)
+
+        def measure(k):
+            return time_kernel(k, x, y)
+
+    table, best, best_k = [], None, None
+    for gs in sizes:
+        t0 = time.perf_counter()
+        k = template.compile(w, input_shape, group_size=gs, **compile_kw)
+        if log:
+            log(f"tune: group_size {gs} compiled in {time.perf_counter() - t0:.1f} s")
+        for b in blocks:
+            k.block = b
+            us = measure(k)
+            table.append(Choice(gs, b, round(us, 3)))
+            if best is None or us < best.median_us:
+                best, best_k = Choice(gs, b, us), k
+    best_k.block = best.block
+    best_k.stats["tuned"] = {"group_size": best.group_size, "block": best.block, "cached": False,
+                             "table": [c.__dict__ for c in table]}
+    if store is not None:
+        store.put("tune", key, best)
+    return best_k, table
