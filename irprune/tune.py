@@ -29,7 +29,7 @@ BLOCKS = (64, 128, 256)
 #: Candidate channel-group sizes (each replaced by a nearby divisor of K when one is close).
 GROUP_TARGETS = (4, 8, 16, 32, 64)
 #: The largest IR template (group_size x C x R x S dense chains) a candidate may need: the
-#: template's unrolling time grows with it (about 6 s for 36,864 chains on 2 cores, 13 s for 73,728).
+#: template's unrolling time grows with it (6 s for 36,864 chains on the 2-core machine).
 MAX_TEMPLATE_CHAINS = 80_000
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
 TUNE_FORMAT = 1
