@@ -16,6 +16,7 @@ It is a checker, not a fast path: one call per thread.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import re
 
 import llvmlite.binding as llvm
@@ -90,19 +91,12 @@ class HostKernel:
         for name, v in zip(("nctaid.x", "nctaid.y", "nctaid.z", "ntid.x", "ntid.y", "ntid.z"),
                            (*grid, *block)):
             r[name].value = v
-        for bz in range(grid[2]):
-            r["ctaid.z"].value = bz
-            for by in range(grid[1]):
-                r["ctaid.y"].value = by
-                for bx in range(grid[0]):
-                    r["ctaid.x"].value = bx
-                    for tz in range(block[2]):
-                        r["tid.z"].value = tz
-                        for ty in range(block[1]):
-                            r["tid.y"].value = ty
-                            for tx in range(block[0]):
-                                r["tid.x"].value = tx
-                                self._fn(*ptrs)
+        # Blocks in order, then threads in order, as (z, y, x) loops nest.
+        for bz, by, bx in itertools.product(*(range(n) for n in reversed(grid))):
+            r["ctaid.z"].value, r["ctaid.y"].value, r["ctaid.x"].value = bz, by, bx
+            for tz, ty, tx in itertools.product(*(range(n) for n in reversed(block))):
+                r["tid.z"].value, r["tid.y"].value, r["tid.x"].value = tz, ty, tx
+                self._fn(*ptrs)
 
 
 def run_on_host(kernel, x: np.ndarray) -> np.ndarray:

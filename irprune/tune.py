@@ -108,8 +108,8 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     Returns ``(kernel, table)`` where ``table`` lists every measured
     (group_size, block, median_us), empty when the choice came from the cache.
     """
-    from .cache import DiskCache, default_cache
     from .geometry import check_weight
+    from .kernel import _resolve_cache
     from .launch import _require_gpu
 
     _require_gpu()
@@ -120,8 +120,7 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     if cpu is None:
         cc = cuda.get_current_device().compute_capability
         cpu = f"sm_{cc[0]}{cc[1]}"
-    store = default_cache() if cache in (None, True) else (
-        None if cache is False else cache if isinstance(cache, DiskCache) else DiskCache(cache))
+    store = _resolve_cache(cache)
     key = choice_key(template, w, g, bias, relu, cpu, device_id())
     compile_kw = dict(stride=stride, padding=padding, bias=bias, relu=relu, cpu=cpu,
                       cache=store if store is not None else False, assemble=True)
