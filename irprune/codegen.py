@@ -86,14 +86,62 @@ class PtxasResult:
                 "spill_loads": self.spill_loads, "shared_bytes": self.shared_bytes,
                 "stack_bytes": self.stack_bytes, "cubin_bytes": self.code_bytes}
 
+    @classmethod
+    def combine(cls, results: list["PtxasResult"]) -> "PtxasResult":
+        """One report for a kernel of several modules: most registers, summed spills and code.
+
+        One result comes back as it is; for several the ``cubin`` is empty
+        (each module has its own) and the logs are joined, one header each.
+        """
+        if len(results) == 1:
+            return results[0]
+
+        def total(attr):
+            vals = [getattr(r, attr) for r in results if getattr(r, attr) is not None]
+            return sum(vals) if vals else None
+
+        def most(attr):
+            vals = [getattr(r, attr) for r in results if getattr(r, attr) is not None]
+            return max(vals) if vals else None
+
+        log = "".join(f"// ---- part {i} ----\n{r.log}" for i, r in enumerate(results))
+        return cls(cubin=b"", log=log, registers=most("registers"),
+                   spill_stores=total("spill_stores"), spill_loads=total("spill_loads"),
+                   shared_bytes=most("shared_bytes"), stack_bytes=most("stack_bytes"),
+                   code_bytes=sum(r.code_bytes for r in results))
+
 
 def _num(pattern: str, log: str) -> int | None:
     m = re.search(pattern, log)
     return int(m.group(1)) if m else None
 
 
-def run_ptxas(ptx: str, cpu: str = DEFAULT_CPU, opt_level: int = 3, timeout: float = 600) -> PtxasResult:
-    """Assemble ``ptx`` with ptxas for ``cpu``; raise PtxasError with its log on failure."""
+#: Seconds one ptxas run may take before it is stopped (``IRPRUNE_PTXAS_TIMEOUT``).
+PTXAS_TIMEOUT = 600.0
+
+
+def ptxas_timeout() -> float:
+    return float(os.environ.get("IRPRUNE_PTXAS_TIMEOUT", PTXAS_TIMEOUT))
+
+
+def run_ptxas_many(ptxs: list[str], cpu: str = DEFAULT_CPU, opt_level: int = 3) -> list[PtxasResult]:
+    """Assemble several modules, as many ptxas processes at once as there are CPUs."""
+    if len(ptxs) == 1:
+        return [run_ptxas(ptxs[0], cpu, opt_level)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(ptxs), os.cpu_count() or 1))) as pool:
+        return list(pool.map(lambda p: run_ptxas(p, cpu, opt_level), ptxs))
+
+
+def run_ptxas(ptx: str, cpu: str = DEFAULT_CPU, opt_level: int = 3,
+              timeout: float | None = None) -> PtxasResult:
+    """Assemble ``ptx`` with ptxas for ``cpu``; raise PtxasError with its log on failure.
+
+    ptxas is stopped after ``timeout`` seconds (default :func:`ptxas_timeout`)
+    and the error names that limit, so a pathological module never hangs a caller.
+    """
+    timeout = ptxas_timeout() if timeout is None else timeout
     exe = find_ptxas()
     if exe is None:
         raise PtxasError("ptxas not found; `pip install nvidia-cuda-nvcc` or set IRPRUNE_PTXAS",
@@ -105,8 +153,9 @@ def run_ptxas(ptx: str, cpu: str = DEFAULT_CPU, opt_level: int = 3, timeout: flo
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise PtxasError(f"ptxas took longer than {timeout:.0f} s; split the layer into "
-                             "more channel groups", stage="ptxas") from None
+            raise PtxasError(f"ptxas took longer than its limit of {timeout:g} s "
+                             "(IRPRUNE_PTXAS_TIMEOUT); compile the layer in smaller parts "
+                             "(IRPRUNE_MAX_PART_NNZ) or raise the limit", stage="ptxas") from None
         log = proc.stdout + proc.stderr
         if proc.returncode != 0:
             first = next((l for l in log.splitlines() if "error" in l.lower()), log.strip()[:200])

@@ -106,7 +106,6 @@ def run_on_host(kernel, x: np.ndarray) -> np.ndarray:
     if x.shape != g.input_shape:
         raise LaunchError(f"input shape {x.shape} != the kernel's {g.input_shape}", stage="host")
     y = np.full(g.output_shape, np.nan, dtype=np.float32)
-    hk = HostKernel(kernel.asm["llvm-pruned"])
-    grid, block = kernel.launch_config
-    hk.launch(grid, block, x, y)
+    for part, grid, block in kernel.part_launches():
+        HostKernel(part.llvm).launch(grid, block, x, y)
     return y

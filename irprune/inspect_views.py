@@ -45,14 +45,19 @@ def sass(k: SparseConvKernel) -> str:
     if tool is None:
         raise ValidationError("SASS needs nvdisasm (pip install nvidia-cuda-nvdisasm, "
                               "or a CUDA toolkit on PATH)", stage="inspect")
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "k.cubin"
-        p.write_bytes(k.ptxas().cubin)
-        proc = subprocess.run([tool, "-c", str(p)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ValidationError(f"nvdisasm failed: {proc.stderr.strip()[:200]}", stage="sass",
-                              log=proc.stderr)
-    return proc.stdout
+    k.ptxas()
+    texts = []
+    for i, part in enumerate(k.parts):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "k.cubin"
+            p.write_bytes(part.cubin)
+            proc = subprocess.run([tool, "-c", str(p)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ValidationError(f"nvdisasm failed: {proc.stderr.strip()[:200]}", stage="sass",
+                                  log=proc.stderr)
+        head = f"// ---- part {i}: channel groups {part.first_group}..{part.first_group + part.groups - 1} ----\n"
+        texts.append(head + proc.stdout if len(k.parts) > 1 else proc.stdout)
+    return "".join(texts)
 
 
 def text_section_bytes(cubin: bytes) -> int:
@@ -80,7 +85,7 @@ def summary(k: SparseConvKernel, with_ptxas: bool = True) -> dict:
     out = {
         "layer": k.geometry.describe(),
         "weights": s["weights"], "nnz": s["nnz"], "sparsity": round(s["sparsity"], 4),
-        "group_size": s["group_size"], "groups": s["groups"],
+        "group_size": s["group_size"], "groups": s["groups"], "parts": len(k.parts),
         "instructions_template": s["instructions_template"],
         "instructions_pruned": s["instructions_pruned"],
         "removed_by_pass": passes,
@@ -90,7 +95,7 @@ def summary(k: SparseConvKernel, with_ptxas: bool = True) -> dict:
     }
     if with_ptxas:
         r = k.ptxas()
-        code = text_section_bytes(r.cubin)
+        code = sum(text_section_bytes(c) for c in k.cubins)
         out.update({"registers": r.registers, "spill_bytes": (r.spill_stores or 0) + (r.spill_loads or 0),
                     "code_bytes": code, "code_bytes_per_block": code // max(1, s["groups"]),
                     "cubin_bytes": r.code_bytes})

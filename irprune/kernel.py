@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .codegen import PtxasResult, emit_ptx, run_ptxas
-from .geometry import ConvGeometry, check_weight
+from .codegen import PtxasResult, emit_ptx, run_ptxas_many
+from . import validate
+from .geometry import ConvGeometry
+from .validate import check_weight
 from .ir.textir import parse_module
+from .limits import check_layer_size, max_part_nnz, split_groups
 from .llvm_opt import DEFAULT_CPU
 from .passes import DEFAULT_PIPELINE, PASSES, PassContext, parse_pipeline, run_pipeline
 from .passes.base import count_instructions
@@ -54,6 +57,29 @@ class Stages(Mapping):
 
 
 @dataclass
+class KernelPart:
+    """One module of a kernel: the code of channel groups ``first_group .. first_group + groups - 1``.
+
+    A layer whose nonzeros exceed :data:`MAX_PART_NNZ` is compiled as several
+    parts, each its own LLVM module, PTX and cubin, launched one after the
+    other on the same stream (their output channels are disjoint). This keeps
+    the memory and time of each LLVM and ptxas step bounded; most layers have
+    one part.
+    """
+
+    first_group: int
+    groups: int
+    nnz: int
+    llvm: str
+    ptx: str
+    _ptxas: PtxasResult | None = field(default=None, repr=False)
+
+    @property
+    def cubin(self) -> bytes | None:
+        return self._ptxas.cubin if self._ptxas is not None else None
+
+
+@dataclass
 class SparseConvKernel:
     """A conv2d specialized on one weight tensor, with the weights as immediates.
 
@@ -84,7 +110,8 @@ class SparseConvKernel:
     cache_key: str | None = None
     #: Threads per block at launch (irprune.tune picks it per layer and GPU).
     block: int = BLOCK
-    _ptxas: PtxasResult | None = field(default=None, repr=False)
+    #: The modules the layer is compiled into (one unless it is very large).
+    parts: list[KernelPart] = field(default_factory=list, repr=False)
     _loaded: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -118,16 +145,31 @@ class SparseConvKernel:
 
     @property
     def launch_config(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """Grid and block of the whole layer (each part launches its own slice of the grid's y)."""
         g = self.geometry
         pixels = g.N * g.OH * g.OW
         return ((-(-pixels // self.block), self.groups, 1), (self.block, 1, 1))
 
+    def part_launches(self) -> list[tuple[KernelPart, tuple[int, int, int], tuple[int, int, int]]]:
+        """(part, grid, block) of each launch that makes up one call."""
+        (gx, _, gz), block = self.launch_config
+        return [(p, (gx, p.groups, gz), block) for p in self.parts]
+
     def ptxas(self) -> PtxasResult:
-        """Assemble the PTX with ptxas (cached): cubin and resource report."""
-        if self._ptxas is None:
+        """Assemble each part's PTX with ptxas (once; parts in parallel): cubins and resources.
+
+        For a kernel of several parts the result sums their code and spills
+        and takes the largest register count; its ``cubin`` is empty (see
+        :attr:`cubins`).
+        """
+        todo = [p for p in self.parts if p._ptxas is None]
+        if todo:
             t0 = time.perf_counter()
-            self._ptxas = run_ptxas(self.asm["ptx"], cpu=self.cpu)
-            self.stats["ptxas"] = self._ptxas.to_dict()
+            results = run_ptxas_many([p.ptx for p in todo], cpu=self.cpu)
+            for p, r in zip(todo, results):
+                p._ptxas = r
+            combined = PtxasResult.combine([p._ptxas for p in self.parts])
+            self.stats["ptxas"] = combined.to_dict()
             self.stats["seconds"]["ptxas"] = round(time.perf_counter() - t0, 3)
             if self.cache_key is not None:
                 from .cache import default_cache
@@ -135,12 +177,17 @@ class SparseConvKernel:
                 c = default_cache()
                 if c is not None:
                     c.put("kernel", self.cache_key, _cache_entry(self))
-        return self._ptxas
+        return PtxasResult.combine([p._ptxas for p in self.parts])
+
+    @property
+    def cubins(self) -> list[bytes | None]:
+        """Each part's cubin, or None for a part ptxas has not assembled."""
+        return [p.cubin for p in self.parts]
 
     @property
     def cubin(self) -> bytes | None:
-        """The assembled cubin, if :meth:`ptxas` has run (here or before caching)."""
-        return self._ptxas.cubin if self._ptxas is not None else None
+        """The cubin of a one-part kernel once :meth:`ptxas` has run (None for several parts)."""
+        return self.parts[0].cubin if len(self.parts) == 1 else None
 
     def __call__(self, x, out=None):
         """Run the kernel on ``x`` (a CUDA array, or numpy, which is copied); return the output."""
@@ -155,15 +202,15 @@ class SparseConvKernel:
 
 
 #: Bumped when what :func:`_cache_entry` stores changes shape.
-_ENTRY_FORMAT = 2
+_ENTRY_FORMAT = 3
 
 
 def _cache_entry(k: SparseConvKernel) -> dict:
     """What the disk cache keeps of a kernel: SparseConvKernel's fields, final stages only."""
     return {"geometry": k.geometry, "group_size": k.group_size, "relu": k.relu,
             "has_bias": k.has_bias, "kernel_name": k.kernel_name, "cpu": k.cpu,
-            "asm": {n: k.asm[n] for n in ("llvm-pruned", "ptx")}, "stats": k.stats,
-            "weight": k.weight, "weight_param": k.weight_param, "_ptxas": k._ptxas}
+            "stats": k.stats, "weight": k.weight, "weight_param": k.weight_param,
+            "parts": k.parts}
 
 
 def _resolve_cache(cache):
@@ -176,6 +223,34 @@ def _resolve_cache(cache):
     if isinstance(cache, DiskCache):
         return cache
     return DiskCache(cache)
+
+
+def _merge_stats(total: dict, part: dict) -> None:
+    """Add one part's per-pass numbers into ``total`` (numbers summed, the rest kept)."""
+    for name, st in part.items():
+        acc = total.setdefault(name, {})
+        for key, v in st.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and key in acc:
+                acc[key] = round(acc[key] + v, 4) if isinstance(v, float) else acc[key] + v
+            elif key not in acc:
+                acc[key] = v
+
+
+def _joined(parts: list[KernelPart], attr: str, comment: str):
+    """A loader of one text for all parts (each after a header line when there are several)."""
+    def load():
+        if len(parts) == 1:
+            return getattr(parts[0], attr)
+        return "".join(f"{comment} ---- part {i}: channel groups {p.first_group}.."
+                       f"{p.first_group + p.groups - 1}, {p.nnz} nonzeros ----\n"
+                       f"{getattr(p, attr)}" for i, p in enumerate(parts))
+    return load
+
+
+def _stages(texts: dict, parts: list[KernelPart], loaders: dict | None = None) -> Stages:
+    """The kernel's stages: ``llvm-pruned`` and ``ptx`` joined from its parts when read."""
+    return Stages(texts, {**(loaders or {}), "llvm-pruned": _joined(parts, "llvm", ";"),
+                          "ptx": _joined(parts, "ptx", "//")})
 
 
 def group_regions(template, g: ConvGeometry, gs: int, relu: bool, has_bias: bool, cpu: str,
@@ -218,20 +293,15 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
 def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, group_size, cpu,
                     pipeline, cache, assemble) -> SparseConvKernel:
     from .cache import digest
-    from .errors import ValidationError
     from .template import check_group_size, default_group_size
 
     t_start = time.perf_counter()
     w = check_weight(weight)
     g = ConvGeometry.from_weight(w.shape, input_shape, stride, padding)
-    b = None
-    if bias is not None:
-        b = np.ascontiguousarray(np.asarray(bias), dtype=np.float32).reshape(-1)
-        if b.shape != (g.K,):
-            raise ValidationError(f"bias must have {g.K} values (one per output channel); "
-                                  f"got shape {np.shape(bias)}", stage="validate")
-        if not np.all(np.isfinite(b)):
-            raise ValidationError("bias holds NaN/Inf values", stage="validate")
+    check_layer_size(w)
+    b = validate.check_bias(bias, g.K)
+    relu = validate.check_flag(relu, "relu")
+    cpu = validate.check_arch(cpu)
     gs = check_group_size(group_size, g) if group_size is not None else default_group_size(g)
     store = _resolve_cache(cache)
     key = None
@@ -248,8 +318,8 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
                 return lambda: getattr(
                     template.ir_template(g, gs, relu, b is not None, cpu, cache=store), name)
 
-            hit["asm"] = Stages(hit["asm"], {"nvvm": template_stage("nvvm"),
-                                             "llvm": template_stage("text")})
+            hit["asm"] = _stages({}, hit["parts"], {"nvvm": template_stage("nvvm"),
+                                                    "llvm": template_stage("text")})
             k = SparseConvKernel(**hit, cache_key=key)
             if assemble:
                 k.ptxas()
@@ -260,43 +330,55 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     t1 = time.perf_counter()
 
     weight_arr = irt.array("weight")[0]
-    ctx = PassContext(weight_param=weight_arr.data_param, weight_shape=g.weight_shape, weights=w)
-    for c in irt.array("constant"):
-        # With no bias the template never reads it, but the parameter must go.
-        ctx.constants[c.data_param] = b if b is not None else np.zeros(0, np.float32)
     # Group gi's arrays start k0 = gi * gs output channels further along.
-    ctx.channel_strides = {weight_arr.data_param: g.C * g.R * g.S * 4,
-                           **{c.data_param: 4 for c in irt.array("constant")},
-                           **{o.data_param: g.OH * g.OW * 4 for o in irt.array("output")}}
-    ctx.regions = group_regions(template, g, gs, relu, b is not None, cpu, store, weight_arr.data_param)
-    module = parse_module(irt.text)
-    before = count_instructions(module)
+    strides = {weight_arr.data_param: g.C * g.R * g.S * 4,
+               **{c.data_param: 4 for c in irt.array("constant")},
+               **{o.data_param: g.OH * g.OW * 4 for o in irt.array("output")}}
+    regions = group_regions(template, g, gs, relu, b is not None, cpu, store, weight_arr.data_param)
+    group_nnz = [int(np.count_nonzero(w[r.k0:r.k0 + r.size])) for r in regions]
     passes = parse_pipeline(pipeline)
-    res = run_pipeline(passes, module, ctx, registry=PASSES)
-    pruned = res.module.render()
-    t2 = time.perf_counter()
-    ptx = emit_ptx(pruned, cpu=cpu)
+    before = count_instructions(parse_module(irt.text))
+    parts, stages, pass_stats, after, fmas, ptx_lines = [], {}, {}, 0, 0, 0
+    t_ptx = 0.0
+    for first, count in split_groups(group_nnz, max_part_nnz()):
+        ctx = PassContext(weight_param=weight_arr.data_param, weight_shape=g.weight_shape, weights=w)
+        for c in irt.array("constant"):
+            # With no bias the template never reads it, but the parameter must go.
+            ctx.constants[c.data_param] = b if b is not None else np.zeros(0, np.float32)
+        ctx.channel_strides = strides
+        ctx.regions = regions[first:first + count]
+        res = run_pipeline(passes, parse_module(irt.text), ctx, registry=PASSES)
+        tm = ctx.analyses["trace-weight-uses"]
+        pruned = res.module.render()
+        after += count_instructions(res.module)
+        if not parts:
+            stages = res.stages  # a split layer shows its first part's pass stages
+        _merge_stats(pass_stats, ctx.stats)
+        del res
+        t_p = time.perf_counter()
+        ptx = emit_ptx(pruned, cpu=cpu)
+        t_ptx += time.perf_counter() - t_p
+        fmas += _count_fma_ptx(ptx)
+        ptx_lines += ptx.count("\n")
+        parts.append(KernelPart(first_group=first, groups=count,
+                                nnz=sum(group_nnz[first:first + count]), llvm=pruned, ptx=ptx))
     t3 = time.perf_counter()
 
-    after = count_instructions(res.module)
     nnz = int(np.count_nonzero(w))
     asm = {"nvvm": irt.nvvm, "llvm": irt.text}
-    asm.update(res.stages)
-    asm["llvm-pruned"] = pruned
-    asm["ptx"] = ptx
-    tm: TraceMap = ctx.analyses["trace-weight-uses"]
+    asm.update(stages)
     stats = {
         "weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
-        "group_size": gs, "groups": -(-g.K // gs),
+        "group_size": gs, "groups": -(-g.K // gs), "parts": len(parts),
         "instructions_template": before, "instructions_pruned": after,
-        "fma_ptx": _count_fma_ptx(ptx), "ptx_lines": ptx.count("\n"),
-        "passes": ctx.stats, "cached": False,
+        "fma_ptx": fmas, "ptx_lines": ptx_lines,
+        "passes": pass_stats, "cached": False,
         "seconds": {"ir_template": round(t1 - t0, 3), **{k: round(v, 3) for k, v in irt.timings.items()},
-                    "passes": round(t2 - t1, 3), "ptx": round(t3 - t2, 3)},
+                    "passes": round(t3 - t1 - t_ptx, 3), "ptx": round(t_ptx, 3)},
     }
     k = SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
-                         kernel_name=irt.kernel_name, cpu=cpu, asm=Stages(asm), stats=stats,
-                         trace_map=tm, weight=w, weight_param=weight_arr.data_param)
+                         kernel_name=irt.kernel_name, cpu=cpu, asm=_stages(asm, parts), stats=stats,
+                         trace_map=tm, weight=w, weight_param=weight_arr.data_param, parts=parts)
     if assemble:
         k.ptxas()
     if store is not None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import LaunchError, ValidationError
+from . import validate
+from .errors import LaunchError
 
 
 def gpu_available() -> bool:
@@ -30,33 +31,6 @@ def _require_gpu() -> None:
         raise LaunchError(
             "no CUDA GPU is available; compiling needs none (irprune.conv2d(...).asm, "
             "`irprune compile --emit ptx`), running the kernel does", stage="launch")
-
-
-def _interface(arr, what: str) -> dict:
-    cai = getattr(arr, "__cuda_array_interface__", None)
-    if cai is None:
-        raise ValidationError(f"{what} must be a CUDA array (Numba, CuPy, PyTorch) or numpy; "
-                              f"got {type(arr).__name__}", stage="launch")
-    return cai
-
-
-def _check(cai: dict, shape: tuple, what: str) -> int:
-    if tuple(cai["shape"]) != tuple(shape):
-        raise ValidationError(f"{what} has shape {tuple(cai['shape'])}; this kernel was compiled "
-                              f"for {tuple(shape)}", stage="launch")
-    if np.dtype(cai["typestr"]) != np.float32:
-        raise ValidationError(f"{what} has dtype {np.dtype(cai['typestr'])}; convert it to float32",
-                              stage="launch")
-    strides = cai.get("strides")
-    if strides is not None:
-        expect, acc = [], 4
-        for d in reversed(shape):
-            expect.append(acc)
-            acc *= d
-        if tuple(strides) != tuple(reversed(expect)) and int(np.prod(shape)) > 1:
-            raise ValidationError(f"{what} is not C-contiguous (strides {tuple(strides)}); "
-                                  "pass a contiguous copy", stage="launch")
-    return int(cai["data"][0])
 
 
 def _empty_like_kind(x, shape):
@@ -84,36 +58,45 @@ def _stream_handle(x) -> int:
     return 0
 
 
-def _function(kernel):
-    """The loaded CUfunction of ``kernel`` in the current context (loaded once per context).
+def _functions(kernel) -> list:
+    """(loaded CUfunction, grid) of each part of ``kernel`` in the current context (loaded once).
 
-    Loads the cubin when the kernel has one for this device's architecture
-    (no driver JIT at first launch), else the PTX (the driver compiles it).
+    Loads a part's cubin when ptxas made one for this device's architecture
+    (no driver JIT at first launch), else its PTX (the driver compiles it).
     """
     from numba import cuda
 
     ctx = cuda.current_context()
     if id(ctx) not in kernel._loaded:
         major, minor = ctx.device.compute_capability
-        cubin = kernel.cubin if kernel.cpu == f"sm_{major}{minor}" else None
-        try:
-            if cubin:
-                from cuda.core import ObjectCode
+        native = kernel.cpu == f"sm_{major}{minor}"
+        loaded = []
+        for part, grid, _ in kernel.part_launches():
+            cubin = part.cubin if native else None
+            try:
+                if cubin:
+                    from cuda.core import ObjectCode
 
-                module = ctx.create_module_image(ObjectCode.from_cubin(cubin))
-            else:
-                module = ctx.create_module_ptx(kernel.asm["ptx"])
+                    module = ctx.create_module_image(ObjectCode.from_cubin(cubin))
+                else:
+                    module = ctx.create_module_ptx(part.ptx)
+            except Exception as exc:
+                what = "cubin" if cubin else "PTX"
+                raise LaunchError(f"the driver could not load the {what}: {exc}", stage="load",
+                                  log=str(exc)) from None
             # Keep the module referenced: the function lives as long as it does.
-            kernel._loaded[id(ctx)] = (module, module.get_function(kernel.kernel_name))
-        except Exception as exc:
-            what = "cubin" if cubin else "PTX"
-            raise LaunchError(f"the driver could not load the {what}: {exc}", stage="load",
-                              log=str(exc)) from None
-    return kernel._loaded[id(ctx)][1]
+            loaded.append((module, module.get_function(kernel.kernel_name), grid))
+        kernel._loaded[id(ctx)] = loaded
+    return [(fn, grid) for _, fn, grid in kernel._loaded[id(ctx)]]
 
 
 def launch_conv(kernel, x, out=None):
-    """Run ``kernel`` on ``x``; write into ``out`` (allocated if None); return the output."""
+    """Run ``kernel`` on ``x``; write into ``out`` (allocated if None); return the output.
+
+    ``x`` and ``out`` are CUDA arrays of the current GPU, or numpy arrays
+    (copied there and back). Every array is checked first (shape, dtype,
+    layout, which GPU it is on, that ``out`` does not overlap ``x``).
+    """
     _require_gpu()
     from cuda.core import LaunchConfig, Stream, launch
     from numba import cuda
@@ -121,28 +104,27 @@ def launch_conv(kernel, x, out=None):
     g = kernel.geometry
     host = isinstance(x, np.ndarray)
     if host:
-        if x.shape != g.input_shape or x.dtype != np.float32:
-            raise ValidationError(f"input must be float32 of shape {g.input_shape}; got "
-                                  f"{x.dtype} {x.shape}", stage="launch")
-        x_dev = cuda.to_device(np.ascontiguousarray(x))
+        x_dev = cuda.to_device(validate.check_host_array(x, g.input_shape, "input"))
     else:
         x_dev = x
-    x_ptr = _check(_interface(x_dev, "input"), g.input_shape, "input")
+    x_ptr = validate.check_device_array(validate.cuda_interface(x_dev, "input"), g.input_shape, "input")
     if out is None:
         out_dev = _empty_like_kind(x_dev, g.output_shape)
     elif isinstance(out, np.ndarray):
-        if out.shape != g.output_shape or out.dtype != np.float32:
-            raise ValidationError(f"out must be float32 of shape {g.output_shape}; got "
-                                  f"{out.dtype} {out.shape}", stage="launch")
+        validate.check_host_array(out, g.output_shape, "out")
         out_dev = cuda.device_array(g.output_shape, dtype=np.float32)
     else:
         out_dev = out
-    y_ptr = _check(_interface(out_dev, "out"), g.output_shape, "out")
-    fn = _function(kernel)
-    grid, block = kernel.launch_config
+    y_ptr = validate.check_device_array(validate.cuda_interface(out_dev, "out"), g.output_shape, "out")
+    device = cuda.get_current_device().id
+    validate.check_on_device(x_ptr, device, "input")
+    validate.check_on_device(y_ptr, device, "out")
+    validate.check_no_overlap(x_ptr, 4 * _size(g.input_shape), y_ptr, 4 * _size(g.output_shape))
+    _, block = kernel.launch_config
     handle = _stream_handle(x_dev)
     stream = Stream.from_handle(handle)
-    launch(stream, LaunchConfig(grid=grid, block=block), fn.kernel, x_ptr, y_ptr)
+    for fn, grid in _functions(kernel):
+        launch(stream, LaunchConfig(grid=grid, block=block), fn.kernel, x_ptr, y_ptr)
     if host:
         result = out_dev.copy_to_host()  # default stream: ordered after the launch
         if isinstance(out, np.ndarray):
@@ -150,3 +132,10 @@ def launch_conv(kernel, x, out=None):
             return out
         return result
     return out_dev
+
+
+def _size(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import threading
 
-from .errors import TemplateContractError, ValidationError
+from .errors import TemplateContractError
 from .geometry import ConvGeometry
 from .llvm_opt import DEFAULT_CPU
 
@@ -169,7 +169,6 @@ def default_group_size(g: ConvGeometry, max_group: int = 32, chains_per_region: 
 
 
 def check_group_size(group_size: int, g: ConvGeometry, max_group: int = 64) -> int:
-    gs = int(group_size)
-    if not 1 <= gs <= max_group:
-        raise ValidationError(f"group_size must be in 1..{max_group}; got {gs}", stage="validate")
-    return min(gs, g.K)
+    from .validate import check_int
+
+    return min(check_int(group_size, "group_size", 1, max_group), g.K)

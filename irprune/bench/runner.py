@@ -343,7 +343,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
         if len(table) > 1:
             rec["tuning"] = table
         rec["ptxas"] = k.stats.get("ptxas")
-        rec["loaded"] = "cubin" if k.cubin else "ptx"
+        rec["loaded"] = "cubin" if all(k.cubins) else "ptx"
         return I.irprune_run(inp, k)
     if impl == "dense_template":
         from ..template import default_group_size

@@ -243,7 +243,8 @@ class StripZeroWeights(ModulePass):
             shifts = {}
             for param, stride in ctx.channel_strides.items():
                 if reg.k0 and stride:
-                    params[param] = prefixed(param, prefix)
+                    # A part's first region keeps the template's names but not its channels.
+                    params[param] = prefixed(param, prefix or "rg.base.")
                     shifts[param] = reg.k0 * stride
             rblocks, st = plan.instantiate(zero, prefix, params)
             # A base pointer for each shifted array the region still reads.

@@ -1,0 +1,84 @@
+"""How large a layer irprune compiles, and how it splits one into parts.
+
+Every compilation step after the IR template (passes, NVPTX codegen, ptxas)
+costs time and memory in proportion to the nonzeros one module holds, and
+ptxas grows faster than that on one huge function. So a layer's channel
+groups are packed into *parts* of at most :func:`max_part_nnz` nonzeros, each
+its own module and kernel; a layer beyond :func:`max_layer_nnz` nonzeros, or
+whose single output channel unrolls to more than :data:`MAX_CHANNEL_WEIGHTS`
+weights, is refused before any work starts, with a message naming the limit.
+
+Measured on the 2-core development machine (docs/reliability.md): one part of
+32K nonzeros peaks near 1 GiB and compiles in about 35 s.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import ValidationError
+
+#: Nonzeros per module (``IRPRUNE_MAX_PART_NNZ``).
+MAX_PART_NNZ = 32768
+#: Nonzeros per layer (``IRPRUNE_MAX_NNZ``): ResNet-50's largest layer at 50% has 1.18M.
+MAX_LAYER_NNZ = 2_500_000
+#: C * R * S of one output channel: the IR template unrolls at least this many chains.
+MAX_CHANNEL_WEIGHTS = 65536
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise ValidationError(f"{name}={raw!r} is not an integer", stage="validate") from None
+    if v < 1:
+        raise ValidationError(f"{name} must be >= 1; got {v}", stage="validate")
+    return v
+
+
+def max_part_nnz() -> int:
+    return _env_int("IRPRUNE_MAX_PART_NNZ", MAX_PART_NNZ)
+
+
+def max_layer_nnz() -> int:
+    return _env_int("IRPRUNE_MAX_NNZ", MAX_LAYER_NNZ)
+
+
+def check_layer_size(weights: np.ndarray) -> int:
+    """The layer's nonzero count, or ValidationError when a limit refuses the layer."""
+    K, C, R, S = weights.shape
+    if C * R * S > MAX_CHANNEL_WEIGHTS:
+        raise ValidationError(
+            f"one output channel has C*R*S = {C * R * S} weights, more than the "
+            f"{MAX_CHANNEL_WEIGHTS} irprune unrolls into one IR template (MAX_CHANNEL_WEIGHTS); "
+            "split the layer's input channels into several convolutions", stage="validate")
+    nnz = int(np.count_nonzero(weights))
+    limit = max_layer_nnz()
+    if nnz > limit:
+        raise ValidationError(
+            f"the layer has {nnz} nonzero weights, more than the limit of {limit} "
+            "(IRPRUNE_MAX_NNZ); prune it further, or raise the limit knowing that compile "
+            "time and memory grow with it (docs/reliability.md)", stage="validate")
+    return nnz
+
+
+def split_groups(group_nnz: list[int], limit: int) -> list[tuple[int, int]]:
+    """Pack consecutive channel groups into parts of at most ``limit`` nonzeros.
+
+    Returns (first group, group count) per part. A group bigger than the limit
+    on its own is a part on its own (a group cannot be split further).
+    """
+    parts: list[tuple[int, int]] = []
+    start, acc = 0, 0
+    for i, n in enumerate(group_nnz):
+        if i > start and acc + n > limit:
+            parts.append((start, i - start))
+            start, acc = i, 0
+        acc += n
+    parts.append((start, len(group_nnz) - start))
+    return parts
