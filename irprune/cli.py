@@ -176,6 +176,43 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_fuzz(args) -> int:
+    import json
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .fuzz import fuzz, summarize
+    from .launch import gpu_available
+
+    device = args.device
+    if device == "auto":
+        device = "gpu" if gpu_available() else "host"
+    if device == "gpu" and not gpu_available():
+        raise IrpruneError("--device gpu needs a CUDA GPU; use --device host (the pruned IR run "
+                           "on the CPU) or none (structure only)", stage="fuzz")
+    failed = []
+    with Progress(TextColumn("fuzz"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[f]} failed"),
+                  TimeElapsedColumn(), transient=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("fuzz", total=args.cases, f=0)
+
+        def step(r):
+            if r.status == "failed":
+                failed.append(r)
+                bar.console.print(f"[red]FAILED[/] {r.case.describe()}: {r.detail.splitlines()[0]}")
+            bar.update(task, advance=1, f=len(failed))
+
+        results = fuzz(args.cases, seed=args.seed, device=device, max_weights=args.max_weights,
+                       max_pixels=args.max_pixels, assemble=not args.no_ptxas, jobs=args.jobs,
+                       progress=step)
+    summary = {"device": device, "seed": args.seed, **summarize(results)}
+    print(json.dumps(summary))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"summary": summary,
+                                              "results": [r.to_dict() for r in results]}, indent=1))
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -228,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     i.set_defaults(func=cmd_inspect)
+
+    f = sub.add_parser("fuzz", help="random layers against the float64 reference (structure, numerics)")
+    f.add_argument("--cases", type=int, default=100)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--device", choices=("auto", "gpu", "host", "none"), default="auto",
+                   help="where numerics run: the GPU, the CPU (pruned IR through MCJIT), or not at all")
+    f.add_argument("--max-weights", type=int, default=20_000, help="K*C*R*S bound of a case")
+    f.add_argument("--max-pixels", type=int, default=1024, help="H*W bound of a case")
+    f.add_argument("--jobs", type=int, default=1, help="compile processes")
+    f.add_argument("--no-ptxas", action="store_true", help="do not assemble the PTX")
+    f.add_argument("--out", help="write every case and result as JSON here")
+    f.set_defaults(func=cmd_fuzz)
 
     o = sub.add_parser("opt", help="run a pass pipeline over an LLVM IR file")
     o.add_argument("file", help="LLVM IR text (.ll)")

@@ -26,6 +26,33 @@ def conv2d_reference(x, w, stride: int = 1, padding: int = 0, bias=None, relu: b
     return out
 
 
+def pruned_reference(x, w, stride: int = 1, padding: int = 0, bias=None, relu: bool = False) -> np.ndarray:
+    """conv2d in float64 where zero weights are absent rather than multiplied by.
+
+    This is what an irprune kernel computes: a pruned weight contributes
+    nothing, so a NaN or Inf input seen only by pruned weights does not reach
+    the output (in :func:`conv2d_reference`, as in torch, 0 * NaN = NaN).
+    For finite inputs the two agree.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    N, C, H, W = x.shape
+    K, _, R, S = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    OH = (H + 2 * padding - R) // stride + 1
+    OW = (W + 2 * padding - S) // stride + 1
+    out = np.zeros((N, K, OH, OW))
+    for c, r, s in zip(*np.nonzero(np.any(w != 0, axis=0))):
+        ks = np.nonzero(w[:, c, r, s])[0]
+        patch = xp[:, c, r: r + stride * (OH - 1) + 1: stride, s: s + stride * (OW - 1) + 1: stride]
+        out[:, ks] += patch[:, None] * w[ks, c, r, s][None, :, None, None]
+    if bias is not None:
+        out += np.asarray(bias, dtype=np.float64).reshape(1, K, 1, 1)
+    if relu:
+        out = np.maximum(out, 0.0)
+    return out
+
+
 def prune_random(shape, sparsity: float, seed: int = 0) -> np.ndarray:
     """Random normal float32 weights with the ``sparsity`` fraction of smallest magnitudes zeroed.
 
