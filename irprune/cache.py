@@ -51,7 +51,7 @@ def cache_enabled() -> bool:
 
 @lru_cache(maxsize=1)
 def toolchain_fingerprint() -> dict:
-    """Versions of everything between a template and its PTX."""
+    """Versions of everything between a template and its PTX, irprune's own source included."""
     from importlib.metadata import PackageNotFoundError, version
 
     import llvmlite.binding as llvm
@@ -64,8 +64,21 @@ def toolchain_fingerprint() -> dict:
         except PackageNotFoundError:
             return None
 
-    return {"irprune": __version__, "numba": ver("numba"), "numba-cuda": ver("numba-cuda"),
+    return {"irprune": __version__, "irprune-source": source_digest(),
+            "numba": ver("numba"), "numba-cuda": ver("numba-cuda"),
             "llvmlite": ver("llvmlite"), "llvm": ".".join(map(str, llvm.llvm_version_info))}
+
+
+@lru_cache(maxsize=1)
+def source_digest() -> str:
+    """A digest of irprune's own Python sources (passes, lowering, codegen, templates, ...).
+
+    The version number does not change with every edit of a pass; this does,
+    so a working copy never loads a kernel that older code compiled.
+    """
+    root = Path(__file__).resolve().parent
+    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    return digest(*[b for p in files for b in (str(p.relative_to(root)).encode(), p.read_bytes())])
 
 
 def digest(*parts) -> str:

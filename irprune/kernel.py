@@ -307,8 +307,9 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     key = None
     if store is not None:
         tkey = template.ir_template_key(g, gs, relu, b is not None, cpu)
+        # The part limit changes how the layer is split, hence the code.
         key = digest("kernel", _ENTRY_FORMAT, tkey, w.tobytes(),
-                     b.tobytes() if b is not None else b"", pipeline)
+                     b.tobytes() if b is not None else b"", pipeline, max_part_nnz())
         hit = store.get("kernel", key)
         if hit is not None and hit["geometry"] == g:
             hit["stats"]["cached"] = True

@@ -138,3 +138,15 @@ def test_cache_env_and_cli(tmp_path):
     assert run("cache", "dir").strip() == str(tmp_path)
     assert "removed 2 entries" in run("cache", "clear")
     assert "empty" in run("cache")
+
+
+def test_part_limit_and_irprune_source_are_part_of_the_key(tmp_path, monkeypatch):
+    from irprune.cache import source_digest, toolchain_fingerprint
+
+    assert toolchain_fingerprint()["irprune-source"] == source_digest()
+    w = prune_random(SHAPE, 0.5, seed=4)
+    k1 = irprune.conv2d(w, ISHAPE, padding=1, group_size=2, cache=tmp_path)
+    monkeypatch.setenv("IRPRUNE_MAX_PART_NNZ", "20")
+    k2 = irprune.conv2d(w, ISHAPE, padding=1, group_size=2, cache=tmp_path)
+    assert not k2.stats["cached"] and len(k2.parts) > len(k1.parts) == 1
+    assert irprune.conv2d(w, ISHAPE, padding=1, group_size=2, cache=tmp_path).stats["cached"]
