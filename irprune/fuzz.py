@@ -219,6 +219,7 @@ def _compile_only(case: FuzzCase, cache_dir: str) -> None:
     import os
 
     os.environ["IRPRUNE_CACHE"] = "1"
+    os.environ.setdefault("IRPRUNE_JOBS", "1")  # the cases already fill every CPU
     try:
         compile_case(case, cache=cache_dir)
     except Exception:

@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .codegen import PtxasResult, emit_ptx, run_ptxas_many
+from .codegen import PtxasResult, run_ptxas_many
 from . import validate
 from .geometry import ConvGeometry
 from .validate import check_weight
 from .ir.textir import parse_module
 from .limits import check_layer_size, max_part_nnz, split_groups
 from .llvm_opt import DEFAULT_CPU
-from .passes import DEFAULT_PIPELINE, PASSES, PassContext, parse_pipeline, run_pipeline
+from .parts import PartJob, compile_parts
+from .passes import DEFAULT_PIPELINE, parse_pipeline
 from .passes.base import count_instructions
 from .passes.trace_weight_uses import TraceMap
 
@@ -253,25 +254,6 @@ def _stages(texts: dict, parts: list[KernelPart], loaders: dict | None = None) -
                           "ptx": _joined(parts, "ptx", "//")})
 
 
-def group_regions(template, g: ConvGeometry, gs: int, relu: bool, has_bias: bool, cpu: str,
-                  store, weight_param: str) -> list:
-    """The channel groups of a layer: ``ceil(K / gs)`` regions of ``gs`` channels.
-
-    A last group of fewer channels is made from an IR template of its own size.
-    """
-    from .passes.base import Region
-    from .passes.trace_weight_uses import trace_function
-
-    full, rest = divmod(g.K, gs)
-    regions = [Region(k0=i * gs, size=gs) for i in range(full)]
-    if rest:
-        irt = template.ir_template(g, rest, relu, has_bias, cpu, cache=store)
-        fn = parse_module(irt.text).function()
-        regions.append(Region(k0=full * gs, size=rest, fn=fn,
-                              trace=trace_function(fn, weight_param, g.weight_shape, rest)))
-    return regions
-
-
 def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                    relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
                    pipeline: str = DEFAULT_PIPELINE, cache=None,
@@ -335,35 +317,38 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     strides = {weight_arr.data_param: g.C * g.R * g.S * 4,
                **{c.data_param: 4 for c in irt.array("constant")},
                **{o.data_param: g.OH * g.OW * 4 for o in irt.array("output")}}
-    regions = group_regions(template, g, gs, relu, b is not None, cpu, store, weight_arr.data_param)
-    group_nnz = [int(np.count_nonzero(w[r.k0:r.k0 + r.size])) for r in regions]
-    passes = parse_pipeline(pipeline)
+    full, rest = divmod(g.K, gs)
+    regions = [(i * gs, gs, False) for i in range(full)]
+    ragged = None
+    if rest:  # a smaller last group is made from an IR template of its own size
+        ragged = template.ir_template(g, rest, relu, b is not None, cpu, cache=store).text
+        regions.append((full * gs, rest, True))
+    group_nnz = [int(np.count_nonzero(w[k0:k0 + size])) for k0, size, _ in regions]
+    constants = {c.data_param: b if b is not None else np.zeros(0, np.float32)
+                 for c in irt.array("constant")}  # with no bias the parameter must still go
+    jobs = [PartJob(template=irt.text, ragged=ragged, regions=regions[first:first + count],
+                    weight_param=weight_arr.data_param, weights=w, constants=constants,
+                    channel_strides=strides, pipeline=pipeline, cpu=cpu, keep_stages=not i)
+            for i, (first, count) in enumerate(split_groups(group_nnz, max_part_nnz()))]
+    parse_pipeline(pipeline)  # a bad pipeline fails here, before any worker starts
     before = count_instructions(parse_module(irt.text))
-    parts, stages, pass_stats, after, fmas, ptx_lines = [], {}, {}, 0, 0, 0
-    t_ptx = 0.0
-    for first, count in split_groups(group_nnz, max_part_nnz()):
-        ctx = PassContext(weight_param=weight_arr.data_param, weight_shape=g.weight_shape, weights=w)
-        for c in irt.array("constant"):
-            # With no bias the template never reads it, but the parameter must go.
-            ctx.constants[c.data_param] = b if b is not None else np.zeros(0, np.float32)
-        ctx.channel_strides = strides
-        ctx.regions = regions[first:first + count]
-        res = run_pipeline(passes, parse_module(irt.text), ctx, registry=PASSES)
-        tm = ctx.analyses["trace-weight-uses"]
-        pruned = res.module.render()
-        after += count_instructions(res.module)
-        if not parts:
-            stages = res.stages  # a split layer shows its first part's pass stages
-        _merge_stats(pass_stats, ctx.stats)
-        del res
-        t_p = time.perf_counter()
-        ptx = emit_ptx(pruned, cpu=cpu)
-        t_ptx += time.perf_counter() - t_p
-        fmas += _count_fma_ptx(ptx)
-        ptx_lines += ptx.count("\n")
-        parts.append(KernelPart(first_group=first, groups=count,
-                                nnz=sum(group_nnz[first:first + count]), llvm=pruned, ptx=ptx))
+    results = compile_parts(jobs)
+    pass_stats, parts, first = {}, [], 0
+    for job, r in zip(jobs, results):
+        _merge_stats(pass_stats, r.stats)
+        parts.append(KernelPart(first_group=first, groups=len(job.regions),
+                                nnz=sum(group_nnz[first:first + len(job.regions)]),
+                                llvm=r.llvm, ptx=r.ptx))
+        first += len(job.regions)
+    stages = results[0].stages  # a split layer shows its first part's pass stages
+    after = sum(r.instructions for r in results)
+    fmas = sum(_count_fma_ptx(r.ptx) for r in results)
+    ptx_lines = sum(r.ptx.count("\n") for r in results)
     t3 = time.perf_counter()
+    # With parts side by side, the PTX share of the wall time is its share of the work.
+    work_ptx = sum(r.seconds_ptx for r in results)
+    work = work_ptx + sum(r.seconds_passes for r in results)
+    t_ptx = (t3 - t1) * work_ptx / work if work else 0.0
 
     nnz = int(np.count_nonzero(w))
     asm = {"nvvm": irt.nvvm, "llvm": irt.text}
@@ -379,7 +364,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     }
     k = SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
                          kernel_name=irt.kernel_name, cpu=cpu, asm=_stages(asm, parts), stats=stats,
-                         trace_map=tm, weight=w, weight_param=weight_arr.data_param, parts=parts)
+                         weight=w, weight_param=weight_arr.data_param, parts=parts)
     if assemble:
         k.ptxas()
     if store is not None:

@@ -39,6 +39,8 @@ def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
 def run_job(job: CompileJob) -> dict:
     """Compile one job in this process; return its times (or its error, as text)."""
     os.environ["IRPRUNE_CACHE"] = "1"
+    # The jobs already fill every CPU: a layer's parts compile in this process.
+    os.environ.setdefault("IRPRUNE_JOBS", "1")
     from ..cache import DiskCache
     from ..errors import IrpruneError
     from ..template import default_group_size

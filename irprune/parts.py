@@ -1,0 +1,119 @@
+"""Compiling a layer's parts: the pass pipeline and NVPTX codegen of each, here or in worker processes.
+
+A part (irprune.limits) is a contiguous run of channel groups compiled into a
+module of its own. Parts share nothing but the IR template, so a layer of
+several parts compiles them side by side in worker processes, up to
+:func:`compile_jobs` at a time. The workers are plain subprocesses running
+``python -m irprune.part_worker``, handed one pickled :class:`PartJob` on
+stdin: no multiprocessing, so a user's script is never re-imported and
+needs no ``if __name__ == "__main__"`` guard.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import IrpruneError
+
+
+@dataclass
+class PartJob:
+    """Everything one part's compilation needs, as plain data."""
+
+    template: str            # the IR template's text (channel group 0)
+    ragged: str | None       # the smaller last group's template text, if the layer has one
+    regions: list[tuple[int, int, bool]]  # (k0, size, made from the ragged template) per group
+    weight_param: str
+    weights: np.ndarray
+    constants: dict[str, np.ndarray]
+    channel_strides: dict[str, int]
+    pipeline: str
+    cpu: str
+    keep_stages: bool = False
+
+
+@dataclass
+class PartResult:
+    llvm: str
+    ptx: str
+    instructions: int
+    stats: dict
+    stages: dict = field(default_factory=dict)
+    seconds_passes: float = 0.0
+    seconds_ptx: float = 0.0
+
+
+def compile_jobs() -> int:
+    """Worker processes for a layer's parts: ``IRPRUNE_JOBS``, else the CPU count."""
+    raw = os.environ.get("IRPRUNE_JOBS")
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            from .errors import ValidationError
+
+            raise ValidationError(f"IRPRUNE_JOBS={raw!r} is not an integer", stage="validate") from None
+    return os.cpu_count() or 1
+
+
+def compile_part(job: PartJob) -> PartResult:
+    """Run the pipeline over the template for ``job``'s groups and emit PTX (in this process)."""
+    from .codegen import emit_ptx
+    from .ir.textir import parse_module
+    from .passes import PASSES, PassContext, parse_pipeline, run_pipeline
+    from .passes.base import Region, count_instructions
+    from .passes.trace_weight_uses import trace_function
+
+    t0 = time.perf_counter()
+    regions = []
+    ragged = None
+    for k0, size, is_ragged in job.regions:
+        if is_ragged:
+            if ragged is None:
+                fn = parse_module(job.ragged).function()
+                ragged = (fn, trace_function(fn, job.weight_param, job.weights.shape, size))
+            regions.append(Region(k0=k0, size=size, fn=ragged[0], trace=ragged[1]))
+        else:
+            regions.append(Region(k0=k0, size=size))
+    ctx = PassContext(weight_param=job.weight_param, weight_shape=job.weights.shape,
+                      weights=job.weights, constants=dict(job.constants),
+                      channel_strides=job.channel_strides, regions=regions)
+    res = run_pipeline(parse_pipeline(job.pipeline), parse_module(job.template), ctx, registry=PASSES)
+    pruned = res.module.render()
+    t1 = time.perf_counter()
+    ptx = emit_ptx(pruned, cpu=job.cpu)
+    return PartResult(llvm=pruned, ptx=ptx, instructions=count_instructions(res.module),
+                      stats=ctx.stats, stages=res.stages if job.keep_stages else {},
+                      seconds_passes=t1 - t0, seconds_ptx=time.perf_counter() - t1)
+
+
+def _in_worker(job: PartJob) -> PartResult:
+    proc = subprocess.run([sys.executable, "-m", "irprune.part_worker"],
+                          input=pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL),
+                          capture_output=True)
+    if proc.returncode != 0:
+        log = proc.stderr.decode(errors="replace")
+        raise IrpruneError(f"a part's worker process failed (exit {proc.returncode}): "
+                           f"{(log.strip().splitlines() or ['no output'])[-1]}",
+                           stage="parts", log=log)
+    out = pickle.loads(proc.stdout)
+    if isinstance(out, BaseException):
+        raise out
+    return out
+
+
+def compile_parts(jobs: list[PartJob], workers: int | None = None) -> list[PartResult]:
+    """Compile every part; in ``workers`` processes at once when there are several parts."""
+    workers = compile_jobs() if workers is None else workers
+    if len(jobs) == 1 or workers <= 1:
+        return [compile_part(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        return list(pool.map(_in_worker, jobs))
