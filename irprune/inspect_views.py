@@ -138,7 +138,8 @@ def weight_chain(k: SparseConvKernel, k_: int, c: int, r: int, s: int) -> dict:
     names = {prefixed(i.name, prefix) for t in traces for i in t.accumulates + t.multiplies if i.name}
     from .ir.textir import float_literal
 
-    left = _lines_named(k.asm["llvm-pruned"], names, float_literal(value)) if value != 0.0 else []
+    module = k.part_of(group).llvm
+    left = _lines_named(module, names, float_literal(value)) if value != 0.0 else []
     return {"index": list(idx), "value": value, "pruned": value == 0.0, "group": group,
             "template_index": list(tidx),
             "template": [t.to_dict() for t in traces], "after_pruning": left}
@@ -153,11 +154,12 @@ def channel_chains(k: SparseConvKernel, k_: int) -> list[dict]:
 
 
 def diff(k: SparseConvKernel, context: int = 1) -> str:
-    """Unified diff of the IR template against the pruned IR."""
+    """Unified diff of the IR template against the pruned IR (its first part's, if split)."""
     # Both through the same printer, so that only the passes' changes show.
     a = parse_module(k.asm["llvm"]).render().splitlines(keepends=True)
-    b = parse_module(k.asm["llvm-pruned"]).render().splitlines(keepends=True)
-    return "".join(difflib.unified_diff(a, b, "llvm (IR template)", "llvm-pruned", n=context))
+    b = parse_module(k.parts[0].llvm).render().splitlines(keepends=True)
+    name = "llvm-pruned" if len(k.parts) == 1 else f"llvm-pruned (part 0 of {len(k.parts)})"
+    return "".join(difflib.unified_diff(a, b, "llvm (IR template)", name, n=context))
 
 
 def nonzero_fraction(w: np.ndarray) -> float:

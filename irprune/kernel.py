@@ -131,18 +131,24 @@ class SparseConvKernel:
     def groups(self) -> int:
         return -(-self.geometry.K // self.group_size)
 
+    def part_of(self, group: int) -> KernelPart:
+        """The part whose module holds channel group ``group``."""
+        return next(p for p in self.parts if p.first_group <= group < p.first_group + p.groups)
+
     def template_index(self, k: int, c: int, r: int, s: int) -> tuple[int, str, tuple[int, int, int, int]]:
         """Where weight (k, c, r, s) lives: (group, value-name prefix of its region, index in the IR template).
 
         Group ``k // group_size``'s region is instantiated from the IR template,
         whose weight (k mod group_size, c, r, s) it is; its values are the
-        template's names with the region's prefix. (A smaller last group is
-        made from a template of its own, which :attr:`trace` does not cover.)
+        template's names with the region's prefix in its part's module
+        (:meth:`part_of`). (A smaller last group is made from a template of
+        its own, which :attr:`trace` does not cover.)
         """
         from .passes.strip_zero_weights import region_prefix
 
         gi = k // self.group_size
-        return gi, region_prefix(gi, self.groups), (k - gi * self.group_size, c, r, s)
+        part = self.part_of(gi)
+        return gi, region_prefix(gi - part.first_group, part.groups), (k - gi * self.group_size, c, r, s)
 
     @property
     def launch_config(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:

@@ -82,3 +82,17 @@ def test_ptxas_past_its_time_limit_is_stopped_with_the_limit_named(monkeypatch):
     monkeypatch.setenv("IRPRUNE_PTXAS_TIMEOUT", "0.001")
     with pytest.raises(PtxasError, match="IRPRUNE_PTXAS_TIMEOUT"):
         run_ptxas(k.parts[0].ptx)
+
+
+def test_inspect_views_of_a_split_layer(monkeypatch):
+    from irprune import inspect_views as views
+
+    monkeypatch.setenv("IRPRUNE_MAX_PART_NNZ", "30")
+    w = prune_random((8, 3, 3, 3), 0.5, seed=6)
+    k = conv2d_nchw.compile(w, (1, 3, 6, 6), 1, 1, cache=False, group_size=2)
+    assert len(k.parts) > 2
+    kk, c, r, s = (int(i[0]) for i in np.nonzero(w[6:]))
+    ch = views.weight_chain(k, kk + 6, c, r, s)  # a weight in a later part
+    assert ch["group"] == 3 and ch["after_pruning"], ch
+    assert "part 0 of" in views.diff(k)
+    assert views.summary(k, with_ptxas=False)["parts"] == len(k.parts)
