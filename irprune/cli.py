@@ -52,6 +52,14 @@ def cmd_compile(args) -> int:
         sys.stdout.write(text)
     else:
         Path(args.output).write_text(text)
+        if len(k.parts) > 1 and args.emit in ("ptx", "llvm-pruned"):
+            # The joined text is for reading; each part is a module of its own.
+            out = Path(args.output)
+            for i, part in enumerate(k.parts):
+                out.with_name(f"{out.stem}.part{i}{out.suffix}").write_text(
+                    part.ptx if args.emit == "ptx" else part.llvm)
+            print(f"irprune: the layer is split into {len(k.parts)} parts (IRPRUNE_MAX_PART_NNZ); "
+                  f"each module is also in {out.stem}.partN{out.suffix}", file=sys.stderr)
     if args.stats:
         s = {key: v for key, v in k.stats.items() if key != "passes"}
         print(json.dumps(s, indent=2), file=sys.stderr)

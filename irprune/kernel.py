@@ -367,6 +367,8 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
         "passes": pass_stats, "cached": False,
         "seconds": {"ir_template": round(t1 - t0, 3), **{k: round(v, 3) for k, v in irt.timings.items()},
                     "passes": round(t3 - t1 - t_ptx, 3), "ptx": round(t_ptx, 3)},
+        # Peak memory of whichever process compiled each part (this one, or a worker).
+        "part_peak_mib": max(r.peak_mib for r in results),
     }
     k = SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
                          kernel_name=irt.kernel_name, cpu=cpu, asm=_stages(asm, parts), stats=stats,

@@ -49,6 +49,8 @@ class PartResult:
     stages: dict = field(default_factory=dict)
     seconds_passes: float = 0.0
     seconds_ptx: float = 0.0
+    #: Peak resident memory of the process that compiled the part (MiB).
+    peak_mib: float = 0.0
 
 
 def compile_jobs() -> int:
@@ -92,7 +94,18 @@ def compile_part(job: PartJob) -> PartResult:
     ptx = emit_ptx(pruned, cpu=job.cpu)
     return PartResult(llvm=pruned, ptx=ptx, instructions=count_instructions(res.module),
                       stats=ctx.stats, stages=res.stages if job.keep_stages else {},
-                      seconds_passes=t1 - t0, seconds_ptx=time.perf_counter() - t1)
+                      seconds_passes=t1 - t0, seconds_ptx=time.perf_counter() - t1,
+                      peak_mib=peak_rss_mib())
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (0 where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # not on Linux/macOS
+        return 0.0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 
 def _in_worker(job: PartJob) -> PartResult:

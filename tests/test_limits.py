@@ -96,3 +96,16 @@ def test_inspect_views_of_a_split_layer(monkeypatch):
     assert ch["group"] == 3 and ch["after_pruning"], ch
     assert "part 0 of" in views.diff(k)
     assert views.summary(k, with_ptxas=False)["parts"] == len(k.parts)
+
+
+def test_compile_command_writes_each_part_of_a_split_layer(tmp_path, monkeypatch, capsys):
+    from irprune.cli import main
+
+    monkeypatch.setenv("IRPRUNE_MAX_PART_NNZ", "40")
+    np.save(tmp_path / "w.npy", prune_random((8, 3, 3, 3), 0.5, seed=1))
+    out = tmp_path / "layer.ptx"
+    assert main(["compile", "--weights", str(tmp_path / "w.npy"), "--input-shape", "1,3,6,6",
+                 "--padding", "1", "--group-size", "2", "-o", str(out)]) == 0
+    parts = sorted(tmp_path.glob("layer.part*.ptx"))
+    assert len(parts) > 1 and "split into" in capsys.readouterr().err
+    assert all(p.read_text().count(".entry") == 1 for p in parts)

@@ -4,8 +4,10 @@
 
 Prints one JSON line per sparsity: wall seconds, the compile's own stage
 seconds, parts, nonzeros, and the peak resident memory of the compiling
-process (ru_maxrss) and of its children (ptxas). The disk cache is off so
-that every number is a cold compile.
+process (ru_maxrss) and of the largest part's worker process (parts compile
+side by side in IRPRUNE_JOBS workers, default one per CPU; ptxas runs as
+separate processes too). The disk cache is off so that every number is a
+cold compile.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 
 CHILD = r"""
 import json, resource, sys, time
-import irprune
+import irprune, irprune.parts
 from irprune.bench.suites import SUITES
 from irprune.reference import prune_random
 suite, name, sparsity, assemble = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
@@ -33,8 +35,9 @@ mib = lambda who: resource.getrusage(who).ru_maxrss / 1024
 print(json.dumps({"layer": name, "sparsity": sparsity, "nnz": k.stats["nnz"],
                   "parts": len(k.parts), "group_size": k.group_size,
                   "compile_s": round(compile_s, 1), "seconds": k.stats["seconds"],
+                  "jobs": irprune.parts.compile_jobs(),
                   "peak_mib": round(mib(resource.RUSAGE_SELF)),
-                  "ptxas_peak_mib": round(mib(resource.RUSAGE_CHILDREN)),
+                  "part_worker_peak_mib": round(k.stats["part_peak_mib"]),
                   "registers": k.stats.get("ptxas", {}).get("registers")}))
 """
 
