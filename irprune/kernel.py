@@ -14,7 +14,7 @@ from . import validate
 from .geometry import ConvGeometry
 from .validate import check_weight
 from .ir.textir import parse_module
-from .limits import check_layer_size, max_part_nnz, split_groups
+from .limits import check_grid, check_layer_size, max_part_nnz, split_groups
 from .llvm_opt import DEFAULT_CPU
 from .parts import PartJob, compile_parts
 from .passes import DEFAULT_PIPELINE, parse_pipeline
@@ -291,6 +291,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     relu = validate.check_flag(relu, "relu")
     cpu = validate.check_arch(cpu)
     gs = check_group_size(group_size, g) if group_size is not None else default_group_size(g)
+    check_grid(g.N * g.OH * g.OW, -(-g.K // gs))
     store = _resolve_cache(cache)
     key = None
     if store is not None:

@@ -67,6 +67,23 @@ def check_layer_size(weights: np.ndarray) -> int:
     return nnz
 
 
+#: CUDA's grid limits: blocks along x and along y.
+MAX_GRID_X = 2**31 - 1
+MAX_GRID_Y = 65535
+
+
+def check_grid(pixels: int, groups: int, block_min: int = 64) -> None:
+    """Refuse a layer whose launch grid CUDA cannot express (too many pixels or channel groups)."""
+    if -(-pixels // block_min) > MAX_GRID_X:
+        raise ValidationError(
+            f"N*OH*OW = {pixels} output pixels need more than CUDA's {MAX_GRID_X} blocks "
+            "along x (MAX_GRID_X); run the batch in smaller pieces", stage="validate")
+    if groups > MAX_GRID_Y:
+        raise ValidationError(
+            f"{groups} channel groups exceed CUDA's {MAX_GRID_Y} blocks along y (MAX_GRID_Y); "
+            "pass a larger group_size", stage="validate")
+
+
 def split_groups(group_nnz: list[int], limit: int) -> list[tuple[int, int]]:
     """Pack consecutive channel groups into parts of at most ``limit`` nonzeros.
 

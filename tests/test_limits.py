@@ -109,3 +109,17 @@ def test_compile_command_writes_each_part_of_a_split_layer(tmp_path, monkeypatch
     parts = sorted(tmp_path.glob("layer.part*.ptx"))
     assert len(parts) > 1 and "split into" in capsys.readouterr().err
     assert all(p.read_text().count(".entry") == 1 for p in parts)
+
+
+def test_grids_cuda_cannot_launch_are_refused():
+    from irprune.limits import check_grid
+
+    check_grid(10_000, 100)
+    with pytest.raises(ValidationError, match="MAX_GRID_Y"):
+        check_grid(10, 70_000)
+    with pytest.raises(ValidationError, match="MAX_GRID_X"):
+        check_grid(2**31 * 64, 1)
+    w = np.zeros((70_000, 1, 1, 1), np.float32)
+    w[0] = 1
+    with pytest.raises(ValidationError, match="MAX_GRID_Y"):
+        conv2d_nchw.compile(w, (1, 1, 2, 2), cache=False, group_size=1)
