@@ -24,13 +24,14 @@ from .template import SparseConvTemplate, sparse_conv  # noqa: E402
 
 def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
            group_size: int | None = None, cpu: str = DEFAULT_CPU, cache=None,
-           assemble: bool = False, tune: bool = False) -> SparseConvKernel:
+           assemble: bool = False, tune: bool = False, groups: int = 1) -> SparseConvKernel:
     """Compile a pruned conv2d (NCHW, fp32) into a kernel with the weights as immediates.
 
     Args:
-        weight: (K, C, R, S) float array; zeros are pruned weights.
+        weight: (K, C / groups, R, S) float array; zeros are pruned weights.
         input_shape: (N, C, H, W) of the input the kernel will take.
         stride, padding: as in torch.nn.Conv2d (same in both directions).
+        groups: convolution groups as in torch.nn.Conv2d (C for depthwise).
         bias: optional (K,) array, folded into the code like the weights.
         relu: apply ReLU to the output.
         group_size: output channels per code region (default: chosen from the shape).
@@ -50,11 +51,11 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
         from .tune import autotune
 
         return autotune(conv2d_nchw, weight, input_shape, stride=stride, padding=padding,
-                        bias=bias, relu=relu, cache=cache)[0]
+                        bias=bias, relu=relu, cache=cache, groups=groups)[0]
 
     return conv2d_nchw.compile(weight, input_shape, stride=stride, padding=padding, bias=bias,
                                relu=relu, group_size=group_size, cpu=cpu, cache=cache,
-                               assemble=assemble)
+                               assemble=assemble, groups=groups)
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Random layers against the reference: the structural checks, and numerics on the CPU or a GPU.
 
 A case is a random geometry (kernel 1 to 7 in each direction, stride 1 to 3,
-padding 0 to 3, channels 1 to 64, batch 1 to 4, non-square inputs), a
+padding 0 to 3, channels 1 to 64, batch 1 to 4, non-square inputs, a
+quarter of them grouped or depthwise), a
 sparsity in [0, 1], bias and ReLU on or off and sometimes a group size. Each
 case must either be refused with a :class:`~irprune.errors.ValidationError`
 exactly when the geometry is invalid (padding not smaller than the kernel,
@@ -51,10 +52,12 @@ class FuzzCase:
     relu: bool
     group_size: int | None
     seed: int
+    #: Convolution groups (divides C and K; C for depthwise).
+    groups: int = 1
 
     @property
     def weights(self) -> int:
-        return self.K * self.C * self.R * self.S
+        return self.K * (self.C // self.groups) * self.R * self.S
 
     def should_be_refused(self) -> str | None:
         """Why the geometry is invalid (independently of irprune.validate), or None."""
@@ -69,7 +72,7 @@ class FuzzCase:
         from .reference import prune_random
 
         rng = np.random.default_rng(self.seed)
-        w = prune_random((self.K, self.C, self.R, self.S), self.sparsity, seed=self.seed)
+        w = prune_random((self.K, self.C // self.groups, self.R, self.S), self.sparsity, seed=self.seed)
         b = rng.standard_normal(self.K).astype(np.float32) if self.bias else None
         x = rng.standard_normal((self.N, self.C, self.H, self.W)).astype(np.float32)
         return w, b, x
@@ -78,7 +81,8 @@ class FuzzCase:
         return (f"N{self.N} C{self.C}->K{self.K} {self.H}x{self.W} k{self.R}x{self.S} "
                 f"s{self.stride} p{self.padding} z{self.sparsity:.2f}"
                 f"{' bias' if self.bias else ''}{' relu' if self.relu else ''}"
-                f"{f' gs{self.group_size}' if self.group_size else ''} seed{self.seed}")
+                f"{f' gs{self.group_size}' if self.group_size else ''}"
+                f"{f' groups{self.groups}' if self.groups > 1 else ''} seed{self.seed}")
 
 
 def random_case(rng: np.random.Generator, max_weights: int = 20_000, max_pixels: int = 1024) -> FuzzCase:
@@ -98,10 +102,20 @@ def random_case(rng: np.random.Generator, max_weights: int = 20_000, max_pixels:
     while H * W > max_pixels:
         H, W = max(1, H // 2), max(1, W // 2)
     sparsity = float(rng.choice([0.0, 1.0])) if rng.random() < 0.1 else float(rng.random())
+    groups = 1
+    if rng.random() < 0.25:  # grouped, sometimes depthwise (groups = C = K)
+        common = [d for d in range(2, min(C, K) + 1) if C % d == 0 and K % d == 0]
+        if rng.random() < 0.3:
+            K = C
+            common = [C] if C > 1 else []
+        groups = int(rng.choice(common)) if common else 1
     gs = int(rng.integers(1, 65)) if rng.random() < 0.3 else None
+    if gs is not None and groups > 1:
+        gs = max(d for d in range(1, min(gs, K // groups) + 1) if (K // groups) % d == 0)
     return FuzzCase(N=int(rng.integers(1, 5)), C=C, K=K, H=H, W=W, R=R, S=S, stride=stride,
                     padding=padding, sparsity=round(sparsity, 3), bias=bool(rng.random() < 0.5),
-                    relu=bool(rng.random() < 0.5), group_size=gs, seed=int(rng.integers(1 << 30)))
+                    relu=bool(rng.random() < 0.5), group_size=gs, seed=int(rng.integers(1 << 30)),
+                    groups=groups)
 
 
 @dataclass
@@ -123,7 +137,8 @@ def compile_case(case: FuzzCase, cache=False):
 
     w, b, _ = case.arrays()
     return conv2d_nchw.compile(w, (case.N, case.C, case.H, case.W), case.stride, case.padding,
-                               bias=b, relu=case.relu, group_size=case.group_size, cache=cache)
+                               bias=b, relu=case.relu, group_size=case.group_size, cache=cache,
+                               groups=case.groups)
 
 
 def live_taps(g) -> np.ndarray:
@@ -180,7 +195,7 @@ def check_numerics(case: FuzzCase, k, device: str) -> float:
     else:
         y = run_on_host(k, x)
     assert not np.isnan(y).any(), "an output was never written"
-    ref = conv2d_reference(x, w, case.stride, case.padding, b, relu=case.relu)
+    ref = conv2d_reference(x, w, case.stride, case.padding, b, relu=case.relu, groups=case.groups)
     err = float(np.max(np.abs(y - ref)) / max(np.max(np.abs(ref)), 1e-30))
     assert err <= TOLERANCE, f"relative error {err:.3g} > {TOLERANCE}"
     return err

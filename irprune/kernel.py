@@ -263,7 +263,7 @@ def _stages(texts: dict, parts: list[KernelPart], loaders: dict | None = None) -
 def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                    relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
                    pipeline: str = DEFAULT_PIPELINE, cache=None,
-                   assemble: bool = False) -> SparseConvKernel:
+                   assemble: bool = False, groups: int = 1) -> SparseConvKernel:
     """Specialize ``template`` on ``weight`` (K, C, R, S) and ``input_shape`` (N, C, H, W).
 
     ``cache``: None or True for the disk cache at :func:`irprune.cache.cache_dir`
@@ -275,17 +275,17 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
 
     with gc_paused():
         return _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu,
-                               group_size, cpu, pipeline, cache, assemble)
+                               group_size, cpu, pipeline, cache, assemble, groups)
 
 
 def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, group_size, cpu,
-                    pipeline, cache, assemble) -> SparseConvKernel:
+                    pipeline, cache, assemble, groups) -> SparseConvKernel:
     from .cache import digest
     from .template import check_group_size, default_group_size
 
     t_start = time.perf_counter()
     w = check_weight(weight)
-    g = ConvGeometry.from_weight(w.shape, input_shape, stride, padding)
+    g = ConvGeometry.from_weight(w.shape, input_shape, stride, padding, groups)
     check_layer_size(w)
     b = validate.check_bias(bias, g.K)
     relu = validate.check_flag(relu, "relu")
@@ -321,16 +321,24 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
 
     weight_arr = irt.array("weight")[0]
     # Group gi's arrays start k0 = gi * gs output channels further along.
-    strides = {weight_arr.data_param: g.C * g.R * g.S * 4,
+    strides = {weight_arr.data_param: g.Cg * g.R * g.S * 4,
                **{c.data_param: 4 for c in irt.array("constant")},
                **{o.data_param: g.OH * g.OW * 4 for o in irt.array("output")}}
+    # With convolution groups a region's input starts cbase = (k0 // Kg) * Cg
+    # channels further along (the template computes cbase from k0, which is 0 in
+    # the IR template); group_size divides Kg, so a region never straddles two.
+    x_param = irt.array("input")[0].data_param
+
+    def input_shift(k0: int) -> dict[str, int]:
+        return {x_param: (k0 // g.Kg) * g.Cg * g.H * g.W * 4} if g.groups > 1 else {}
+
     full, rest = divmod(g.K, gs)
-    regions = [(i * gs, gs, False) for i in range(full)]
+    regions = [(i * gs, gs, False, input_shift(i * gs)) for i in range(full)]
     ragged = None
     if rest:  # a smaller last group is made from an IR template of its own size
         ragged = template.ir_template(g, rest, relu, b is not None, cpu, cache=store).text
-        regions.append((full * gs, rest, True))
-    group_nnz = [int(np.count_nonzero(w[k0:k0 + size])) for k0, size, _ in regions]
+        regions.append((full * gs, rest, True, input_shift(full * gs)))
+    group_nnz = [int(np.count_nonzero(w[r[0]:r[0] + r[1]])) for r in regions]
     constants = {c.data_param: b if b is not None else np.zeros(0, np.float32)
                  for c in irt.array("constant")}  # with no bias the parameter must still go
     jobs = [PartJob(template=irt.text, ragged=ragged, regions=regions[first:first + count],

@@ -30,7 +30,8 @@ class PartJob:
 
     template: str            # the IR template's text (channel group 0)
     ragged: str | None       # the smaller last group's template text, if the layer has one
-    regions: list[tuple[int, int, bool]]  # (k0, size, made from the ragged template) per group
+    #: (k0, size, made from the ragged template, extra base-pointer shifts) per group
+    regions: list[tuple[int, int, bool, dict]]
     weight_param: str
     weights: np.ndarray
     constants: dict[str, np.ndarray]
@@ -77,14 +78,14 @@ def compile_part(job: PartJob) -> PartResult:
     t0 = time.perf_counter()
     regions = []
     ragged = None
-    for k0, size, is_ragged in job.regions:
+    for k0, size, is_ragged, shifts in job.regions:
         if is_ragged:
             if ragged is None:
                 fn = parse_module(job.ragged).function()
                 ragged = (fn, trace_function(fn, job.weight_param, job.weights.shape, size))
-            regions.append(Region(k0=k0, size=size, fn=ragged[0], trace=ragged[1]))
+            regions.append(Region(k0=k0, size=size, fn=ragged[0], trace=ragged[1], shifts=shifts))
         else:
-            regions.append(Region(k0=k0, size=size))
+            regions.append(Region(k0=k0, size=size, shifts=shifts))
     ctx = PassContext(weight_param=job.weight_param, weight_shape=job.weights.shape,
                       weights=job.weights, constants=dict(job.constants),
                       channel_strides=job.channel_strides, regions=regions)

@@ -5,10 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def conv2d_reference(x, w, stride: int = 1, padding: int = 0, bias=None, relu: bool = False) -> np.ndarray:
-    """conv2d of NCHW ``x`` with (K, C, R, S) ``w`` in float64 (same semantics as torch)."""
+def conv2d_reference(x, w, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
+                     groups: int = 1) -> np.ndarray:
+    """conv2d of NCHW ``x`` with (K, C / groups, R, S) ``w`` in float64 (same semantics as torch)."""
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
+    if groups > 1:
+        Cg, Kg = w.shape[1], w.shape[0] // groups
+        out = np.concatenate([conv2d_reference(x[:, i * Cg:(i + 1) * Cg], w[i * Kg:(i + 1) * Kg],
+                                               stride, padding) for i in range(groups)], axis=1)
+        if bias is not None:
+            out += np.asarray(bias, dtype=np.float64).reshape(1, -1, 1, 1)
+        return np.maximum(out, 0.0) if relu else out
     N, C, H, W = x.shape
     K, _, R, S = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import threading
 
-from .errors import TemplateContractError
+from .errors import TemplateContractError, ValidationError
 from .geometry import ConvGeometry
 from .llvm_opt import DEFAULT_CPU
 
@@ -128,7 +128,7 @@ class SparseConvTemplate:
 
     def compile(self, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                 relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
-                cache=None, assemble: bool = False):
+                cache=None, assemble: bool = False, groups: int = 1):
         """Specialize this template on ``weight`` and ``input_shape``: a SparseConvKernel.
 
         ``cache`` and ``assemble`` are as in :func:`irprune.kernel.compile_conv2d`.
@@ -137,7 +137,7 @@ class SparseConvTemplate:
 
         return compile_conv2d(self, weight, input_shape, stride=stride, padding=padding,
                               bias=bias, relu=relu, group_size=group_size, cpu=cpu,
-                              cache=cache, assemble=assemble)
+                              cache=cache, assemble=assemble, groups=groups)
 
 
 def sparse_conv(kernel=None, *, weight: str = "w", constants: tuple[str, ...] = ()):
@@ -160,10 +160,13 @@ def sparse_conv(kernel=None, *, weight: str = "w", constants: tuple[str, ...] = 
 def default_group_size(g: ConvGeometry, max_group: int = 32, chains_per_region: int = 8192) -> int:
     """Output channels per code region: about ``chains_per_region`` dense chains each.
 
-    Prefers a divisor of K, so that no region is ragged.
+    Prefers a divisor of K, so that no region is ragged; with convolution
+    groups it must divide K / groups, so that a region never straddles two.
     """
-    crs = g.C * g.R * g.S
+    crs = g.Cg * g.R * g.S
     bound = max(1, min(max_group, g.K, chains_per_region // crs))
+    if g.groups > 1:
+        return max(d for d in range(1, min(bound, g.Kg) + 1) if g.Kg % d == 0)
     best = max(d for d in range(1, bound + 1) if g.K % d == 0)
     return best if 2 * best >= bound else bound
 
@@ -171,4 +174,9 @@ def default_group_size(g: ConvGeometry, max_group: int = 32, chains_per_region: 
 def check_group_size(group_size: int, g: ConvGeometry, max_group: int = 64) -> int:
     from .validate import check_int
 
-    return min(check_int(group_size, "group_size", 1, max_group), g.K)
+    gs = min(check_int(group_size, "group_size", 1, max_group), g.K)
+    if g.groups > 1 and g.Kg % gs:
+        raise ValidationError(
+            f"group_size {gs} must divide the {g.Kg} output channels of each of the "
+            f"{g.groups} convolution groups", stage="validate")
+    return gs

@@ -45,17 +45,25 @@ class Choice:
 
 
 def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
-    """Group sizes worth timing for ``g``: near each of GROUP_TARGETS, divisors of K preferred."""
-    crs = g.C * g.R * g.S
+    """Group sizes worth timing for ``g``: near each of GROUP_TARGETS, divisors of K preferred.
+
+    With convolution groups only divisors of K / groups qualify (a region
+    must not straddle two groups).
+    """
+    crs = g.Cg * g.R * g.S
     out = []
     for t in GROUP_TARGETS:
         t = min(t, g.K, max_group)
+        if g.groups > 1:
+            t = min(t, g.Kg)
+            out.append(max(d for d in range(1, t + 1) if g.Kg % d == 0))
+            continue
         divs = [d for d in range(1, t + 1) if g.K % d == 0]
         best = max(divs)
         gs = best if 2 * best >= t else t
         if gs * crs <= MAX_TEMPLATE_CHAINS or not out:
             out.append(gs)
-    if g.K <= max_group and g.K * crs <= MAX_TEMPLATE_CHAINS:
+    if g.groups == 1 and g.K <= max_group and g.K * crs <= MAX_TEMPLATE_CHAINS:
         out.append(g.K)
     return sorted(set(out))
 
@@ -100,7 +108,7 @@ def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, 
 
 def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
              relu: bool = False, cpu: str | None = None, cache=None, group_sizes=None,
-             blocks=BLOCKS, measure=None, log=None):
+             blocks=BLOCKS, measure=None, log=None, groups: int = 1):
     """Compile and time the candidates; return the fastest kernel (its ``block`` set) and the table.
 
     ``measure(kernel) -> microseconds`` times one configured kernel (default:
@@ -116,14 +124,14 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     from numba import cuda
 
     w = check_weight(weight)
-    g = ConvGeometry.from_weight(w.shape, input_shape, stride, padding)
+    g = ConvGeometry.from_weight(w.shape, input_shape, stride, padding, groups)
     if cpu is None:
         cc = cuda.get_current_device().compute_capability
         cpu = f"sm_{cc[0]}{cc[1]}"
     store = _resolve_cache(cache)
     key = choice_key(template, w, g, bias, relu, cpu, device_id())
     compile_kw = dict(stride=stride, padding=padding, bias=bias, relu=relu, cpu=cpu,
-                      cache=store if store is not None else False, assemble=True)
+                      cache=store if store is not None else False, assemble=True, groups=groups)
     if store is not None:
         hit = store.get("tune", key)
         if hit is not None:

@@ -28,9 +28,10 @@ MAX_GROUP = 64
 @sparse_conv(weight="w", constants=("bias",))
 @cuda.jit
 def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size):
-    """y = conv2d(x, w) + bias, optionally ReLU; bias.shape[0] == 0 means none."""
+    """y = conv2d(x, w, groups=x.shape[1] // w.shape[1]) + bias, optionally ReLU; bias.shape[0] == 0 means none."""
     N, C, H, W = x.shape
     K = w.shape[0]
+    Cg = w.shape[1]  # input channels per convolution group (C unless grouped)
     R = w.shape[2]
     S = w.shape[3]
     OH = y.shape[2]
@@ -45,12 +46,15 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size):
     # Grid y picks the group of output channels; irprune builds the IR
     # template for group 0 and derives the other groups from it.
     k0 = cuda.blockIdx.y * group_size
+    # Convolution groups: a block's channels lie in one group (group_size
+    # divides K / groups), which reads input channels cbase .. cbase + Cg - 1.
+    cbase = (k0 // (K // (C // Cg))) * Cg
     acc = cuda.local.array(MAX_GROUP, float32)
     for kk in range(group_size):
         acc[kk] = float32(0.0)
         if bias.shape[0] > 0 and k0 + kk < K:
             acc[kk] = bias[k0 + kk]
-    for c in range(C):
+    for c in range(Cg):
         for r in range(R):
             ih = oh * stride - padding + r
             # Clamp, load, then zero: branch-free padding, so the
@@ -59,7 +63,7 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size):
             for s in range(S):
                 iw = ow * stride - padding + s
                 iwc = min(max(iw, 0), W - 1)
-                v = x[n, c, ihc, iwc]
+                v = x[n, cbase + c, ihc, iwc]
                 if ih < 0 or ih >= H or iw < 0 or iw >= W:
                     v = float32(0.0)
                 # Channels innermost: one input value feeds

@@ -22,13 +22,21 @@ def cases(draw, max_weights: int = 3000, max_pixels: int = 300):
     K = draw(st.integers(1, max(1, min(64, max_weights // (C * R * S)))))
     if K * C * R * S > max_weights:  # a wide kernel on many channels: fewer input channels
         C = max(1, max_weights // (K * R * S))
+    groups = 1
+    if draw(st.booleans()) and draw(st.booleans()):  # a quarter grouped, some depthwise
+        if draw(st.booleans()):
+            K = C  # depthwise candidate: groups = C
+        common = [d for d in range(2, min(C, K) + 1) if C % d == 0 and K % d == 0]
+        groups = draw(st.sampled_from(common)) if common else 1
     H = draw(st.integers(1, 24))
     W = draw(st.integers(1, max(1, min(24, max_pixels // H))))
     return FuzzCase(N=draw(st.integers(1, 4)), C=C, K=K, H=H, W=W, R=R, S=S,
                     stride=draw(st.integers(1, 3)), padding=draw(st.integers(0, 3)),
                     sparsity=draw(st.sampled_from([0.0, 1.0]) | st.floats(0, 1).map(lambda v: round(v, 3))),
                     bias=draw(st.booleans()), relu=draw(st.booleans()),
-                    group_size=draw(st.none() | st.integers(1, 64)), seed=draw(st.integers(0, 2**30)))
+                    group_size=draw(st.none() | (st.integers(1, 64) if groups == 1 else st.sampled_from(
+                        [d for d in range(1, K // groups + 1) if (K // groups) % d == 0]))),
+                    seed=draw(st.integers(0, 2**30)), groups=groups)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None,

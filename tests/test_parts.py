@@ -25,7 +25,7 @@ def test_workers_and_in_process_agree(monkeypatch):
 
 
 def test_a_worker_error_comes_back_typed():
-    job = PartJob(template="this is not LLVM IR", ragged=None, regions=[(0, 1, False)],
+    job = PartJob(template="this is not LLVM IR", ragged=None, regions=[(0, 1, False, {})],
                   weight_param="%w.4", weights=np.ones((2, 1, 1, 1), np.float32), constants={},
                   channel_strides={}, pipeline="trace-weight-uses,strip-zero-weights", cpu="sm_90")
     with pytest.raises(PassError, match="trace-weight-uses"):

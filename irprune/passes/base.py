@@ -33,6 +33,9 @@ class Region:
     size: int
     fn: object | None = None
     trace: object | None = None
+    #: Byte shifts of base pointers beyond ``k0 * channel_strides`` (the input
+    #: of a grouped convolution starts at the region's group's channels).
+    shifts: dict[str, int] | None = None
 
 
 @dataclass

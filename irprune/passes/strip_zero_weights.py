@@ -241,11 +241,14 @@ class StripZeroWeights(ModulePass):
             prefix = region_prefix(i, len(regions))
             params = {name: name for _, name in rfn.params()}
             shifts = {}
-            for param, stride in ctx.channel_strides.items():
-                if reg.k0 and stride:
+            offsets = {p: reg.k0 * stride for p, stride in ctx.channel_strides.items()}
+            for param, off in (reg.shifts or {}).items():
+                offsets[param] = offsets.get(param, 0) + off
+            for param, off in offsets.items():
+                if off:
                     # A part's first region keeps the template's names but not its channels.
                     params[param] = prefixed(param, prefix or "rg.base.")
-                    shifts[param] = reg.k0 * stride
+                    shifts[param] = off
             rblocks, st = plan.instantiate(zero, prefix, params)
             # A base pointer for each shifted array the region still reads.
             prologue = [Instruction.parse(f"{params[p]} = getelementptr i8, ptr {p}, i64 {off}")
