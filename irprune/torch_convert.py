@@ -1,0 +1,223 @@
+"""Whole PyTorch models: every sparse enough ``nn.Conv2d`` and ``nn.Linear`` runs as an irprune kernel.
+
+:func:`convert` takes a model and an example input, records the input shape
+each layer sees, compiles a kernel for every layer whose weight is at least
+``threshold`` zeros, and returns a copy of the model in which those layers
+are :class:`SparseConv2d` modules; everything else stays PyTorch. Models
+pruned with ``torch.nn.utils.prune`` (``weight_orig * weight_mask``) and
+weights zeroed by hand are both read through ``module.weight``.
+
+A :class:`SparseConv2d` runs its kernel on CUDA tensors without copies
+(``__cuda_array_interface__``, on PyTorch's current stream). On CPU tensors it
+runs the pruned IR on the CPU (irprune.host_exec): slow, meant for checking
+a conversion on a machine with no GPU. Kernels are specialized on the input
+shape; a batch size not seen at conversion is compiled on first use (from
+the disk cache when it was compiled before).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import IrpruneError
+
+
+@dataclass
+class LayerReport:
+    """What :func:`convert` did with one layer."""
+
+    name: str
+    kind: str          # "conv2d" or "linear"
+    status: str        # "converted", "dense" (below the threshold) or "skipped"
+    sparsity: float
+    nnz: int
+    input_shape: tuple | None
+    reason: str = ""
+    fma: int = 0
+    compile_seconds: float = 0.0
+
+
+class SparseConv2d(nn.Module):
+    """A conv2d (or a linear layer, as a 1x1 conv) whose weights are compiled into its kernels."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, stride: int, padding: int,
+                 groups: int, linear: bool = False, cache=None, group_size: int | None = None):
+        super().__init__()
+        self.weight_values = weight
+        self.bias_values = bias
+        self.stride, self.padding, self.groups = stride, padding, groups
+        self.linear = linear
+        self.cache = cache
+        self.group_size = group_size
+        self.kernels: dict[tuple, object] = {}
+
+    def extra_repr(self) -> str:
+        K, Cg, R, S = self.weight_values.shape
+        nnz = int(np.count_nonzero(self.weight_values))
+        kind = f"linear {Cg}->{K}" if self.linear else f"{Cg * self.groups}->{K}, {R}x{S}"
+        return (f"{kind}, stride {self.stride}, padding {self.padding}, groups {self.groups}, "
+                f"nnz {nnz}/{self.weight_values.size}, kernels for {sorted(self.kernels)}")
+
+    def kernel_for(self, shape: tuple):
+        """The kernel for an (N, C, H, W) input, compiled on first use."""
+        k = self.kernels.get(shape)
+        if k is None:
+            import irprune
+
+            k = irprune.conv2d(self.weight_values, shape, stride=self.stride, padding=self.padding,
+                               bias=self.bias_values, groups=self.groups, cache=self.cache,
+                               group_size=self.group_size)
+            self.kernels[shape] = k
+        return k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            raise IrpruneError(f"irprune layers run in float32; got a {x.dtype} input "
+                               "(call .float() on the model's input)", stage="torch")
+        if self.linear:
+            if x.dim() != 2:
+                raise IrpruneError(f"a converted nn.Linear takes (N, features) inputs; got shape "
+                                   f"{tuple(x.shape)}", stage="torch")
+            x4 = x.reshape(x.shape[0], x.shape[1], 1, 1)
+        else:
+            x4 = x
+        x4 = x4.contiguous()
+        k = self.kernel_for(tuple(x4.shape))
+        if x4.is_cuda:
+            with torch.cuda.device(x4.device):
+                y = k(x4)
+        else:
+            from .host_exec import run_on_host
+
+            y = torch.from_numpy(run_on_host(k, x4.numpy()))
+        return y.reshape(y.shape[0], y.shape[1]) if self.linear else y
+
+
+def _layer_weight(m: nn.Module) -> tuple[np.ndarray, np.ndarray | None]:
+    """The effective weight and bias (after ``torch.nn.utils.prune``'s mask) as float32 numpy."""
+    w = m.weight.detach().to("cpu", torch.float32).numpy().copy()
+    b = m.bias.detach().to("cpu", torch.float32).numpy().copy() if m.bias is not None else None
+    return w, b
+
+
+def _why_not(m: nn.Module) -> str:
+    """Why a Conv2d cannot be an irprune kernel, or ''."""
+    if isinstance(m, nn.Linear):
+        return ""
+    if m.padding_mode != "zeros":
+        return f"padding_mode {m.padding_mode!r} (irprune pads with zeros)"
+    if tuple(m.dilation) != (1, 1):
+        return f"dilation {tuple(m.dilation)}"
+    if isinstance(m.padding, str):
+        return "" if m.padding == "valid" or tuple(m.stride) == (1, 1) else f"padding {m.padding!r}"
+    if m.stride[0] != m.stride[1] or m.padding[0] != m.padding[1]:
+        return f"stride {tuple(m.stride)} / padding {tuple(m.padding)} differ per direction"
+    return ""
+
+
+def _copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy, also of models pruned with torch.nn.utils.prune.
+
+    Pruning leaves ``weight`` as a computed (non-leaf) tensor attribute, which
+    ``copy.deepcopy`` refuses; its copy is a detached clone (the pre-hook
+    recomputes it from ``weight_orig * weight_mask`` at the next forward).
+    """
+    memo = {}
+    for m in model.modules():
+        for v in vars(m).values():
+            if isinstance(v, torch.Tensor) and not v.is_leaf:
+                memo[id(v)] = v.detach().clone()
+    return copy.deepcopy(model, memo)
+
+
+def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, attr, new)
+
+
+def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.5, cache=None,
+            progress: bool = True, group_size: int | None = None) -> nn.Module:
+    """A copy of ``model`` with every Conv2d/Linear of sparsity >= ``threshold`` as an irprune kernel.
+
+    ``example_input`` is run through the model once (no gradients) to learn
+    each layer's input shape; kernels are compiled for those shapes, with a
+    progress bar when ``progress``. The returned model has ``irprune_report``:
+    one :class:`LayerReport` per Conv2d/Linear layer.
+    """
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise IrpruneError(f"threshold must be in [0, 1]; got {threshold}", stage="torch")
+    out = _copy_model(model)
+    shapes: dict[str, tuple] = {}
+    hooks = []
+
+    def record(name):
+        def hook(mod, args):  # returns None: the input goes on unchanged
+            shapes.setdefault(name, tuple(args[0].shape))
+        return hook
+
+    for name, m in out.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            hooks.append(m.register_forward_pre_hook(record(name)))
+    try:
+        with torch.no_grad():
+            out(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+
+    reports, todo = [], []
+    for name, m in out.named_modules():
+        if not isinstance(m, (nn.Conv2d, nn.Linear)):
+            continue
+        kind = "linear" if isinstance(m, nn.Linear) else "conv2d"
+        w, b = _layer_weight(m)
+        nnz = int(np.count_nonzero(w))
+        rep = LayerReport(name, kind, "dense", 1.0 - nnz / w.size, nnz, shapes.get(name))
+        reports.append(rep)
+        if rep.input_shape is None:
+            rep.status, rep.reason = "skipped", "not run by the example input"
+        elif rep.sparsity < threshold:
+            rep.reason = f"sparsity {rep.sparsity:.3f} < threshold {threshold}"
+        elif _why_not(m):
+            rep.status, rep.reason = "skipped", _why_not(m)
+        elif kind == "linear" and len(rep.input_shape) != 2:
+            rep.status, rep.reason = "skipped", f"input of shape {rep.input_shape} is not (N, features)"
+        else:
+            todo.append((rep, m, w, b))
+
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("irprune: compiling {task.fields[layer]}"), BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn(), transient=True) if progress else nullcontext()
+    with bar:
+        task = bar.add_task("compile", total=len(todo), layer="") if progress else None
+        for rep, m, w, b in todo:
+            if progress:
+                bar.update(task, layer=rep.name)
+            if rep.kind == "linear":
+                layer = SparseConv2d(w.reshape(w.shape[0], w.shape[1], 1, 1), b, 1, 0, 1,
+                                     linear=True, cache=cache, group_size=group_size)
+                shape = (rep.input_shape[0], rep.input_shape[1], 1, 1)
+            else:
+                padding = m.padding if isinstance(m.padding, str) else m.padding[0]
+                layer = SparseConv2d(w, b, m.stride[0], padding, m.groups, cache=cache,
+                                     group_size=group_size)
+                shape = rep.input_shape
+            k = layer.kernel_for(shape)
+            layer.padding = k.geometry.padding  # "same"/"valid" resolved to a number
+            rep.status, rep.fma = "converted", k.stats["fma_ptx"]
+            rep.compile_seconds = round(sum(v for n, v in k.stats["seconds"].items()
+                                            if n in ("ir_template", "passes", "ptx")), 3)
+            _set_submodule(out, rep.name, layer.to(next(m.parameters()).device))
+            if progress:
+                bar.advance(task)
+    out.irprune_report = reports
+    return out

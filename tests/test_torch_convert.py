@@ -1,0 +1,93 @@
+"""irprune.torch_convert on the CPU: which layers convert, and the converted model's output
+(irprune layers run through the pruned IR on the CPU) against the original PyTorch model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the PyTorch converter's tests need torch (make install adds the CPU build)")
+from torch import nn  # noqa: E402
+from torch.nn.utils import prune  # noqa: E402
+
+from irprune.torch_convert import SparseConv2d, convert  # noqa: E402
+
+
+class Tiny(nn.Module):
+    """Conv, depthwise conv, grouped conv, a dilated conv (skipped), pooling and a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8, bias=False)
+        self.grouped = nn.Conv2d(8, 12, 1, groups=4)
+        self.dilated = nn.Conv2d(12, 12, 3, padding=2, dilation=2)
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.dw(x))
+        x = self.dilated(torch.relu(self.grouped(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+def pruned_tiny(amount=0.8, seed=0):
+    torch.manual_seed(seed)
+    m = Tiny()
+    for mod in m.modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            prune.l1_unstructured(mod, "weight", amount=amount)
+    return m.eval()
+
+
+def test_torch_pruned_model_converts_and_matches():
+    m = pruned_tiny()
+    x = torch.randn(2, 3, 10, 9)
+    c = convert(m, x, threshold=0.5, cache=False, progress=False)
+    rep = {r.name: r for r in c.irprune_report}
+    assert {n for n, r in rep.items() if r.status == "converted"} == {"conv1", "dw", "grouped", "fc"}
+    assert rep["dilated"].status == "skipped" and "dilation" in rep["dilated"].reason
+    assert isinstance(c.fc, SparseConv2d) and isinstance(c.dilated, nn.Conv2d)
+    assert all(r.fma == r.nnz for r in rep.values() if r.status == "converted")
+    with torch.no_grad():
+        ref, got = m(x), c(x)
+    assert got.shape == ref.shape
+    assert torch.max(torch.abs(got - ref)) / torch.max(torch.abs(ref)) < 1e-5
+    # The original model is untouched.
+    assert isinstance(m.conv1, nn.Conv2d) and hasattr(m.conv1, "weight_orig")
+
+
+def test_threshold_keeps_dense_layers_in_pytorch():
+    torch.manual_seed(1)
+    m = Tiny().eval()
+    with torch.no_grad():  # zero by hand: conv1 90%, the others dense
+        w = m.conv1.weight
+        w[w.abs() < w.abs().flatten().kthvalue(int(0.9 * w.numel())).values] = 0
+    c = convert(m, torch.randn(1, 3, 8, 8), threshold=0.85, cache=False, progress=False)
+    status = {r.name: r.status for r in c.irprune_report}
+    assert status == {"conv1": "converted", "dw": "dense", "grouped": "dense", "dilated": "dense",
+                      "fc": "dense"}
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(c(x), m(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_new_batch_size_compiles_on_first_use():
+    m = pruned_tiny(seed=2)
+    c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False)
+    x = torch.randn(3, 3, 8, 8)
+    with torch.no_grad():
+        ref, got = m(x), c(x)
+    assert (3, 3, 8, 8) in c.conv1.kernels and (1, 3, 8, 8) in c.conv1.kernels
+    assert torch.max(torch.abs(got - ref)) / torch.max(torch.abs(ref)) < 1e-5
+
+
+def test_bad_inputs_are_refused():
+    from irprune.errors import IrpruneError
+
+    m = pruned_tiny()
+    with pytest.raises(IrpruneError, match="threshold must be in"):
+        convert(m, torch.randn(1, 3, 8, 8), threshold=2, progress=False)
+    c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False)
+    with pytest.raises(IrpruneError, match="float32"):
+        c(torch.randn(1, 3, 8, 8, dtype=torch.float64))
