@@ -2,26 +2,18 @@
 
 A part (irprune.limits) is a contiguous run of channel groups compiled into a
 module of its own. Parts share nothing but the IR template, so a layer of
-several parts compiles them side by side in worker processes, up to
-:func:`compile_jobs` at a time. The workers are plain subprocesses running
-``python -m irprune.part_worker``, handed one pickled :class:`PartJob` on
-stdin: no multiprocessing, so a user's script is never re-imported and
-needs no ``if __name__ == "__main__"`` guard.
+several parts compiles them side by side in worker processes (irprune.worker),
+up to :func:`compile_jobs` at a time.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import IrpruneError
 
 
 @dataclass
@@ -55,16 +47,10 @@ class PartResult:
 
 
 def compile_jobs() -> int:
-    """Worker processes for a layer's parts: ``IRPRUNE_JOBS``, else the CPU count."""
-    raw = os.environ.get("IRPRUNE_JOBS")
-    if raw:
-        try:
-            return max(1, int(raw))
-        except ValueError:
-            from .errors import ValidationError
+    """Worker processes for a layer's parts (irprune.worker.worker_count: ``IRPRUNE_JOBS`` or the CPUs)."""
+    from .worker import worker_count
 
-            raise ValidationError(f"IRPRUNE_JOBS={raw!r} is not an integer", stage="validate") from None
-    return os.cpu_count() or 1
+    return worker_count()
 
 
 def compile_part(job: PartJob) -> PartResult:
@@ -109,25 +95,11 @@ def peak_rss_mib() -> float:
     return round(rss / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)
 
 
-def _in_worker(job: PartJob) -> PartResult:
-    proc = subprocess.run([sys.executable, "-m", "irprune.part_worker"],
-                          input=pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL),
-                          capture_output=True)
-    if proc.returncode != 0:
-        log = proc.stderr.decode(errors="replace")
-        raise IrpruneError(f"a part's worker process failed (exit {proc.returncode}): "
-                           f"{(log.strip().splitlines() or ['no output'])[-1]}",
-                           stage="parts", log=log)
-    out = pickle.loads(proc.stdout)
-    if isinstance(out, BaseException):
-        raise out
-    return out
-
-
 def compile_parts(jobs: list[PartJob], workers: int | None = None) -> list[PartResult]:
     """Compile every part; in ``workers`` processes at once when there are several parts."""
     workers = compile_jobs() if workers is None else workers
     if len(jobs) == 1 or workers <= 1:
         return [compile_part(j) for j in jobs]
-    with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        return list(pool.map(_in_worker, jobs))
+    from .worker import run_in_workers
+
+    return run_in_workers([("irprune.parts", "compile_part", {"job": j}) for j in jobs], workers)

@@ -120,6 +120,66 @@ def _why_not(m: nn.Module) -> str:
     return ""
 
 
+def compile_layer(weight, shape, stride, padding, bias, groups, group_size, cache_dir) -> int:
+    """Worker: compile one layer into the disk cache at ``cache_dir``; return its FMA count."""
+    import irprune
+
+    k = irprune.conv2d(weight, shape, stride=stride, padding=padding, bias=bias, groups=groups,
+                       group_size=group_size, cache=cache_dir)
+    return k.stats["fma_ptx"]
+
+
+def _compile_all(layers, cache, progress: bool, jobs: int | None) -> None:
+    """Compile every layer's kernel in worker processes, then load each from the disk cache."""
+    import tempfile
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .kernel import _resolve_cache
+    from .worker import run_in_workers, worker_count
+
+    jobs = worker_count() if jobs is None else jobs
+    if not layers:
+        return
+    if jobs <= 1 or len(layers) == 1:  # no worker start-up for nothing to share out
+        bar = Progress(TextColumn("irprune: compiling layers"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), transient=True) if progress else nullcontext()
+        with bar:
+            task = bar.add_task("compile", total=len(layers)) if progress else None
+            for _, _, layer, shape in layers:
+                layer.kernel_for(shape)
+                if progress:
+                    bar.advance(task)
+        return
+    store = _resolve_cache(cache)
+    tmp = tempfile.TemporaryDirectory(prefix="irprune-convert-") if store is None else None
+    root = str(store.root) if store is not None else tmp.name
+    # Biggest first, so that the last worker to finish is not the one with the largest layer.
+    order = sorted(range(len(layers)), key=lambda i: -int(np.count_nonzero(layers[i][2].weight_values)))
+    calls = []
+    for i in order:
+        _, _, layer, shape = layers[i]
+        calls.append(("irprune.torch_convert", "compile_layer", dict(
+            weight=layer.weight_values, shape=shape, stride=layer.stride, padding=layer.padding,
+            bias=layer.bias_values, groups=layer.groups, group_size=layer.group_size, cache_dir=root)))
+    bar = Progress(TextColumn("irprune: compiling layers"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), transient=True) if progress else nullcontext()
+    try:
+        with bar:
+            task = bar.add_task("compile", total=len(calls)) if progress else None
+            # Each worker compiles one layer; its parts stay in that process.
+            run_in_workers(calls, jobs, env={"IRPRUNE_JOBS": "1", "IRPRUNE_CACHE": "1"},
+                           done=(lambda i: bar.advance(task)) if progress else None)
+        for _, _, layer, shape in layers:
+            layer.cache = root if store is None else layer.cache
+            layer.kernel_for(shape)  # from the cache now
+            layer.cache = cache
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
 def _copy_model(model: nn.Module) -> nn.Module:
     """A deep copy, also of models pruned with torch.nn.utils.prune.
 
@@ -142,12 +202,14 @@ def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.5, cache=None,
-            progress: bool = True, group_size: int | None = None) -> nn.Module:
+            progress: bool = True, group_size: int | None = None, jobs: int | None = None) -> nn.Module:
     """A copy of ``model`` with every Conv2d/Linear of sparsity >= ``threshold`` as an irprune kernel.
 
     ``example_input`` is run through the model once (no gradients) to learn
-    each layer's input shape; kernels are compiled for those shapes, with a
-    progress bar when ``progress``. The returned model has ``irprune_report``:
+    each layer's input shape; kernels are compiled for those shapes in
+    ``jobs`` worker processes (default ``IRPRUNE_JOBS`` or one per CPU) through
+    the disk cache (``cache`` as in :func:`irprune.conv2d`; with ``cache=False``
+    a temporary one), with a progress bar when ``progress``. The returned model has ``irprune_report``:
     one :class:`LayerReport` per Conv2d/Linear layer.
     """
     if not 0.0 <= float(threshold) <= 1.0:
@@ -191,33 +253,25 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
         else:
             todo.append((rep, m, w, b))
 
-    from contextlib import nullcontext
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("irprune: compiling {task.fields[layer]}"), BarColumn(),
-                   MofNCompleteColumn(), TimeElapsedColumn(), transient=True) if progress else nullcontext()
-    with bar:
-        task = bar.add_task("compile", total=len(todo), layer="") if progress else None
-        for rep, m, w, b in todo:
-            if progress:
-                bar.update(task, layer=rep.name)
-            if rep.kind == "linear":
-                layer = SparseConv2d(w.reshape(w.shape[0], w.shape[1], 1, 1), b, 1, 0, 1,
-                                     linear=True, cache=cache, group_size=group_size)
-                shape = (rep.input_shape[0], rep.input_shape[1], 1, 1)
-            else:
-                padding = m.padding if isinstance(m.padding, str) else m.padding[0]
-                layer = SparseConv2d(w, b, m.stride[0], padding, m.groups, cache=cache,
-                                     group_size=group_size)
-                shape = rep.input_shape
-            k = layer.kernel_for(shape)
-            layer.padding = k.geometry.padding  # "same"/"valid" resolved to a number
-            rep.status, rep.fma = "converted", k.stats["fma_ptx"]
-            rep.compile_seconds = round(sum(v for n, v in k.stats["seconds"].items()
-                                            if n in ("ir_template", "passes", "ptx")), 3)
-            _set_submodule(out, rep.name, layer.to(next(m.parameters()).device))
-            if progress:
-                bar.advance(task)
+    layers = []
+    for rep, m, w, b in todo:
+        if rep.kind == "linear":
+            layer = SparseConv2d(w.reshape(w.shape[0], w.shape[1], 1, 1), b, 1, 0, 1,
+                                 linear=True, cache=cache, group_size=group_size)
+            shape = (rep.input_shape[0], rep.input_shape[1], 1, 1)
+        else:
+            padding = m.padding if isinstance(m.padding, str) else m.padding[0]
+            layer = SparseConv2d(w, b, m.stride[0], padding, m.groups, cache=cache,
+                                 group_size=group_size)
+            shape = rep.input_shape
+        layers.append((rep, m, layer, shape))
+    _compile_all(layers, cache, progress, jobs)
+    for rep, m, layer, shape in layers:
+        k = layer.kernel_for(shape)
+        layer.padding = k.geometry.padding  # "same"/"valid" resolved to a number
+        rep.status, rep.fma = "converted", k.stats["fma_ptx"]
+        rep.compile_seconds = round(sum(v for n, v in k.stats["seconds"].items()
+                                        if n in ("ir_template", "passes", "ptx")), 3)
+        _set_submodule(out, rep.name, layer.to(next(m.parameters()).device))
     out.irprune_report = reports
     return out

@@ -43,7 +43,7 @@ def pruned_tiny(amount=0.8, seed=0):
 def test_torch_pruned_model_converts_and_matches():
     m = pruned_tiny()
     x = torch.randn(2, 3, 10, 9)
-    c = convert(m, x, threshold=0.5, cache=False, progress=False)
+    c = convert(m, x, threshold=0.5, cache=False, progress=False, jobs=2)  # worker processes
     rep = {r.name: r for r in c.irprune_report}
     assert {n for n, r in rep.items() if r.status == "converted"} == {"conv1", "dw", "grouped", "fc"}
     assert rep["dilated"].status == "skipped" and "dilation" in rep["dilated"].reason
@@ -63,7 +63,7 @@ def test_threshold_keeps_dense_layers_in_pytorch():
     with torch.no_grad():  # zero by hand: conv1 90%, the others dense
         w = m.conv1.weight
         w[w.abs() < w.abs().flatten().kthvalue(int(0.9 * w.numel())).values] = 0
-    c = convert(m, torch.randn(1, 3, 8, 8), threshold=0.85, cache=False, progress=False)
+    c = convert(m, torch.randn(1, 3, 8, 8), threshold=0.85, cache=False, progress=False, jobs=1)
     status = {r.name: r.status for r in c.irprune_report}
     assert status == {"conv1": "converted", "dw": "dense", "grouped": "dense", "dilated": "dense",
                       "fc": "dense"}
@@ -74,7 +74,7 @@ def test_threshold_keeps_dense_layers_in_pytorch():
 
 def test_a_new_batch_size_compiles_on_first_use():
     m = pruned_tiny(seed=2)
-    c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False)
+    c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False, jobs=1)
     x = torch.randn(3, 3, 8, 8)
     with torch.no_grad():
         ref, got = m(x), c(x)
@@ -88,6 +88,6 @@ def test_bad_inputs_are_refused():
     m = pruned_tiny()
     with pytest.raises(IrpruneError, match="threshold must be in"):
         convert(m, torch.randn(1, 3, 8, 8), threshold=2, progress=False)
-    c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False)
+    c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False, jobs=1)
     with pytest.raises(IrpruneError, match="float32"):
         c(torch.randn(1, 3, 8, 8, dtype=torch.float64))
