@@ -221,6 +221,17 @@ def cmd_fuzz(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_model(args) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise IrpruneError("irprune model needs PyTorch: pip install torch (the CPU build is enough "
+                           "with no GPU)", stage="model") from None
+    from .model_run import main as model_main
+
+    return model_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -285,6 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-ptxas", action="store_true", help="do not assemble the PTX")
     f.add_argument("--out", help="write every case and result as JSON here")
     f.set_defaults(func=cmd_fuzz)
+
+    mo = sub.add_parser("model", help="a whole pruned CNN (resnet50, mobilenet_v2): convert, check, time "
+                                       "(GPU), or compile every layer and print its code (no GPU); needs torch")
+    mo.add_argument("name", help="resnet50 or mobilenet_v2 (torchvision's, random weights; own copy without torchvision)")
+    mo.add_argument("--sparsity", type=float, default=0.9, help="global magnitude pruning (default 0.9)")
+    mo.add_argument("--threshold", type=float, default=0.5, help="convert layers at least this sparse")
+    mo.add_argument("--batches", type=_dims, default=(1, 16), help="batch sizes (default 1,16)")
+    mo.add_argument("--jobs", type=int, help="compile processes (default: CPU count)")
+    mo.add_argument("--seed", type=int, default=0)
+    mo.add_argument("--no-progress", action="store_true")
+    mo.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile baseline")
+    mo.add_argument("--out", help="write the report and timings as JSON here")
+    mo.set_defaults(func=cmd_model)
 
     o = sub.add_parser("opt", help="run a pass pipeline over an LLVM IR file")
     o.add_argument("file", help="LLVM IR text (.ll)")

@@ -202,14 +202,17 @@ def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.5, cache=None,
-            progress: bool = True, group_size: int | None = None, jobs: int | None = None) -> nn.Module:
+            progress: bool = True, group_size: int | None = None, jobs: int | None = None,
+            batch_sizes=()) -> nn.Module:
     """A copy of ``model`` with every Conv2d/Linear of sparsity >= ``threshold`` as an irprune kernel.
 
     ``example_input`` is run through the model once (no gradients) to learn
     each layer's input shape; kernels are compiled for those shapes in
     ``jobs`` worker processes (default ``IRPRUNE_JOBS`` or one per CPU) through
     the disk cache (``cache`` as in :func:`irprune.conv2d`; with ``cache=False``
-    a temporary one), with a progress bar when ``progress``. The returned model has ``irprune_report``:
+    a temporary one), with a progress bar when ``progress``. ``batch_sizes``:
+    more batch sizes to compile every layer for now (kernels are specialized
+    on the batch; others compile on first use). The returned model has ``irprune_report``:
     one :class:`LayerReport` per Conv2d/Linear layer.
     """
     if not 0.0 <= float(threshold) <= 1.0:
@@ -265,8 +268,13 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
                                  group_size=group_size)
             shape = rep.input_shape
         layers.append((rep, m, layer, shape))
+        for n in batch_sizes:
+            if n != shape[0]:
+                layers.append((rep, m, layer, (int(n),) + tuple(shape[1:])))
     _compile_all(layers, cache, progress, jobs)
     for rep, m, layer, shape in layers:
+        if shape[0] != rep.input_shape[0]:
+            continue  # an extra batch size: compiled, reported once
         k = layer.kernel_for(shape)
         layer.padding = k.geometry.padding  # "same"/"valid" resolved to a number
         rep.status, rep.fma = "converted", k.stats["fma_ptx"]

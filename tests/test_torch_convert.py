@@ -91,3 +91,26 @@ def test_bad_inputs_are_refused():
     c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False, jobs=1)
     with pytest.raises(IrpruneError, match="float32"):
         c(torch.randn(1, 3, 8, 8, dtype=torch.float64))
+
+
+def test_model_run_without_gpu_compiles_and_reports():
+    from irprune.model_run import run
+
+    lines = []
+    res = run(pruned_tiny(seed=4), "tiny", 0.8, batches=(1, 2), image=12, cache=False,
+              progress=False, jobs=2, log=lines.append)
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the timing path runs instead")
+    assert res["converted"] == 4 and res["layers"] == 5 and res["fma"] == res["nnz_converted"]
+    assert "timings" not in res and "4/5 layers converted" in lines[0]
+
+
+def test_global_pruning_and_the_reference_models():
+    from irprune.models import MobileNetV2, ResNet50, prune_global
+
+    assert sum(p.numel() for p in ResNet50().parameters()) == 25_557_032  # torchvision's count
+    assert sum(p.numel() for p in MobileNetV2().parameters()) == 3_504_872
+    m = prune_global(pruned_tiny(amount=0.0), 0.9)
+    ws = [mod.weight for mod in m.modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
+    zeros = sum(int((w == 0).sum()) for w in ws)
+    assert zeros == round(0.9 * sum(w.numel() for w in ws))
