@@ -62,9 +62,11 @@ def run(model: torch.nn.Module, name: str, sparsity: float | None, batches=(1, 1
         "compile_seconds": round(compile_s, 1),
         "report": [r.__dict__ | {"input_shape": list(r.input_shape or ())} for r in reps],
     }
+    dense = sum(r.status == "dense" for r in reps)
+    skipped = [f"{r.name} ({r.reason})" for r in reps if r.status == "skipped"]
     log(f"{name}: {len(conv)}/{len(reps)} layers converted, {result['nnz_converted']:,} nonzero "
-        f"weights, {result['fma']:,} FMAs, compiled in {compile_s:.1f} s "
-        f"({', '.join(sorted({r.status + ': ' + r.reason for r in reps if r.status != 'converted'})) or 'all converted'})")
+        f"weights, {result['fma']:,} FMAs, compiled in {compile_s:.1f} s; {dense} below the "
+        f"threshold; skipped: {', '.join(skipped) or 'none'}")
     if not gpu:
         return result
     rows = []
