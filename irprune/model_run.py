@@ -34,6 +34,35 @@ def _median_ms(fn, iters: int = 30, warmup: int = 5) -> float:
     return float(np.median(times))
 
 
+def compare_layers(model: torch.nn.Module, fast: torch.nn.Module, x: torch.Tensor) -> dict:
+    """Per converted layer, the relative error of its output against the PyTorch layer's.
+
+    Logits alone can hide a wrong layer: global magnitude pruning of a
+    randomly initialised model may prune a classifier entirely, leaving
+    logits that equal the bias whatever came before. Each converted layer
+    is checked on the input it receives in the PyTorch model.
+    """
+    from .torch_convert import SparseConv2d
+
+    names = {n for n, m in fast.named_modules() if isinstance(m, SparseConv2d)}
+    seen: dict[str, tuple] = {}
+    hooks = [m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(n, (a[0], out)))
+             for n, m in model.named_modules() if n in names]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    errs = {}
+    with torch.no_grad():
+        for n, (inp, ref) in seen.items():
+            got = fast.get_submodule(n)(inp)
+            scale = float(ref.abs().max())
+            errs[n] = float((got - ref).abs().max()) / scale if scale > 0 else float((got - ref).abs().max())
+    return errs
+
+
 def _tf32(on: bool) -> None:
     torch.backends.cudnn.allow_tf32 = on
     torch.backends.cuda.matmul.allow_tf32 = on
@@ -76,8 +105,13 @@ def run(model: torch.nn.Module, name: str, sparsity: float | None, batches=(1, 1
             _tf32(False)
             ref = model(x)
             got = fast(x)
-            err = float((got - ref).abs().max() / ref.abs().max())
-            row = {"batch": n, "rel_err": err, "top1_agree": float((got.argmax(1) == ref.argmax(1)).float().mean())}
+            scale = float(ref.abs().max())
+            err = float((got - ref).abs().max()) / (scale if scale > 0 else 1.0)
+            layers = compare_layers(model, fast, x)
+            row = {"batch": n, "rel_err_logits": err,
+                   "max_layer_rel_err": max(layers.values()) if layers else None,
+                   "worst_layer": max(layers, key=layers.get) if layers else None,
+                   "top1_agree": float((got.argmax(1) == ref.argmax(1)).float().mean())}
             row["eager_fp32_ms"] = _median_ms(lambda: model(x))
             _tf32(True)
             row["eager_tf32_ms"] = _median_ms(lambda: model(x))

@@ -114,3 +114,18 @@ def test_global_pruning_and_the_reference_models():
     ws = [mod.weight for mod in m.modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
     zeros = sum(int((w == 0).sum()) for w in ws)
     assert zeros == round(0.9 * sum(w.numel() for w in ws))
+
+
+def test_compare_layers_checks_every_converted_layer():
+    from irprune.model_run import compare_layers
+
+    m = pruned_tiny(seed=5)
+    x = torch.randn(1, 3, 9, 9)
+    c = convert(m, x, cache=False, progress=False, jobs=1)
+    errs = compare_layers(m, c, x)
+    assert set(errs) == {"conv1", "dw", "grouped", "fc"} and max(errs.values()) < 1e-5
+    with torch.no_grad():  # a wrong weight in one layer shows in that layer
+        c.grouped.weight_values[0, 0, 0, 0] += 1.0
+        c.grouped.kernels.clear()
+    errs = compare_layers(m, c, x)
+    assert errs["grouped"] > 1e-3 and errs["conv1"] < 1e-5
