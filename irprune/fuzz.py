@@ -22,8 +22,10 @@ refused and failed; tests/test_fuzz.py drives the same checks with hypothesis.
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -231,10 +233,6 @@ def run_case(case: FuzzCase, device: str = "host", assemble: bool = True, kernel
 
 def _compile_only(case: FuzzCase, cache_dir: str) -> None:
     """Worker: compile ``case`` into the shared disk cache (errors surface again in the checker)."""
-    import os
-
-    os.environ["IRPRUNE_CACHE"] = "1"
-    os.environ.setdefault("IRPRUNE_JOBS", "1")  # the cases already fill every CPU
     try:
         compile_case(case, cache=cache_dir)
     except Exception:
@@ -268,28 +266,19 @@ def fuzz(cases: int, seed: int = 0, device: str = "host", max_weights: int = 20_
     return results
 
 
-class _precompiled:
-    """Context manager: a temporary cache folder filled by ``jobs`` workers (None when jobs <= 1)."""
+@contextmanager
+def _precompiled(todo: list[FuzzCase], jobs: int):
+    """A temporary cache folder filled by ``jobs`` worker processes (None when jobs <= 1)."""
+    if jobs <= 1:
+        yield None
+        return
+    from .worker import run_in_workers
 
-    def __init__(self, todo: list[FuzzCase], jobs: int):
-        self.todo, self.jobs, self.dir = todo, jobs, None
-
-    def __enter__(self):
-        if self.jobs <= 1:
-            return None
-        import multiprocessing as mp
-        import tempfile
-        from concurrent.futures import ProcessPoolExecutor
-
-        self.dir = tempfile.TemporaryDirectory(prefix="irprune-fuzz-")
-        with ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn")) as pool:
-            list(pool.map(_compile_only, self.todo, [self.dir.name] * len(self.todo)))
-        return self.dir.name
-
-    def __exit__(self, *exc):
-        if self.dir is not None:
-            self.dir.cleanup()
-        return False
+    with tempfile.TemporaryDirectory(prefix="irprune-fuzz-") as d:
+        # The cases already fill every CPU: a case's parts compile in its worker.
+        run_in_workers([("irprune.fuzz", "_compile_only", {"case": c, "cache_dir": d}) for c in todo],
+                       jobs, env={"IRPRUNE_CACHE": "1", "IRPRUNE_JOBS": "1"})
+        yield d
 
 
 def summarize(results: list[CaseResult]) -> dict:

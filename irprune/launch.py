@@ -117,8 +117,10 @@ def launch_conv(kernel, x, out=None):
         out_dev = out
     y_ptr = validate.check_device_array(validate.cuda_interface(out_dev, "out"), g.output_shape, "out")
     device = cuda.get_current_device().id
-    validate.check_on_device(x_ptr, device, "input")
-    validate.check_on_device(y_ptr, device, "out")
+    for ptr, arr, what in ((x_ptr, x_dev, "input"), (y_ptr, out_dev, "out")):
+        known = validate.array_device(arr)
+        validate.check_on_device(ptr, device, what,
+                                 pointer_device=None if known is None else (lambda _, d=known: d))
     validate.check_no_overlap(x_ptr, 4 * _size(g.input_shape), y_ptr, 4 * _size(g.output_shape))
     _, block = kernel.launch_config
     handle = _stream_handle(x_dev)

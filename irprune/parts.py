@@ -3,7 +3,7 @@
 A part (irprune.limits) is a contiguous run of channel groups compiled into a
 module of its own. Parts share nothing but the IR template, so a layer of
 several parts compiles them side by side in worker processes (irprune.worker),
-up to :func:`compile_jobs` at a time.
+up to ``IRPRUNE_JOBS`` (default: one per CPU) at a time.
 """
 
 from __future__ import annotations
@@ -44,13 +44,6 @@ class PartResult:
     seconds_ptx: float = 0.0
     #: Peak resident memory of the process that compiled the part (MiB).
     peak_mib: float = 0.0
-
-
-def compile_jobs() -> int:
-    """Worker processes for a layer's parts (irprune.worker.worker_count: ``IRPRUNE_JOBS`` or the CPUs)."""
-    from .worker import worker_count
-
-    return worker_count()
 
 
 def compile_part(job: PartJob) -> PartResult:
@@ -97,9 +90,9 @@ def peak_rss_mib() -> float:
 
 def compile_parts(jobs: list[PartJob], workers: int | None = None) -> list[PartResult]:
     """Compile every part; in ``workers`` processes at once when there are several parts."""
-    workers = compile_jobs() if workers is None else workers
+    from .worker import run_in_workers, worker_count
+
+    workers = worker_count() if workers is None else workers
     if len(jobs) == 1 or workers <= 1:
         return [compile_part(j) for j in jobs]
-    from .worker import run_in_workers
-
     return run_in_workers([("irprune.parts", "compile_part", {"job": j}) for j in jobs], workers)

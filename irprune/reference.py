@@ -8,33 +8,11 @@ import numpy as np
 def conv2d_reference(x, w, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
                      groups: int = 1) -> np.ndarray:
     """conv2d of NCHW ``x`` with (K, C / groups, R, S) ``w`` in float64 (same semantics as torch)."""
-    x = np.asarray(x, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    if groups > 1:
-        Cg, Kg = w.shape[1], w.shape[0] // groups
-        out = np.concatenate([conv2d_reference(x[:, i * Cg:(i + 1) * Cg], w[i * Kg:(i + 1) * Kg],
-                                               stride, padding) for i in range(groups)], axis=1)
-        if bias is not None:
-            out += np.asarray(bias, dtype=np.float64).reshape(1, -1, 1, 1)
-        return np.maximum(out, 0.0) if relu else out
-    N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    OH = (H + 2 * padding - R) // stride + 1
-    OW = (W + 2 * padding - S) // stride + 1
-    out = np.zeros((N, K, OH, OW))
-    for r in range(R):
-        for s in range(S):
-            patch = xp[:, :, r: r + stride * (OH - 1) + 1: stride, s: s + stride * (OW - 1) + 1: stride]
-            out += np.einsum("nchw,kc->nkhw", patch, w[:, :, r, s])
-    if bias is not None:
-        out += np.asarray(bias, dtype=np.float64).reshape(1, K, 1, 1)
-    if relu:
-        out = np.maximum(out, 0.0)
-    return out
+    return _conv(x, w, stride, padding, bias, relu, groups, _dense_tap)
 
 
-def pruned_reference(x, w, stride: int = 1, padding: int = 0, bias=None, relu: bool = False) -> np.ndarray:
+def pruned_reference(x, w, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
+                     groups: int = 1) -> np.ndarray:
     """conv2d in float64 where zero weights are absent rather than multiplied by.
 
     This is what an irprune kernel computes: a pruned weight contributes
@@ -42,23 +20,42 @@ def pruned_reference(x, w, stride: int = 1, padding: int = 0, bias=None, relu: b
     the output (in :func:`conv2d_reference`, as in torch, 0 * NaN = NaN).
     For finite inputs the two agree.
     """
+    return _conv(x, w, stride, padding, bias, relu, groups, _sparse_tap)
+
+
+def _dense_tap(out, patch, wt) -> None:
+    """out += every weight of tap ``wt`` (K, C) times the input it sees."""
+    out += np.einsum("nchw,kc->nkhw", patch, wt)
+
+
+def _sparse_tap(out, patch, wt) -> None:
+    """The same, but only the nonzero weights are multiplied (so 0 x NaN never happens)."""
+    for c in np.nonzero(np.any(wt != 0, axis=0))[0]:
+        ks = np.nonzero(wt[:, c])[0]
+        out[:, ks] += patch[:, c, None] * wt[ks, c][None, :, None, None]
+
+
+def _conv(x, w, stride, padding, bias, relu, groups, tap) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
-    N, C, H, W = x.shape
-    K, _, R, S = w.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    OH = (H + 2 * padding - R) // stride + 1
-    OW = (W + 2 * padding - S) // stride + 1
-    out = np.zeros((N, K, OH, OW))
-    for c, r, s in zip(*np.nonzero(np.any(w != 0, axis=0))):
-        ks = np.nonzero(w[:, c, r, s])[0]
-        patch = xp[:, c, r: r + stride * (OH - 1) + 1: stride, s: s + stride * (OW - 1) + 1: stride]
-        out[:, ks] += patch[:, None] * w[ks, c, r, s][None, :, None, None]
+    if groups > 1:
+        Cg, Kg = w.shape[1], w.shape[0] // groups
+        out = np.concatenate([_conv(x[:, i * Cg:(i + 1) * Cg], w[i * Kg:(i + 1) * Kg], stride,
+                                    padding, None, False, 1, tap) for i in range(groups)], axis=1)
+    else:
+        N, C, H, W = x.shape
+        K, _, R, S = w.shape
+        xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        OH = (H + 2 * padding - R) // stride + 1
+        OW = (W + 2 * padding - S) // stride + 1
+        out = np.zeros((N, K, OH, OW))
+        for r in range(R):
+            for s in range(S):
+                patch = xp[:, :, r: r + stride * (OH - 1) + 1: stride, s: s + stride * (OW - 1) + 1: stride]
+                tap(out, patch, w[:, :, r, s])
     if bias is not None:
-        out += np.asarray(bias, dtype=np.float64).reshape(1, K, 1, 1)
-    if relu:
-        out = np.maximum(out, 0.0)
-    return out
+        out += np.asarray(bias, dtype=np.float64).reshape(1, -1, 1, 1)
+    return np.maximum(out, 0.0) if relu else out
 
 
 def prune_random(shape, sparsity: float, seed: int = 0) -> np.ndarray:

@@ -130,7 +130,7 @@ def compile_layer(weight, shape, stride, padding, bias, groups, group_size, cach
 
 
 def _compile_all(layers, cache, progress: bool, jobs: int | None) -> None:
-    """Compile every layer's kernel in worker processes, then load each from the disk cache."""
+    """Compile every layer's kernel, side by side in worker processes through the disk cache."""
     import tempfile
     from contextlib import nullcontext
 
@@ -140,44 +140,31 @@ def _compile_all(layers, cache, progress: bool, jobs: int | None) -> None:
     from .worker import run_in_workers, worker_count
 
     jobs = worker_count() if jobs is None else jobs
-    if not layers:
-        return
-    if jobs <= 1 or len(layers) == 1:  # no worker start-up for nothing to share out
-        bar = Progress(TextColumn("irprune: compiling layers"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), transient=True) if progress else nullcontext()
-        with bar:
-            task = bar.add_task("compile", total=len(layers)) if progress else None
+    bar = Progress(TextColumn("irprune: compiling layers"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), transient=True, disable=not progress)
+    with bar:
+        task = bar.add_task("compile", total=len(layers))
+        if jobs <= 1 or len(layers) <= 1:  # no worker start-up for nothing to share out
             for _, _, layer, shape in layers:
                 layer.kernel_for(shape)
-                if progress:
-                    bar.advance(task)
-        return
-    store = _resolve_cache(cache)
-    tmp = tempfile.TemporaryDirectory(prefix="irprune-convert-") if store is None else None
-    root = str(store.root) if store is not None else tmp.name
-    # Biggest first, so that the last worker to finish is not the one with the largest layer.
-    order = sorted(range(len(layers)), key=lambda i: -int(np.count_nonzero(layers[i][2].weight_values)))
-    calls = []
-    for i in order:
-        _, _, layer, shape = layers[i]
-        calls.append(("irprune.torch_convert", "compile_layer", dict(
-            weight=layer.weight_values, shape=shape, stride=layer.stride, padding=layer.padding,
-            bias=layer.bias_values, groups=layer.groups, group_size=layer.group_size, cache_dir=root)))
-    bar = Progress(TextColumn("irprune: compiling layers"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), transient=True) if progress else nullcontext()
-    try:
-        with bar:
-            task = bar.add_task("compile", total=len(calls)) if progress else None
+                bar.advance(task)
+            return
+        store = _resolve_cache(cache)
+        with (tempfile.TemporaryDirectory(prefix="irprune-convert-") if store is None
+              else nullcontext(str(store.root))) as root:
+            # Biggest first, so that the last worker to finish is not the one with the largest layer.
+            order = sorted(layers, key=lambda t: -int(np.count_nonzero(t[2].weight_values)))
+            calls = [("irprune.torch_convert", "compile_layer", dict(
+                weight=layer.weight_values, shape=shape, stride=layer.stride, padding=layer.padding,
+                bias=layer.bias_values, groups=layer.groups, group_size=layer.group_size,
+                cache_dir=root)) for _, _, layer, shape in order]
             # Each worker compiles one layer; its parts stay in that process.
             run_in_workers(calls, jobs, env={"IRPRUNE_JOBS": "1", "IRPRUNE_CACHE": "1"},
-                           done=(lambda i: bar.advance(task)) if progress else None)
-        for _, _, layer, shape in layers:
-            layer.cache = root if store is None else layer.cache
-            layer.kernel_for(shape)  # from the cache now
-            layer.cache = cache
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+                           done=lambda i: bar.advance(task))
+            for _, _, layer, shape in layers:
+                layer.cache = root
+                layer.kernel_for(shape)  # from the cache now
+                layer.cache = cache
 
 
 def _copy_model(model: nn.Module) -> nn.Module:

@@ -241,6 +241,20 @@ def check_on_device(ptr: int, device: int, what: str, pointer_device=None) -> No
               "launch")
 
 
+def array_device(arr) -> int | None:
+    """The GPU ordinal a PyTorch or CuPy array says it lives on (None: ask the driver).
+
+    Saves the driver query (cuPointerGetAttribute) on every launch for the
+    arrays that carry their device.
+    """
+    mod = type(arr).__module__.split(".")[0]
+    if mod == "torch" and arr.device.type == "cuda":
+        return arr.device.index
+    if mod == "cupy":
+        return arr.device.id
+    return None
+
+
 def _pointer_device(ptr: int) -> int | None:
     from cuda.bindings import driver as cu
 

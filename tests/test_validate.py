@@ -149,6 +149,14 @@ def test_memory_of_another_gpu_or_unknown_to_the_driver():
         validate.check_on_device(8, 0, "out", pointer_device=lambda p: None)
 
 
+def test_array_device_reads_the_library_and_defers_to_the_driver_otherwise():
+    Dev = type("D", (), {"type": "cuda", "index": 1})
+    TorchLike = type("Tensor", (), {"__module__": "torch", "device": Dev()})
+    CupyLike = type("ndarray", (), {"__module__": "cupy._core", "device": type("C", (), {"id": 2})()})
+    assert validate.array_device(TorchLike()) == 1 and validate.array_device(CupyLike()) == 2
+    assert validate.array_device(np.zeros(2)) is None
+
+
 def test_out_overlapping_the_input():
     validate.check_no_overlap(0, 100, 100, 50)
     with pytest.raises(ValidationError, match="out shares memory with the input"):

@@ -19,7 +19,7 @@ import sys
 
 CHILD = r"""
 import json, resource, sys, time
-import irprune, irprune.parts
+import irprune, irprune.worker
 from irprune.bench.suites import SUITES
 from irprune.reference import prune_random
 suite, name, sparsity, assemble = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
@@ -35,7 +35,7 @@ mib = lambda who: resource.getrusage(who).ru_maxrss / 1024
 print(json.dumps({"layer": name, "sparsity": sparsity, "nnz": k.stats["nnz"],
                   "parts": len(k.parts), "group_size": k.group_size,
                   "compile_s": round(compile_s, 1), "seconds": k.stats["seconds"],
-                  "jobs": irprune.parts.compile_jobs(),
+                  "jobs": irprune.worker.worker_count(),
                   "peak_mib": round(mib(resource.RUSAGE_SELF)),
                   "part_worker_peak_mib": round(k.stats["part_peak_mib"]),
                   "registers": k.stats.get("ptxas", {}).get("registers")}))
