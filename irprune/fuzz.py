@@ -1,7 +1,8 @@
 """Random layers against the reference: the structural checks, and numerics on the CPU or a GPU.
 
 A case is a random geometry (kernel 1 to 7 in each direction, stride 1 to 3,
-padding 0 to 3, channels 1 to 64, batch 1 to 4, non-square inputs, a
+padding 0 to 3, channels 1 to 64, batch 1 to 4 at compile time and another
+1 to 4 at the call, non-square inputs, a
 quarter of them grouped or depthwise), a
 sparsity in [0, 1], bias and ReLU on or off and sometimes a group size. Each
 case must either be refused with a :class:`~irprune.errors.ValidationError`
@@ -56,6 +57,9 @@ class FuzzCase:
     seed: int
     #: Convolution groups (divides C and K; C for depthwise).
     groups: int = 1
+    #: Batch of the call (None: N). Kernels take any batch: a case compiled
+    #: for N runs on run_N images.
+    run_N: int | None = None
 
     @property
     def weights(self) -> int:
@@ -76,11 +80,11 @@ class FuzzCase:
         rng = np.random.default_rng(self.seed)
         w = prune_random((self.K, self.C // self.groups, self.R, self.S), self.sparsity, seed=self.seed)
         b = rng.standard_normal(self.K).astype(np.float32) if self.bias else None
-        x = rng.standard_normal((self.N, self.C, self.H, self.W)).astype(np.float32)
+        x = rng.standard_normal((self.run_N or self.N, self.C, self.H, self.W)).astype(np.float32)
         return w, b, x
 
     def describe(self) -> str:
-        return (f"N{self.N} C{self.C}->K{self.K} {self.H}x{self.W} k{self.R}x{self.S} "
+        return (f"N{self.N}{f'(run {self.run_N})' if self.run_N else ''} C{self.C}->K{self.K} {self.H}x{self.W} k{self.R}x{self.S} "
                 f"s{self.stride} p{self.padding} z{self.sparsity:.2f}"
                 f"{' bias' if self.bias else ''}{' relu' if self.relu else ''}"
                 f"{f' gs{self.group_size}' if self.group_size else ''}"
@@ -117,7 +121,7 @@ def random_case(rng: np.random.Generator, max_weights: int = 20_000, max_pixels:
     return FuzzCase(N=int(rng.integers(1, 5)), C=C, K=K, H=H, W=W, R=R, S=S, stride=stride,
                     padding=padding, sparsity=round(sparsity, 3), bias=bool(rng.random() < 0.5),
                     relu=bool(rng.random() < 0.5), group_size=gs, seed=int(rng.integers(1 << 30)),
-                    groups=groups)
+                    groups=groups, run_N=int(rng.integers(1, 5)))
 
 
 @dataclass
@@ -181,7 +185,9 @@ def check_structure(case: FuzzCase, k, assemble: bool) -> None:
         assert "0f%08X" % np.float32(v).view(np.uint32) in imms, f"weight {v!r} is not an immediate"
     for part in k.parts:
         entry = re.search(r"\.entry\s+\S+\s*\(([^)]*)\)", part.ptx)
-        assert entry and entry.group(1).count(".param") == 2, "the kernel takes more than input and output"
+        params = entry.group(1).split(",") if entry else []
+        assert [".ptr" in p for p in params] == [True, True, False], \
+            "the kernel takes more than the input, the output and the batch size"
     if assemble and find_ptxas() is not None:
         k.ptxas()
 

@@ -63,6 +63,12 @@ class ConvGeometry:
     def num_weights(self) -> int:
         return self.K * self.Cg * self.R * self.S
 
+    def with_batch(self, n: int) -> "ConvGeometry":
+        """The same layer for a batch of ``n`` images (kernels take any batch at run time)."""
+        from dataclasses import replace
+
+        return self if n == self.N else replace(self, N=n)
+
     def describe(self) -> str:
         return (
             f"{self.C}->{self.K}, {self.R}x{self.S}, in {self.N}x{self.C}x{self.H}x{self.W}, "

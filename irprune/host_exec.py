@@ -78,15 +78,19 @@ class HostKernel:
         self._regs = {r: ctypes.c_int32.from_address(self.engine.get_global_value_address(f"irp.sreg.{r}"))
                       for r in _REGS}
         fn = mod.get_function(self.name)
-        self.nargs = len(list(fn.arguments))
+        # Pointers (the arrays) and integers (the batch size), in order.
+        self._argtypes = [ctypes.c_void_p if str(a.type) == "ptr" else ctypes.c_int64
+                          for a in fn.arguments]
+        self.nargs = len(self._argtypes)
         addr = self.engine.get_function_address(self.name)
-        self._fn = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * self.nargs))(addr)
+        self._fn = ctypes.CFUNCTYPE(None, *self._argtypes)(addr)
 
-    def launch(self, grid: tuple[int, int, int], block: tuple[int, int, int], *arrays: np.ndarray) -> None:
-        """Run every thread of ``grid`` x ``block`` (in order) on ``arrays`` (C-contiguous)."""
-        if len(arrays) != self.nargs:
-            raise LaunchError(f"the kernel takes {self.nargs} arrays; got {len(arrays)}", stage="host")
-        ptrs = [a.ctypes.data_as(ctypes.c_void_p) for a in arrays]
+    def launch(self, grid: tuple[int, int, int], block: tuple[int, int, int], *args) -> None:
+        """Run every thread of ``grid`` x ``block`` (in order) on ``args``: C-contiguous arrays and ints."""
+        if len(args) != self.nargs:
+            raise LaunchError(f"the kernel takes {self.nargs} arguments; got {len(args)}", stage="host")
+        ptrs = [a.ctypes.data_as(ctypes.c_void_p) if t is ctypes.c_void_p else t(int(a))
+                for a, t in zip(args, self._argtypes)]
         r = self._regs
         for name, v in zip(("nctaid.x", "nctaid.y", "nctaid.z", "ntid.x", "ntid.y", "ntid.z"),
                            (*grid, *block)):
@@ -100,12 +104,13 @@ class HostKernel:
 
 
 def run_on_host(kernel, x: np.ndarray) -> np.ndarray:
-    """The output of :class:`~irprune.kernel.SparseConvKernel` ``kernel`` on input ``x``, computed on the CPU."""
+    """The output of :class:`~irprune.kernel.SparseConvKernel` ``kernel`` on input ``x`` (any batch), computed on the CPU."""
+    from .validate import check_batch
+
     g = kernel.geometry
     x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.shape != g.input_shape:
-        raise LaunchError(f"input shape {x.shape} != the kernel's {g.input_shape}", stage="host")
-    y = np.full(g.output_shape, np.nan, dtype=np.float32)
-    for part, grid, block in kernel.part_launches():
-        HostKernel(part.llvm).launch(grid, block, x, y)
+    n = check_batch(x.shape, (g.C, g.H, g.W), "input")
+    y = np.full((n, g.K, g.OH, g.OW), np.nan, dtype=np.float32)
+    for part, grid, block in kernel.part_launches(n):
+        HostKernel(part.llvm).launch(grid, block, x, y, n)
     return y

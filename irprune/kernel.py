@@ -114,6 +114,7 @@ class SparseConvKernel:
     #: The modules the layer is compiled into (one unless it is very large).
     parts: list[KernelPart] = field(default_factory=list, repr=False)
     _loaded: dict = field(default_factory=dict, repr=False)
+    _launch_memo: dict = field(default_factory=dict, repr=False)
 
     @property
     def trace(self) -> TraceMap:
@@ -152,14 +153,21 @@ class SparseConvKernel:
 
     @property
     def launch_config(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-        """Grid and block of the whole layer (each part launches its own slice of the grid's y)."""
-        g = self.geometry
-        pixels = g.N * g.OH * g.OW
-        return ((-(-pixels // self.block), self.groups, 1), (self.block, 1, 1))
+        """Grid and block of the whole layer at the compiled batch (each part launches its own slice of the grid's y)."""
+        return self.grid_for(self.geometry.N), (self.block, 1, 1)
 
-    def part_launches(self) -> list[tuple[KernelPart, tuple[int, int, int], tuple[int, int, int]]]:
-        """(part, grid, block) of each launch that makes up one call."""
-        (gx, _, gz), block = self.launch_config
+    def grid_for(self, batch: int) -> tuple[int, int, int]:
+        """The grid of a call on ``batch`` images (one thread per output pixel on x)."""
+        g = self.geometry
+        pixels = batch * g.OH * g.OW
+        check_grid(pixels, self.groups, self.block)
+        return (-(-pixels // self.block), self.groups, 1)
+
+    def part_launches(self, batch: int | None = None
+                      ) -> list[tuple[KernelPart, tuple[int, int, int], tuple[int, int, int]]]:
+        """(part, grid, block) of each launch that makes up one call on ``batch`` images (default: the compiled batch)."""
+        gx, _, gz = self.grid_for(self.geometry.N if batch is None else batch)
+        block = (self.block, 1, 1)
         return [(p, (gx, p.groups, gz), block) for p in self.parts]
 
     def ptxas(self) -> PtxasResult:
@@ -300,7 +308,8 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
         key = digest("kernel", _ENTRY_FORMAT, tkey, w.tobytes(),
                      b.tobytes() if b is not None else b"", pipeline, max_part_nnz())
         hit = store.get("kernel", key)
-        if hit is not None and hit["geometry"] == g:
+        if hit is not None and hit["geometry"].with_batch(g.N) == g:
+            hit["geometry"] = g  # stored under another batch size: the code is the same
             hit["stats"]["cached"] = True
             hit["stats"]["seconds"]["cache_load"] = round(time.perf_counter() - t_start, 4)
 

@@ -59,7 +59,7 @@ def _stream_handle(x) -> int:
 
 
 def _functions(kernel) -> list:
-    """(loaded CUfunction, grid) of each part of ``kernel`` in the current context (loaded once).
+    """The loaded CUfunction of each part of ``kernel`` in the current context (loaded once).
 
     Loads a part's cubin when ptxas made one for this device's architecture
     (no driver JIT at first launch), else its PTX (the driver compiles it).
@@ -71,7 +71,7 @@ def _functions(kernel) -> list:
         major, minor = ctx.device.compute_capability
         native = kernel.cpu == f"sm_{major}{minor}"
         loaded = []
-        for part, grid, _ in kernel.part_launches():
+        for part in kernel.parts:
             cubin = part.cubin if native else None
             try:
                 if cubin:
@@ -85,48 +85,136 @@ def _functions(kernel) -> list:
                 raise LaunchError(f"the driver could not load the {what}: {exc}", stage="load",
                                   log=str(exc)) from None
             # Keep the module referenced: the function lives as long as it does.
-            loaded.append((module, module.get_function(kernel.kernel_name), grid))
+            loaded.append((module, module.get_function(kernel.kernel_name)))
         kernel._loaded[id(ctx)] = loaded
-    return [(fn, grid) for _, fn, grid in kernel._loaded[id(ctx)]]
+    return [fn for _, fn in kernel._loaded[id(ctx)]]
+
+
+def _launches(kernel, batch: int, device: int) -> list:
+    """(CUfunction handle, LaunchConfig) of each part for ``batch`` images on GPU ``device``.
+
+    Memoized per (device, batch): a layer called again with the same batch
+    size repeats no lookups, grid arithmetic or config construction, which
+    matters when a model calls dozens of small layers per image.
+    """
+    key = (device, batch)
+    hit = kernel._launch_memo.get(key)
+    if hit is None:
+        from cuda.core import LaunchConfig
+
+        fns = _functions(kernel)
+        hit = [(fn.kernel, LaunchConfig(grid=grid, block=block))
+               for fn, (_, grid, block) in zip(fns, kernel.part_launches(batch))]
+        kernel._launch_memo[key] = hit
+    return hit
+
+
+_streams: dict = {}
+
+
+def _stream(handle: int):
+    """A cuda.core Stream for a raw stream handle (made once per handle)."""
+    s = _streams.get(handle)
+    if s is None:
+        from cuda.core import Stream
+
+        s = _streams[handle] = Stream.from_handle(handle)
+    return s
+
+
+def _run(kernel, x_ptr: int, y_ptr: int, batch: int, device: int, stream_handle: int) -> None:
+    from cuda.core import launch
+
+    stream = _stream(stream_handle)
+    for fn, config in _launches(kernel, batch, device):
+        launch(stream, config, fn, x_ptr, y_ptr, batch)
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def launch_torch(kernel, x, out=None):
+    """Run ``kernel`` on a CUDA ``torch.Tensor`` on PyTorch's current stream; the fast path.
+
+    Checks what the generic path checks (shape, dtype, layout, alignment,
+    GPU, overlap) from the tensor's own attributes, with no
+    ``__cuda_array_interface__`` and no driver query, so that it can also be
+    captured in a CUDA graph (``torch.cuda.graph``): nothing here
+    synchronizes or allocates outside PyTorch's allocator.
+    """
+    import torch
+
+    g = kernel.geometry
+    if x.device.type != "cuda":
+        validate.cuda_interface(x, "input")  # raises the one-line "move it with .cuda()" error
+    if x.dtype != torch.float32:
+        validate._fail(f"input has dtype {x.dtype}; convert it to float32", "launch")
+    batch = validate.check_batch(x.shape, (g.C, g.H, g.W), "input")
+    if not x.is_contiguous():
+        validate._fail("input is not C-contiguous; pass x.contiguous()", "launch")
+    device = x.device.index
+    current = torch.cuda.current_device()
+    if device != current:
+        validate._fail(f"input is on GPU {device} but the current device is GPU {current}; "
+                       f"move it, or make GPU {device} current (torch.cuda.set_device)", "launch")
+    oshape = (batch, g.K, g.OH, g.OW)
+    if out is None:
+        out = torch.empty(oshape, dtype=torch.float32, device=x.device)
+    else:
+        if not _is_torch(out) or out.device != x.device or out.dtype != torch.float32 \
+                or tuple(out.shape) != oshape or not out.is_contiguous():
+            validate._fail(f"out must be a contiguous float32 tensor of shape {oshape} on "
+                           f"{x.device}", "launch")
+        validate.check_no_overlap(x.data_ptr(), 4 * x.numel(), out.data_ptr(), 4 * out.numel())
+    x_ptr, y_ptr = x.data_ptr(), out.data_ptr()
+    if x_ptr % 4 or y_ptr % 4:
+        validate._fail("input or out is not 4-byte aligned; pass a fresh float32 tensor", "launch")
+    _run(kernel, x_ptr, y_ptr, batch, device, torch.cuda.current_stream(x.device).cuda_stream)
+    return out
 
 
 def launch_conv(kernel, x, out=None):
     """Run ``kernel`` on ``x``; write into ``out`` (allocated if None); return the output.
 
-    ``x`` and ``out`` are CUDA arrays of the current GPU, or numpy arrays
-    (copied there and back). Every array is checked first (shape, dtype,
-    layout, which GPU it is on, that ``out`` does not overlap ``x``).
+    ``x`` (N, C, H, W), for any batch N, and ``out`` are CUDA arrays of the
+    current GPU, or numpy arrays (copied there and back). Every array is
+    checked first (shape, dtype, layout, which GPU it is on, that ``out``
+    does not overlap ``x``). PyTorch tensors take :func:`launch_torch`.
     """
+    if _is_torch(x) and getattr(x, "is_cuda", False):
+        return launch_torch(kernel, x, out)
     _require_gpu()
-    from cuda.core import LaunchConfig, Stream, launch
     from numba import cuda
 
     g = kernel.geometry
+    per_image = (g.C, g.H, g.W)
     host = isinstance(x, np.ndarray)
     if host:
-        x_dev = cuda.to_device(validate.check_host_array(x, g.input_shape, "input"))
+        batch = validate.check_batch(x.shape, per_image, "input")
+        x_dev = cuda.to_device(validate.check_host_array(x, x.shape, "input"))
+        x_cai = validate.cuda_interface(x_dev, "input")
     else:
         x_dev = x
-    x_ptr = validate.check_device_array(validate.cuda_interface(x_dev, "input"), g.input_shape, "input")
+        x_cai = validate.cuda_interface(x_dev, "input")
+        batch = validate.check_batch(x_cai["shape"], per_image, "input")
+    ishape, oshape = (batch, *per_image), (batch, g.K, g.OH, g.OW)
+    x_ptr = validate.check_device_array(x_cai, ishape, "input")
     if out is None:
-        out_dev = _empty_like_kind(x_dev, g.output_shape)
+        out_dev = _empty_like_kind(x_dev, oshape)
     elif isinstance(out, np.ndarray):
-        validate.check_host_array(out, g.output_shape, "out")
-        out_dev = cuda.device_array(g.output_shape, dtype=np.float32)
+        validate.check_host_array(out, oshape, "out")
+        out_dev = cuda.device_array(oshape, dtype=np.float32)
     else:
         out_dev = out
-    y_ptr = validate.check_device_array(validate.cuda_interface(out_dev, "out"), g.output_shape, "out")
+    y_ptr = validate.check_device_array(validate.cuda_interface(out_dev, "out"), oshape, "out")
     device = cuda.get_current_device().id
     for ptr, arr, what in ((x_ptr, x_dev, "input"), (y_ptr, out_dev, "out")):
         known = validate.array_device(arr)
         validate.check_on_device(ptr, device, what,
                                  pointer_device=None if known is None else (lambda _, d=known: d))
-    validate.check_no_overlap(x_ptr, 4 * _size(g.input_shape), y_ptr, 4 * _size(g.output_shape))
-    _, block = kernel.launch_config
-    handle = _stream_handle(x_dev)
-    stream = Stream.from_handle(handle)
-    for fn, grid in _functions(kernel):
-        launch(stream, LaunchConfig(grid=grid, block=block), fn.kernel, x_ptr, y_ptr)
+    validate.check_no_overlap(x_ptr, 4 * _size(ishape), y_ptr, 4 * _size(oshape))
+    _run(kernel, x_ptr, y_ptr, batch, device, _stream_handle(x_dev))
     if host:
         result = out_dev.copy_to_host()  # default stream: ordered after the launch
         if isinstance(out, np.ndarray):

@@ -7,8 +7,10 @@ Stages (each kept as text):
     Numba's array ABI (7 fields per array: meminfo, parent, nitems, itemsize,
     data, shape..., strides...).
 ``llvm``
-    the IR template: every argument except the arrays' data pointers bound to
-    its constant value (shapes, strides, stride, padding, flags) and
+    the IR template: every argument except the arrays' data pointers and the
+    batch size (the input's and output's leading dimension, which becomes the
+    kernel's last parameter, ``%irp.batch``) bound to its constant value
+    (shapes, strides, stride, padding, flags) and
     blockIdx.y bound to 0, then LLVM's O1 with the weight loops fully
     unrolled. It is the code of one channel group (group 0): each of its
     weight elements is one load at a constant offset from the weight's data
@@ -26,7 +28,7 @@ import numpy as np
 
 from .errors import IrpruneError, TemplateContractError
 from .ir.libdevice import drop_unreachable_functions, link_libdevice, needs_libdevice
-from .ir.textir import Rewriter, parse_module
+from .ir.textir import Instruction, Rewriter, parse_module
 from .ir.verify import verify_text
 from .llvm_opt import DEFAULT_CPU, run_o3
 
@@ -69,6 +71,11 @@ class IRTemplate:
         return [a for a in self.arrays if a.role == role]
 
 
+#: Arrays whose leading dimension is the batch, which the kernel takes at run time.
+BATCHED_ROLES = ("input", "output")
+#: The kernel parameter that carries the batch size (i64, after the data pointers).
+BATCH_PARAM = "%irp.batch"
+
 #: The special register that selects a block's channel group (blockIdx.y).
 GROUP_INDEX_INTRINSIC = "@llvm.nvvm.read.ptx.sreg.ctaid.y"
 
@@ -100,7 +107,7 @@ def _strides(shape: tuple[int, ...], itemsize: int = 4) -> tuple[int, ...]:
 
 
 def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]]) -> tuple[str, str]:
-    """Bind every template argument but the arrays' data pointers to a constant.
+    """Bind every template argument but the arrays' data pointers and the batch to a constant.
 
     ``arrays`` are :class:`ArrayArg` (C-contiguous float32); ``scalars`` maps a
     scalar argument's name to (LLVM type, value). Returns the new IR text and
@@ -112,12 +119,23 @@ def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]]) -> tu
     fn = mod.function()
     consts: dict[str, str] = {}
     for a in arrays:
+        batched = a.role in BATCHED_ROLES
         consts[f"%{a.name}.0"] = "null"
         consts[f"%{a.name}.1"] = "null"
         consts[f"%{a.name}.2"] = str(int(np.prod(a.shape)) if a.shape else 1)
+        if batched:
+            # The element count (x.size) scales with the batch: computed once
+            # at entry. Numba builds every array struct with it; LLVM drops
+            # it unless the template really reads x.size.
+            per_image = int(np.prod(a.shape[1:]))
+            consts[f"%{a.name}.2"] = f"%irp.{a.name}.size"
+            fn.blocks[0].instructions.insert(0, Instruction.parse(
+                f"%irp.{a.name}.size = mul i64 {BATCH_PARAM}, {per_image}"))
         consts[f"%{a.name}.3"] = "4"
         for i, d in enumerate(a.shape):
-            consts[f"%{a.name}.5.{i}"] = str(d)
+            # The leading dimension of the input and output is the batch: it
+            # stays a kernel parameter, so one kernel serves every batch size.
+            consts[f"%{a.name}.5.{i}"] = BATCH_PARAM if batched and i == 0 else str(d)
         for i, st in enumerate(_strides(a.shape)):
             consts[f"%{a.name}.6.{i}"] = str(st)
     for name, (_, value) in scalars.items():
@@ -145,7 +163,7 @@ def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]]) -> tu
             f"template parameters {missing[:4]} are not in the lowered kernel; "
             "arrays must be C-contiguous float32 and scalars integers", stage="lowering")
     rw.commit()
-    fn.set_params(kept)
+    fn.set_params(kept + [("i64", BATCH_PARAM)])
     return mod.render(), fn.name
 
 

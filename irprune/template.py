@@ -83,12 +83,13 @@ class SparseConvTemplate:
 
         from .cache import digest, toolchain_fingerprint
 
-        return digest("ir-template", self.source_digest(), asdict(geometry), int(group_size),
+        # The batch is a kernel parameter: one IR template serves every batch size.
+        return digest("ir-template", self.source_digest(), asdict(geometry.with_batch(1)), int(group_size),
                       bool(relu), bool(has_bias), cpu, toolchain_fingerprint())
 
     def ir_template(self, geometry: ConvGeometry, group_size: int, relu: bool, has_bias: bool,
                     cpu: str = DEFAULT_CPU, cache=False):
-        """The IR template of one geometry.
+        """The IR template of one geometry (any batch size: it is a kernel parameter).
 
         Memoized in this process; with ``cache`` (a DiskCache) also kept on
         disk, so that later weights and later processes skip Numba and LLVM.
@@ -97,6 +98,7 @@ class SparseConvTemplate:
 
         from .lowering import ArrayArg, build_ir_template
 
+        geometry = geometry.with_batch(1)  # the batch is a run-time parameter
         key = (geometry, group_size, bool(relu), bool(has_bias), cpu)
         with self._lock:
             hit = self._ir_cache.get(key)

@@ -185,11 +185,20 @@ def cuda_interface(arr, what: str) -> dict:
     return cai
 
 
+def check_batch(shape, per_image: tuple, what: str) -> int:
+    """The batch size of an array of ``shape`` that must be (N, *per_image) with N >= 1."""
+    shape = tuple(shape)
+    if len(shape) != 1 + len(per_image) or shape[1:] != tuple(per_image) or shape[0] < 1:
+        dims = ", ".join(map(str, per_image))
+        _fail(f"{what} has shape {shape}; this kernel takes (N, {dims}) for any batch N >= 1",
+              "launch")
+    return int(shape[0])
+
+
 def check_device_array(cai: dict, shape: tuple, what: str) -> int:
     """Check a CUDA array's shape, dtype and layout; return its data pointer."""
     if tuple(cai["shape"]) != tuple(shape):
-        _fail(f"{what} has shape {tuple(cai['shape'])}; this kernel was compiled for "
-              f"{tuple(shape)}", "launch")
+        _fail(f"{what} has shape {tuple(cai['shape'])}; expected {tuple(shape)}", "launch")
     if np.dtype(cai["typestr"]) != np.float32:
         _fail(f"{what} has dtype {np.dtype(cai['typestr'])}; convert it to float32", "launch")
     strides = cai.get("strides")
@@ -212,7 +221,7 @@ def check_device_array(cai: dict, shape: tuple, what: str) -> int:
 def check_host_array(arr: np.ndarray, shape: tuple, what: str) -> np.ndarray:
     """A numpy array of the right shape and dtype, as a contiguous array."""
     if arr.shape != tuple(shape):
-        _fail(f"{what} has shape {arr.shape}; this kernel was compiled for {tuple(shape)}", "launch")
+        _fail(f"{what} has shape {arr.shape}; expected {tuple(shape)}", "launch")
     if arr.dtype != np.float32:
         _fail(f"{what} has dtype {arr.dtype}; convert it to float32", "launch")
     return np.ascontiguousarray(arr)

@@ -60,7 +60,7 @@ def test_compile_resnet_3x3_64_at_90_percent(tmp_path):
                  "--padding", "1", "--emit", "ptx", "-o", str(out)]) == 0
     ptx = out.read_text()
     entry = re.search(r"\.entry\s+\S+\(([^)]*)\)", ptx, flags=re.S).group(1)
-    assert len([p for p in entry.split(",") if p.strip()]) == 2  # input and output only
+    assert len([p for p in entry.split(",") if p.strip()]) == 3  # input, output, batch size only
     assert len(re.findall(r"^\s*fma\.rn\.f32", ptx, flags=re.M)) == np.count_nonzero(w)
     imms = set(re.findall(r"0f[0-9A-F]{8}", ptx))
     for v in w[w != 0]:

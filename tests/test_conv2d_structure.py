@@ -49,9 +49,11 @@ CASES = [(g, s) for g in GEOMETRIES for s in SPARSITIES]
 def test_no_weight_is_read_at_run_time(geom, sparsity):
     w, k = compiled(geom, sparsity)
     pruned, ptx = k.asm["llvm-pruned"], k.asm["ptx"]
-    # The kernel takes the input and output pointers only: no weight array,
-    # no index array, nothing else to read weights from.
-    assert len(ptx_entry_params(ptx)) == 2
+    # The kernel takes the input and output pointers and the batch size only:
+    # no weight array, no index array, nothing else to read weights from.
+    params = ptx_entry_params(ptx)
+    assert len(params) == 3
+    assert [".ptr" in p for p in params] == [True, True, False]
     assert "%w.4" not in pruned and "%bias.4" not in pruned
     assert not re.search(r"^\s*\.(global|const)\s", ptx, flags=re.M), "a data array in the PTX"
     # Every load reads the input: one load per distinct input value at most.
@@ -116,7 +118,7 @@ def test_bias_and_relu_are_in_the_code():
         if nnz_per_channel[kk] or v > 0:
             assert ptx_immediate(v) in imms, f"bias of channel {kk} ({v!r}) is not an immediate"
     assert "max.f32" in k.asm["ptx"] or "selp.f32" in k.asm["ptx"]
-    assert len(ptx_entry_params(k.asm["ptx"])) == 2
+    assert len(ptx_entry_params(k.asm["ptx"])) == 3  # input, output, batch size
 
 
 def test_ir_template_is_reused_across_weights():

@@ -36,7 +36,7 @@ def cases(draw, max_weights: int = 3000, max_pixels: int = 300):
                     bias=draw(st.booleans()), relu=draw(st.booleans()),
                     group_size=draw(st.none() | (st.integers(1, 64) if groups == 1 else st.sampled_from(
                         [d for d in range(1, K // groups + 1) if (K // groups) % d == 0]))),
-                    seed=draw(st.integers(0, 2**30)), groups=groups)
+                    seed=draw(st.integers(0, 2**30)), groups=groups, run_N=draw(st.integers(1, 4)))
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None,

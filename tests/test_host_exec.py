@@ -56,3 +56,29 @@ def test_host_text_has_no_gpu_registers():
     text, name = host_module_text(k.asm["llvm-pruned"])
     assert "call i32 @llvm.nvvm.read.ptx.sreg" not in text and "ptx_kernel" not in text
     assert name == k.kernel_name
+
+
+def test_one_kernel_serves_every_batch_size():
+    """The batch is a kernel parameter: a kernel compiled at N=2 computes batches 1, 3 and 5."""
+    w = prune_random((6, 3, 3, 3), 0.6, seed=5)
+    b = np.linspace(-1, 1, 6).astype(np.float32)
+    k = conv2d_nchw.compile(w, (2, 3, 7, 6), 2, 1, bias=b, cache=False, group_size=4)
+    rng = np.random.default_rng(1)
+    for n in (1, 3, 5):
+        x = rng.standard_normal((n, 3, 7, 6)).astype(np.float32)
+        y = run_on_host(k, x)
+        assert y.shape == (n, 6, 4, 3) and not np.isnan(y).any()
+        ref = conv2d_reference(x, w, 2, 1, b)
+        assert np.max(np.abs(y - ref)) / np.max(np.abs(ref)) < 1e-5, f"batch {n}"
+
+
+def test_the_batch_is_not_in_the_code():
+    """Kernels for N=1 and N=16 of one layer are the same code (and one cache entry)."""
+    w = prune_random((4, 2, 3, 3), 0.5, seed=3)
+    k1 = conv2d_nchw.compile(w, (1, 2, 6, 6), 1, 1, cache=False, group_size=2)
+    k16 = conv2d_nchw.compile(w, (16, 2, 6, 6), 1, 1, cache=False, group_size=2)
+    assert k1.asm["ptx"] == k16.asm["ptx"]
+    assert "%irp.batch" in k1.asm["llvm-pruned"]
+    # 36 output pixels per image, 128 threads a block: 1 block at N=1, 5 at N=16.
+    assert k1.part_launches()[0][1][0] == 1 and k16.part_launches()[0][1][0] == 5
+    assert k1.part_launches(16)[0][1] == k16.part_launches()[0][1]

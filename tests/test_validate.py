@@ -123,7 +123,7 @@ def test_device_array_checks():
     # A dimension of extent 1 may have any stride (PyTorch gives such views).
     assert validate.check_device_array(cai(s, strides=(999, 36, 12, 4)), s, "input") == 4096
     cases = [
-        (cai((1, 2, 3, 4)), r"input has shape \(1, 2, 3, 4\); this kernel was compiled for \(1, 2, 3, 3\)"),
+        (cai((1, 2, 3, 4)), r"input has shape \(1, 2, 3, 4\); expected \(1, 2, 3, 3\)"),
         (cai(s, "<f8"), "dtype float64; convert it to float32"),
         (cai(s, strides=(72, 4, 24, 8)), "not C-contiguous"),
         (cai(s, ptr=4098), "not 4-byte aligned"),
@@ -131,6 +131,13 @@ def test_device_array_checks():
     for c, match in cases:
         with pytest.raises(ValidationError, match=match):
             validate.check_device_array(c, s, "input")
+
+
+def test_batch_checks():
+    assert validate.check_batch((5, 2, 3, 3), (2, 3, 3), "input") == 5
+    for bad in [(5, 2, 3, 4), (0, 2, 3, 3), (2, 3, 3), (1, 5, 2, 3, 3)]:
+        with pytest.raises(ValidationError, match=r"this kernel takes \(N, 2, 3, 3\) for any batch"):
+            validate.check_batch(bad, (2, 3, 3), "input")
 
 
 def test_host_memory_where_a_gpu_array_is_needed():

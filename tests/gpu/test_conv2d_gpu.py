@@ -161,3 +161,24 @@ def test_cubin_from_ptxas_is_what_gets_loaded(tmp_path):
         y = k(x)
         assert np.linalg.norm(y - ref) / np.linalg.norm(ref) < 1e-5
     assert k.stats["cached"]
+
+
+def test_one_kernel_runs_every_batch_size():
+    """Compiled at N=2, the kernel computes batches 1, 5 and 300 (Numba arrays and numpy)."""
+    from numba import cuda
+
+    w = prune_random((12, 5, 3, 3), 0.8, seed=7)
+    b = np.linspace(-1, 1, 12).astype(np.float32)
+    k = irprune.conv2d(w, (2, 5, 6, 5), padding=1, bias=b, relu=True)
+    rng = np.random.default_rng(2)
+    for n in (1, 5, 300):
+        x = rng.standard_normal((n, 5, 6, 5)).astype(np.float32)
+        out = cuda.to_device(np.full((n, 12, 6, 5), np.nan, np.float32))
+        k(cuda.to_device(x), out=out)
+        ref = conv2d_reference(x, w, 1, 1, b, relu=True)
+        got = out.copy_to_host()
+        assert not np.isnan(got).any(), f"batch {n}: outputs never written"
+        assert rel_err(got, ref) < RTOL, f"batch {n}"
+        assert rel_err(k(x), ref) < RTOL  # numpy in, numpy out
+    with pytest.raises(irprune.ValidationError, match=r"takes \(N, 5, 6, 5\) for any batch"):
+        k(np.zeros((2, 5, 6, 6), np.float32))
