@@ -300,13 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     mo = sub.add_parser("model", help="a whole pruned CNN (resnet50, mobilenet_v2): convert, check, time "
                                        "(GPU), or compile every layer and print its code (no GPU); needs torch")
     mo.add_argument("name", help="resnet50 or mobilenet_v2 (torchvision's, random weights; own copy without torchvision)")
-    mo.add_argument("--sparsity", type=float, default=0.9, help="global magnitude pruning (default 0.9)")
+    mo.add_argument("--sparsity", type=_floats, default=(0.9,),
+                    help="global magnitude pruning, one or more: 0.8,0.9,0.95 (default 0.9)")
     mo.add_argument("--threshold", type=float, default=0.5, help="convert layers at least this sparse")
     mo.add_argument("--batches", type=_dims, default=(1, 16), help="batch sizes (default 1,16)")
     mo.add_argument("--jobs", type=int, help="compile processes (default: CPU count)")
     mo.add_argument("--seed", type=int, default=0)
     mo.add_argument("--no-progress", action="store_true")
     mo.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile baseline")
+    mo.add_argument("--compile-only", action="store_true",
+                    help="compile every layer (into the cache) and print the code statistics; no timing")
     mo.add_argument("--out", help="write the report and timings as JSON here")
     mo.set_defaults(func=cmd_model)
 

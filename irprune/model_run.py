@@ -1,10 +1,10 @@
 """``irprune model``: a pruned CNN converted whole, checked against PyTorch and timed.
 
-With a GPU: the converted model's logits against the PyTorch model's (fp32,
-TF32 off), and the latency of both (PyTorch eager with TF32 off and on,
-torch.compile where it works, irprune) at each batch size, side by side in
-one process. With no GPU: every layer is compiled and its code statistics
-printed.
+With a GPU: the converted model's logits and every converted layer's output
+against the PyTorch model's (fp32, TF32 off), and the latency of both
+(:data:`COLUMNS`) at each sparsity and batch size, side by side in one
+process. With no GPU (or ``--compile-only``): every layer is compiled and
+its code statistics printed.
 """
 
 from __future__ import annotations
@@ -68,93 +68,160 @@ def _tf32(on: bool) -> None:
     torch.backends.cuda.matmul.allow_tf32 = on
 
 
-def run(model: torch.nn.Module, name: str, sparsity: float | None, batches=(1, 16),
-        threshold: float = 0.5, image: int = 224, jobs: int | None = None, cache=None,
-        progress: bool = True, compare_compile: bool = True, log=print) -> dict:
-    """Convert ``model`` (already pruned), then check and time it on a GPU if there is one."""
+def _rel_err(got: torch.Tensor, ref: torch.Tensor) -> float:
+    scale = float(ref.abs().max())
+    return float((got - ref).abs().max()) / (scale if scale > 0 else 1.0)
+
+
+#: (column, what it times) of each latency measured; ``irprune_graph_ms`` is the headline.
+COLUMNS = {
+    "eager_fp32_ms": "PyTorch eager, fp32 (TF32 off)",
+    "eager_tf32_ms": "PyTorch eager, TF32 on",
+    "eager_fp32_graph_ms": "PyTorch eager fp32 replayed from a CUDA graph",
+    "compile_fp32_ms": "torch.compile (default mode), fp32",
+    "irprune_ms": "irprune, one Python launch per layer",
+    "irprune_graph_ms": "irprune replayed from a CUDA graph (irprune.torch_convert.graphed)",
+}
+
+
+def _convert_all(name, base, sparsities, batch, image, threshold, jobs, cache, progress, log):
+    """Per sparsity: (PyTorch model with masks folded in, converted model, result dict)."""
+    import copy
+
+    from .models import make_permanent, prune_global
+
     gpu = torch.cuda.is_available()
     device = "cuda" if gpu else "cpu"
-    model = model.to(device).eval()
-    x0 = torch.randn(batches[0], 3, image, image, device=device)
-    t0 = time.perf_counter()
-    fast = convert(model, x0, threshold=threshold, cache=cache, progress=progress, jobs=jobs,
-                   batch_sizes=batches[1:])
-    compile_s = time.perf_counter() - t0
-    reps = fast.irprune_report
-    conv = [r for r in reps if r.status == "converted"]
-    result = {
-        "model": name, "sparsity": sparsity, "threshold": threshold, "batches": list(batches),
-        "device": torch.cuda.get_device_name() if gpu else "cpu",
-        "layers": len(reps), "converted": len(conv),
-        "weights_converted": int(sum(r.nnz / max(1e-9, 1 - r.sparsity) for r in conv)),
-        "nnz_converted": int(sum(r.nnz for r in conv)), "fma": int(sum(r.fma for r in conv)),
-        "compile_seconds": round(compile_s, 1),
-        "report": [r.__dict__ | {"input_shape": list(r.input_shape or ())} for r in reps],
-    }
-    dense = sum(r.status == "dense" for r in reps)
-    skipped = [f"{r.name} ({r.reason})" for r in reps if r.status == "skipped"]
-    log(f"{name}: {len(conv)}/{len(reps)} layers converted, {result['nnz_converted']:,} nonzero "
-        f"weights, {result['fma']:,} FMAs, compiled in {compile_s:.1f} s; {dense} below the "
-        f"threshold; skipped: {', '.join(skipped) or 'none'}")
-    if not gpu:
-        return result
-    rows = []
-    for n in batches:
-        x = torch.randn(n, 3, image, image, device=device)
-        with torch.no_grad():
-            _tf32(False)
-            ref = model(x)
-            got = fast(x)
-            scale = float(ref.abs().max())
-            err = float((got - ref).abs().max()) / (scale if scale > 0 else 1.0)
-            layers = compare_layers(model, fast, x)
-            row = {"batch": n, "rel_err_logits": err,
-                   "max_layer_rel_err": max(layers.values()) if layers else None,
-                   "worst_layer": max(layers, key=layers.get) if layers else None,
-                   "top1_agree": float((got.argmax(1) == ref.argmax(1)).float().mean())}
-            row["eager_fp32_ms"] = _median_ms(lambda: model(x))
-            _tf32(True)
-            row["eager_tf32_ms"] = _median_ms(lambda: model(x))
-            _tf32(False)
-            if compare_compile:
-                try:
-                    compiled = torch.compile(model)
-                    row["compile_fp32_ms"] = _median_ms(lambda: compiled(x))
-                except Exception as exc:  # torch.compile is not everywhere
-                    row["compile_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-            row["irprune_ms"] = _median_ms(lambda: fast(x))
-        for k in ("eager_fp32_ms", "eager_tf32_ms", "compile_fp32_ms"):
-            if k in row:
-                row["speedup_vs_" + k[:-3]] = round(row[k] / row["irprune_ms"], 3)
-        rows.append(row)
-        log(json.dumps(row))
-    result["timings"] = rows
-    return result
+    out = []
+    for sp in sparsities:
+        pruned = copy.deepcopy(base)
+        if sp is not None:
+            prune_global(pruned, sp)  # masks kept: convert reads weight_orig * weight_mask
+        pruned = pruned.to(device).eval()
+        x0 = torch.randn(batch, 3, image, image, device=device)
+        t0 = time.perf_counter()
+        fast = convert(pruned, x0, threshold=threshold, cache=cache, progress=progress, jobs=jobs)
+        compile_s = time.perf_counter() - t0
+        reps = fast.irprune_report
+        conv = [r for r in reps if r.status == "converted"]
+        total = sum(r.weights for r in reps)
+        res = {
+            "model": name, "sparsity": sp, "threshold": threshold,
+            "device": torch.cuda.get_device_name() if gpu else "cpu",
+            "layers": len(reps), "converted": len(conv),
+            "sparsity_measured": round(1 - sum(r.nnz for r in reps) / total, 4),
+            "weights_converted": sum(r.weights for r in conv),
+            "nnz_converted": int(sum(r.nnz for r in conv)), "fma": int(sum(r.fma for r in conv)),
+            "compile_seconds": round(compile_s, 1),
+            "report": [r.__dict__ | {"input_shape": list(r.input_shape or ())} for r in reps],
+        }
+        dense = sum(r.status == "dense" for r in reps)
+        skipped = [f"{r.name} ({r.reason})" for r in reps if r.status == "skipped"]
+        log(f"{name} at {sp}: {len(conv)}/{len(reps)} layers converted, {res['nnz_converted']:,} "
+            f"nonzero weights, {res['fma']:,} FMAs, compiled in {compile_s:.1f} s; {dense} below "
+            f"the threshold; skipped: {', '.join(skipped) or 'none'}")
+        out.append((make_permanent(pruned), fast, res))
+    return out
+
+
+def run(name: str, sparsities=(0.9,), batches=(1, 16), threshold: float = 0.5, image: int = 224,
+        jobs: int | None = None, cache=None, progress: bool = True, compare_compile: bool = True,
+        compile_only: bool = False, seed: int = 0, model: torch.nn.Module | None = None,
+        log=print) -> list[dict]:
+    """Build, prune, convert and (on a GPU) check and time ``name`` at each sparsity.
+
+    ``model``: the unpruned model (default: :func:`irprune.models.build` of
+    ``name``); each sparsity prunes a copy of it (None: as it is).
+
+    Every number of one call is measured in one process, side by side: per
+    batch size, the PyTorch model (masks folded in, as deployed) eager with
+    TF32 off and on, eager replayed from a CUDA graph, torch.compile (compiled
+    once per batch; each sparsity's weights are copied into it in place), and
+    irprune with per-layer launches and from a CUDA graph. Correctness: the
+    logits and every converted layer's output against PyTorch's in fp32.
+    Returns one result dict per sparsity.
+    """
+    from .torch_graph import graphed
+
+    from .models import build
+
+    gpu = torch.cuda.is_available()
+    base = build(name, seed=seed) if model is None else model
+    entries = _convert_all(name, base, sparsities, batches[0], image, threshold, jobs, cache,
+                           progress, log)
+    results = [res for _, _, res in entries]
+    if not gpu or compile_only:
+        return results
+    for res in results:
+        res["timings"] = []
+    # One PyTorch module for the baselines: each sparsity's weights are loaded
+    # into it in place, so that its CUDA graphs and torch.compile stay valid.
+    import copy
+
+    baseline = copy.deepcopy(entries[0][0])
+    base_graph = graphed(baseline)
+    compiled = None
+    if compare_compile:
+        try:
+            compiled = torch.compile(baseline)
+        except Exception as exc:  # torch.compile is not everywhere
+            log(f"torch.compile unavailable: {type(exc).__name__}: {str(exc)[:200]}")
+    with torch.no_grad():
+        for n in batches:
+            x = torch.randn(n, 3, image, image, device="cuda")
+            for (model, fast, res) in entries:
+                baseline.load_state_dict(model.state_dict())
+                fast_graph = graphed(fast)
+                _tf32(False)
+                ref = model(x)
+                got, got_graph = fast(x), fast_graph(x)
+                layers = compare_layers(model, fast, x)
+                row = {"batch": n, "rel_err_logits": _rel_err(got, ref),
+                       "rel_err_logits_graph": _rel_err(got_graph, ref),
+                       "max_layer_rel_err": max(layers.values()) if layers else None,
+                       "worst_layer": max(layers, key=layers.get) if layers else None,
+                       "top1_agree": float((got.argmax(1) == ref.argmax(1)).float().mean())}
+                row["eager_fp32_ms"] = _median_ms(lambda: baseline(x))
+                row["eager_fp32_graph_ms"] = _median_ms(lambda: base_graph(x))
+                _tf32(True)
+                row["eager_tf32_ms"] = _median_ms(lambda: baseline(x))
+                _tf32(False)
+                if compiled is not None:
+                    try:
+                        row["compile_fp32_ms"] = _median_ms(lambda: compiled(x))
+                    except Exception as exc:
+                        row["compile_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                row["irprune_ms"] = _median_ms(lambda: fast(x))
+                row["irprune_graph_ms"] = _median_ms(lambda: fast_graph(x))
+                for k in ("eager_fp32_ms", "eager_tf32_ms", "eager_fp32_graph_ms", "compile_fp32_ms"):
+                    if k in row:
+                        row["speedup_vs_" + k[:-3]] = round(row[k] / row["irprune_graph_ms"], 3)
+                res["timings"].append(row)
+                log(json.dumps({"model": name, "sparsity": res["sparsity"], **row}))
+    return results
 
 
 def main(args) -> int:
     """The ``irprune model`` command."""
     from pathlib import Path
 
-    from .models import build, prune_global
-
-    model = build(args.name, seed=args.seed)
-    if args.sparsity is not None:
-        prune_global(model, args.sparsity)
-    res = run(model, args.name, args.sparsity, batches=tuple(args.batches), threshold=args.threshold,
-              jobs=args.jobs, progress=not args.no_progress, compare_compile=not args.no_torch_compile)
-    if not torch.cuda.is_available():
+    results = run(args.name, tuple(args.sparsity), batches=tuple(args.batches),
+                  threshold=args.threshold, jobs=args.jobs, progress=not args.no_progress,
+                  compare_compile=not args.no_torch_compile, compile_only=args.compile_only,
+                  seed=args.seed)
+    if not torch.cuda.is_available() or args.compile_only:
         from rich.console import Console
         from rich.table import Table
 
-        t = Table(title=f"{args.name} at sparsity {args.sparsity}: per layer (no GPU: code only)")
-        for col in ("layer", "kind", "input", "sparsity", "nnz", "FMAs", "status"):
-            t.add_column(col)
-        for r in res["report"]:
-            t.add_row(r["name"], r["kind"], "x".join(map(str, r["input_shape"])),
-                      f"{r['sparsity']:.3f}", f"{r['nnz']:,}", f"{r['fma']:,}",
-                      r["status"] + (f" ({r['reason']})" if r["reason"] else ""))
-        Console().print(t)
+        for res in results:
+            t = Table(title=f"{args.name} at sparsity {res['sparsity']}: per layer (code only)")
+            for col in ("layer", "kind", "input", "sparsity", "nnz", "FMAs", "status"):
+                t.add_column(col)
+            for r in res["report"]:
+                t.add_row(r["name"], r["kind"], "x".join(map(str, r["input_shape"])),
+                          f"{r['sparsity']:.3f}", f"{r['nnz']:,}", f"{r['fma']:,}",
+                          r["status"] + (f" ({r['reason']})" if r["reason"] else ""))
+            Console().print(t)
     if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=1, default=str))
+        Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     return 0

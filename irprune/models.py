@@ -133,3 +133,19 @@ def prune_global(model: nn.Module, amount: float) -> nn.Module:
     params = [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=float(amount))
     return model
+
+
+def make_permanent(model: nn.Module) -> nn.Module:
+    """Fold ``torch.nn.utils.prune``'s masks into plain weights (``prune.remove``); returns ``model``.
+
+    A pruned module recomputes ``weight_orig * weight_mask`` in a pre-hook on
+    every forward pass: one extra kernel per layer that a deployed PyTorch
+    model would not run. The baselines are timed without it.
+    """
+    from torch.nn.utils import prune
+
+    for m in model.modules():
+        if hasattr(m, "weight_mask"):
+            prune.remove(m, "weight")
+    return model
+

@@ -10,9 +10,11 @@ weights zeroed by hand are both read through ``module.weight``.
 A :class:`SparseConv2d` runs its kernel on CUDA tensors without copies
 (``__cuda_array_interface__``, on PyTorch's current stream). On CPU tensors it
 runs the pruned IR on the CPU (irprune.host_exec): slow, meant for checking
-a conversion on a machine with no GPU. Kernels are specialized on the input
-shape; a batch size not seen at conversion is compiled on first use (from
-the disk cache when it was compiled before).
+a conversion on a machine with no GPU. Kernels are specialized on the input's
+channels and spatial size and take any batch size; an input of another
+spatial size is compiled on first use (from the disk cache when it was
+compiled before). :func:`graphed` captures a converted model's launches in a
+CUDA graph.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from torch import nn
 
 from .errors import IrpruneError
+from .torch_graph import GraphedModule, graphed  # noqa: F401  (part of this module's API)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class LayerReport:
     nnz: int
     input_shape: tuple | None
     reason: str = ""
+    weights: int = 0
     fma: int = 0
     compile_seconds: float = 0.0
 
@@ -54,6 +58,7 @@ class SparseConv2d(nn.Module):
         self.linear = linear
         self.cache = cache
         self.group_size = group_size
+        #: (C, H, W) of an input -> its kernel (which takes any batch).
         self.kernels: dict[tuple, object] = {}
 
     def extra_repr(self) -> str:
@@ -64,15 +69,15 @@ class SparseConv2d(nn.Module):
                 f"nnz {nnz}/{self.weight_values.size}, kernels for {sorted(self.kernels)}")
 
     def kernel_for(self, shape: tuple):
-        """The kernel for an (N, C, H, W) input, compiled on first use."""
-        k = self.kernels.get(shape)
+        """The kernel for an (N, C, H, W) input (any N), compiled on first use."""
+        k = self.kernels.get(shape[1:])
         if k is None:
             import irprune
 
             k = irprune.conv2d(self.weight_values, shape, stride=self.stride, padding=self.padding,
                                bias=self.bias_values, groups=self.groups, cache=self.cache,
                                group_size=self.group_size)
-            self.kernels[shape] = k
+            self.kernels[shape[1:]] = k
         return k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,10 +92,15 @@ class SparseConv2d(nn.Module):
         else:
             x4 = x
         x4 = x4.contiguous()
-        k = self.kernel_for(tuple(x4.shape))
+        k = self.kernels.get(tuple(x4.shape[1:])) or self.kernel_for(tuple(x4.shape))
         if x4.is_cuda:
-            with torch.cuda.device(x4.device):
-                y = k(x4)
+            from .launch import launch_torch
+
+            if x4.device.index == torch.cuda.current_device():
+                y = launch_torch(k, x4)
+            else:
+                with torch.cuda.device(x4.device):
+                    y = launch_torch(k, x4)
         else:
             from .host_exec import run_on_host
 
@@ -189,18 +199,17 @@ def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.5, cache=None,
-            progress: bool = True, group_size: int | None = None, jobs: int | None = None,
-            batch_sizes=()) -> nn.Module:
+            progress: bool = True, group_size: int | None = None, jobs: int | None = None
+            ) -> nn.Module:
     """A copy of ``model`` with every Conv2d/Linear of sparsity >= ``threshold`` as an irprune kernel.
 
     ``example_input`` is run through the model once (no gradients) to learn
     each layer's input shape; kernels are compiled for those shapes in
     ``jobs`` worker processes (default ``IRPRUNE_JOBS`` or one per CPU) through
     the disk cache (``cache`` as in :func:`irprune.conv2d`; with ``cache=False``
-    a temporary one), with a progress bar when ``progress``. ``batch_sizes``:
-    more batch sizes to compile every layer for now (kernels are specialized
-    on the batch; others compile on first use). The returned model has ``irprune_report``:
-    one :class:`LayerReport` per Conv2d/Linear layer.
+    a temporary one), with a progress bar when ``progress``. The kernels take
+    any batch size. The returned model has ``irprune_report``: one
+    :class:`LayerReport` per Conv2d/Linear layer.
     """
     if not 0.0 <= float(threshold) <= 1.0:
         raise IrpruneError(f"threshold must be in [0, 1]; got {threshold}", stage="torch")
@@ -230,7 +239,8 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
         kind = "linear" if isinstance(m, nn.Linear) else "conv2d"
         w, b = _layer_weight(m)
         nnz = int(np.count_nonzero(w))
-        rep = LayerReport(name, kind, "dense", 1.0 - nnz / w.size, nnz, shapes.get(name))
+        rep = LayerReport(name, kind, "dense", 1.0 - nnz / w.size, nnz, shapes.get(name),
+                          weights=int(w.size))
         reports.append(rep)
         if rep.input_shape is None:
             rep.status, rep.reason = "skipped", "not run by the example input"
@@ -255,13 +265,8 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
                                  group_size=group_size)
             shape = rep.input_shape
         layers.append((rep, m, layer, shape))
-        for n in batch_sizes:
-            if n != shape[0]:
-                layers.append((rep, m, layer, (int(n),) + tuple(shape[1:])))
     _compile_all(layers, cache, progress, jobs)
     for rep, m, layer, shape in layers:
-        if shape[0] != rep.input_shape[0]:
-            continue  # an extra batch size: compiled, reported once
         k = layer.kernel_for(shape)
         layer.padding = k.geometry.padding  # "same"/"valid" resolved to a number
         rep.status, rep.fma = "converted", k.stats["fma_ptx"]

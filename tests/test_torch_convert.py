@@ -72,13 +72,18 @@ def test_threshold_keeps_dense_layers_in_pytorch():
         assert torch.allclose(c(x), m(x), rtol=1e-4, atol=1e-5)
 
 
-def test_a_new_batch_size_compiles_on_first_use():
+def test_one_kernel_serves_every_batch_size_and_a_new_input_size_compiles():
     m = pruned_tiny(seed=2)
     c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False, jobs=1)
-    x = torch.randn(3, 3, 8, 8)
     with torch.no_grad():
+        for shape in [(3, 3, 8, 8), (2, 3, 8, 8)]:
+            x = torch.randn(*shape)
+            ref, got = m(x), c(x)
+            assert torch.max(torch.abs(got - ref)) / torch.max(torch.abs(ref)) < 1e-5, shape
+        assert list(c.conv1.kernels) == [(3, 8, 8)]  # compiled once, at conversion
+        x = torch.randn(2, 3, 6, 7)  # another spatial size: compiled on first use
         ref, got = m(x), c(x)
-    assert (3, 3, 8, 8) in c.conv1.kernels and (1, 3, 8, 8) in c.conv1.kernels
+    assert list(c.conv1.kernels) == [(3, 8, 8), (3, 6, 7)]
     assert torch.max(torch.abs(got - ref)) / torch.max(torch.abs(ref)) < 1e-5
 
 
@@ -97,12 +102,17 @@ def test_model_run_without_gpu_compiles_and_reports():
     from irprune.model_run import run
 
     lines = []
-    res = run(pruned_tiny(seed=4), "tiny", 0.8, batches=(1, 2), image=12, cache=False,
-              progress=False, jobs=2, log=lines.append)
+    torch.manual_seed(4)
+    results = run("tiny", (0.8, 0.95), batches=(1, 2), image=12, threshold=0.1, cache=False, progress=False,
+                  jobs=2, model=Tiny().eval(), log=lines.append)
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: the timing path runs instead")
-    assert res["converted"] == 4 and res["layers"] == 5 and res["fma"] == res["nnz_converted"]
-    assert "timings" not in res and "4/5 layers converted" in lines[0]
+    assert [r["sparsity"] for r in results] == [0.8, 0.95]
+    for res, line in zip(results, lines):
+        assert res["converted"] == 4 and res["layers"] == 5 and res["fma"] == res["nnz_converted"]
+        assert "timings" not in res and "4/5 layers converted" in line
+    assert abs(results[1]["sparsity_measured"] - 0.95) < 0.01
+    assert results[1]["nnz_converted"] < results[0]["nnz_converted"]
 
 
 def test_global_pruning_and_the_reference_models():

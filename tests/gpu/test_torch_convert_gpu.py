@@ -22,3 +22,76 @@ def test_converted_model_on_cuda_matches_pytorch():
         ref, got = m(x), c(x)
     assert got.is_cuda and got.device == x.device
     assert torch.max(torch.abs(got - ref)) / torch.max(torch.abs(ref)) < 1e-5
+
+
+def _fp32():
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def _rel(got, ref):
+    return float(torch.max(torch.abs(got - ref)) / torch.max(torch.abs(ref)))
+
+
+def test_any_batch_size_and_a_cuda_graph_give_pytorchs_result():
+    from irprune.torch_convert import convert, graphed
+    from tests.test_torch_convert import pruned_tiny
+
+    _fp32()
+    m = pruned_tiny(seed=6).cuda()
+    c = convert(m, torch.randn(1, 3, 16, 15, device="cuda"), cache=False, progress=False)
+    g = graphed(c)
+    with torch.no_grad():
+        for n in (1, 7, 1, 7):  # a fresh input each call: the replay must read it
+            x = torch.randn(n, 3, 16, 15, device="cuda")
+            ref = m(x)
+            assert _rel(c(x), ref) < 1e-5
+            got = g(x)
+            assert got.shape == ref.shape and _rel(got, ref) < 1e-5
+    assert len(g._graphs) == 2  # captured once per shape
+    assert [list(layer.kernels) for layer in (c.conv1, c.fc)] == [[(3, 16, 15)], [(12, 1, 1)]]
+
+
+def test_launches_follow_pytorchs_current_stream():
+    from irprune.torch_convert import convert
+    from tests.test_torch_convert import pruned_tiny
+
+    _fp32()
+    m = pruned_tiny(seed=7).cuda()
+    c = convert(m, torch.randn(2, 3, 16, 15, device="cuda"), cache=False, progress=False)
+    s = torch.cuda.Stream()
+    x = torch.randn(64, 3, 16, 15, device="cuda")
+    with torch.no_grad():
+        ref = m(x)
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            # Produced and consumed on s only: a launch on another stream would race.
+            for _ in range(3):
+                y = c(x * 1.0)
+        torch.cuda.current_stream().wait_stream(s)
+    assert _rel(y, ref) < 1e-5
+
+
+def test_the_torch_fast_path_refuses_bad_tensors():
+    import irprune
+    from irprune.reference import prune_random
+
+    k = irprune.conv2d(prune_random((8, 4, 3, 3), 0.7, seed=1), (1, 4, 9, 9), padding=1, cache=False)
+    x = torch.randn(2, 4, 9, 9, device="cuda")
+    ref = torch.nn.functional.conv2d(x.double(), torch.from_numpy(k.weight).cuda().double(), padding=1)
+    assert _rel(k(x).double(), ref) < 1e-5
+    out = torch.full((2, 8, 9, 9), float("nan"), device="cuda")
+    assert k(x, out=out) is out and _rel(out.double(), ref) < 1e-5
+    cases = [
+        (lambda: k(x.double()), "dtype torch.float64"),
+        (lambda: k(x.transpose(2, 3)), "not C-contiguous"),
+        (lambda: k(torch.randn(2, 4, 9, 8, device="cuda")), r"takes \(N, 4, 9, 9\)"),
+        (lambda: k(x, out=torch.empty(1, 8, 9, 9, device="cuda")), r"shape \(2, 8, 9, 9\)"),
+        (lambda: k(x.cpu()), r"\.cuda\(\)"),
+    ]
+    buf = torch.empty(2 * 4 * 81 + 2 * 8 * 81, device="cuda")
+    xi, xo = buf[:2 * 4 * 81].view(2, 4, 9, 9), buf[2 * 4 * 81 - 8:][:2 * 8 * 81].view(2, 8, 9, 9)
+    cases.append((lambda: k(xi, out=xo), "shares memory"))
+    for call, match in cases:
+        with pytest.raises(irprune.ValidationError, match=match):
+            call()
