@@ -69,16 +69,31 @@ def toolchain_fingerprint() -> dict:
             "llvmlite": ver("llvmlite"), "llvm": ".".join(map(str, llvm.llvm_version_info))}
 
 
+#: Modules that run, measure or report kernels but do not change their code:
+#: left out of :func:`source_digest`, so that editing them keeps the cache.
+NOT_CODEGEN = frozenset({
+    "__main__.py", "cli.py", "launch.py", "host_exec.py", "fuzz.py", "inspect_report.py",
+    "inspect_views.py", "model_run.py", "models.py", "torch_convert.py", "torch_graph.py",
+})
+
+
+def code_sources() -> list[Path]:
+    """irprune's Python sources that take part in making a kernel (all but :data:`NOT_CODEGEN` and bench/)."""
+    root = Path(__file__).resolve().parent
+    return sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts
+                  and p.parts[len(root.parts)] != "bench" and str(p.relative_to(root)) not in NOT_CODEGEN)
+
+
 @lru_cache(maxsize=1)
 def source_digest() -> str:
-    """A digest of irprune's own Python sources (passes, lowering, codegen, templates, ...).
+    """A digest of irprune's sources that make kernels (passes, lowering, codegen, templates, ...).
 
     The version number does not change with every edit of a pass; this does,
     so a working copy never loads a kernel that older code compiled.
     """
     root = Path(__file__).resolve().parent
-    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
-    return digest(*[b for p in files for b in (str(p.relative_to(root)).encode(), p.read_bytes())])
+    return digest(*[b for p in code_sources() for b in (str(p.relative_to(root)).encode(),
+                                                         p.read_bytes())])
 
 
 def digest(*parts) -> str:

@@ -149,7 +149,8 @@ def launch_torch(kernel, x, out=None):
     if x.device.type != "cuda":
         validate.cuda_interface(x, "input")  # raises the one-line "move it with .cuda()" error
     if x.dtype != torch.float32:
-        validate._fail(f"input has dtype {x.dtype}; convert it to float32", "launch")
+        dtype = str(x.dtype).removeprefix("torch.")
+        validate._fail(f"input has dtype {dtype}; convert it to float32", "launch")
     batch = validate.check_batch(x.shape, (g.C, g.H, g.W), "input")
     if not x.is_contiguous():
         validate._fail("input is not C-contiguous; pass x.contiguous()", "launch")

@@ -35,13 +35,19 @@ def _median_ms(fn, iters: int = 30, warmup: int = 5) -> float:
 
 
 def compare_layers(model: torch.nn.Module, fast: torch.nn.Module, x: torch.Tensor) -> dict:
-    """Per converted layer, the relative error of its output against the PyTorch layer's.
+    """Per converted layer: its output's relative error against PyTorch's layer and float64.
 
     Logits alone can hide a wrong layer: global magnitude pruning of a
     randomly initialised model may prune a classifier entirely, leaving
     logits that equal the bias whatever came before. Each converted layer
-    is checked on the input it receives in the PyTorch model.
+    is run on the input it receives in the PyTorch model; returns name ->
+    {"torch": error against the PyTorch layer (fp32), "fp64": irprune's error
+    against the layer in float64, "torch_fp64": PyTorch's own fp32 error
+    against float64, "zero_input": whether that input was all zeros (then the
+    layer's check says little)}.
     """
+    import copy
+
     from .torch_convert import SparseConv2d
 
     names = {n for n, m in fast.named_modules() if isinstance(m, SparseConv2d)}
@@ -58,8 +64,10 @@ def compare_layers(model: torch.nn.Module, fast: torch.nn.Module, x: torch.Tenso
     with torch.no_grad():
         for n, (inp, ref) in seen.items():
             got = fast.get_submodule(n)(inp)
-            scale = float(ref.abs().max())
-            errs[n] = float((got - ref).abs().max()) / scale if scale > 0 else float((got - ref).abs().max())
+            ref64 = copy.deepcopy(model.get_submodule(n)).double()(inp.double())
+            errs[n] = {"torch": _rel_err(got, ref), "fp64": _rel_err(got.double(), ref64),
+                       "torch_fp64": _rel_err(ref.double(), ref64),
+                       "zero_input": not bool(inp.any())}
     return errs
 
 
@@ -174,12 +182,23 @@ def run(name: str, sparsities=(0.9,), batches=(1, 16), threshold: float = 0.5, i
                 fast_graph = graphed(fast)
                 _tf32(False)
                 ref = model(x)
+                ref64 = copy.deepcopy(model).double()(x.double())
                 got, got_graph = fast(x), fast_graph(x)
                 layers = compare_layers(model, fast, x)
+                worst = max(layers, key=lambda k: layers[k]["fp64"]) if layers else None
                 row = {"batch": n, "rel_err_logits": _rel_err(got, ref),
                        "rel_err_logits_graph": _rel_err(got_graph, ref),
-                       "max_layer_rel_err": max(layers.values()) if layers else None,
-                       "worst_layer": max(layers, key=layers.get) if layers else None,
+                       "rel_err_logits_fp64": _rel_err(got.double(), ref64),
+                       "rel_err_logits_torch_fp64": _rel_err(ref.double(), ref64),
+                       "max_layer_rel_err": max((e["torch"] for e in layers.values()), default=None),
+                       "max_layer_rel_err_fp64": layers[worst]["fp64"] if worst else None,
+                       "max_layer_rel_err_torch_fp64": max((e["torch_fp64"] for e in layers.values()),
+                                                           default=None),
+                       "worst_layer": worst,
+                       "layers_checked": len(layers),
+                       "layers_zero_input": sum(e["zero_input"] for e in layers.values()),
+                       # True when pruning cut every path to the logits (e.g. the whole classifier).
+                       "logits_same_for_every_image": bool((ref == ref[:1]).all()) if n > 1 else None,
                        "top1_agree": float((got.argmax(1) == ref.argmax(1)).float().mean())}
                 row["eager_fp32_ms"] = _median_ms(lambda: baseline(x))
                 row["eager_fp32_graph_ms"] = _median_ms(lambda: base_graph(x))

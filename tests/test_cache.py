@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -150,3 +151,14 @@ def test_part_limit_and_irprune_source_are_part_of_the_key(tmp_path, monkeypatch
     k2 = irprune.conv2d(w, ISHAPE, padding=1, group_size=2, cache=tmp_path)
     assert not k2.stats["cached"] and len(k2.parts) > len(k1.parts) == 1
     assert irprune.conv2d(w, ISHAPE, padding=1, group_size=2, cache=tmp_path).stats["cached"]
+
+
+def test_the_source_digest_covers_the_code_making_modules_only():
+    from irprune.cache import code_sources
+
+    names = {str(p.relative_to(Path(irprune.__file__).parent)) for p in code_sources()}
+    for makes_code in ("lowering.py", "kernel.py", "codegen.py", "parts.py", "llvm_opt.py",
+                       "passes/strip_zero_weights.py", "ir/textir.py"):
+        assert makes_code in names, makes_code
+    for runs_only in ("model_run.py", "torch_convert.py", "launch.py", "bench/runner.py"):
+        assert runs_only not in names, runs_only

@@ -133,9 +133,13 @@ def test_compare_layers_checks_every_converted_layer():
     x = torch.randn(1, 3, 9, 9)
     c = convert(m, x, cache=False, progress=False, jobs=1)
     errs = compare_layers(m, c, x)
-    assert set(errs) == {"conv1", "dw", "grouped", "fc"} and max(errs.values()) < 1e-5
+    assert set(errs) == {"conv1", "dw", "grouped", "fc"}
+    for e in errs.values():
+        assert e["torch"] < 1e-5 and e["fp64"] < 1e-5 and e["torch_fp64"] < 1e-5
+        assert not e["zero_input"]
     with torch.no_grad():  # a wrong weight in one layer shows in that layer
         c.grouped.weight_values[0, 0, 0, 0] += 1.0
         c.grouped.kernels.clear()
     errs = compare_layers(m, c, x)
-    assert errs["grouped"] > 1e-3 and errs["conv1"] < 1e-5
+    assert errs["grouped"]["torch"] > 1e-3 and errs["grouped"]["fp64"] > 1e-3
+    assert errs["grouped"]["torch_fp64"] < 1e-5 and errs["conv1"]["fp64"] < 1e-5
