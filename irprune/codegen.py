@@ -125,12 +125,14 @@ def ptxas_timeout() -> float:
 
 
 def run_ptxas_many(ptxs: list[str], cpu: str = DEFAULT_CPU, opt_level: int = 3) -> list[PtxasResult]:
-    """Assemble several modules, as many ptxas processes at once as there are CPUs."""
+    """Assemble several modules, :func:`irprune.worker.worker_count` ptxas processes at once."""
     if len(ptxs) == 1:
         return [run_ptxas(ptxs[0], cpu, opt_level)]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(ptxs), os.cpu_count() or 1))) as pool:
+    from .worker import worker_count
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(ptxs), worker_count()))) as pool:
         return list(pool.map(lambda p: run_ptxas(p, cpu, opt_level), ptxs))
 
 

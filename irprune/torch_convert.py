@@ -50,8 +50,12 @@ class SparseConv2d(nn.Module):
     """A conv2d (or a linear layer, as a 1x1 conv) whose weights are compiled into its kernels."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, stride: int, padding: int,
-                 groups: int, linear: bool = False, cache=None, group_size: int | None = None):
+                 groups: int, linear: bool = False, cache=None, group_size: int | None = None,
+                 assemble: bool = False):
         super().__init__()
+        #: Run ptxas at compile time (cubins cached with the kernels): the driver
+        #: then has no PTX to JIT-compile at the first launch.
+        self.assemble = assemble
         self.weight_values = weight
         self.bias_values = bias
         self.stride, self.padding, self.groups = stride, padding, groups
@@ -76,7 +80,7 @@ class SparseConv2d(nn.Module):
 
             k = irprune.conv2d(self.weight_values, shape, stride=self.stride, padding=self.padding,
                                bias=self.bias_values, groups=self.groups, cache=self.cache,
-                               group_size=self.group_size)
+                               group_size=self.group_size, assemble=self.assemble)
             self.kernels[shape[1:]] = k
         return k
 
@@ -130,48 +134,61 @@ def _why_not(m: nn.Module) -> str:
     return ""
 
 
-def compile_layer(weight, shape, stride, padding, bias, groups, group_size, cache_dir) -> int:
+def compile_layer(weight, shape, stride, padding, bias, groups, group_size, cache_dir,
+                  assemble: bool = False) -> int:
     """Worker: compile one layer into the disk cache at ``cache_dir``; return its FMA count."""
     import irprune
 
     k = irprune.conv2d(weight, shape, stride=stride, padding=padding, bias=bias, groups=groups,
-                       group_size=group_size, cache=cache_dir)
+                       group_size=group_size, cache=cache_dir, assemble=assemble)
     return k.stats["fma_ptx"]
 
 
 def _compile_all(layers, cache, progress: bool, jobs: int | None) -> None:
-    """Compile every layer's kernel, side by side in worker processes through the disk cache."""
+    """Compile every layer's kernel through the disk cache, keeping ``jobs`` CPUs busy.
+
+    Two phases, so that no CPU idles behind one large layer: layers big
+    enough to be split into parts (irprune.limits.max_part_nnz) go one at a
+    time with their parts spread over all ``jobs`` workers; then the other
+    layers compile side by side, one per worker.
+    """
     import tempfile
     from contextlib import nullcontext
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from . import worker
     from .kernel import _resolve_cache
-    from .worker import run_in_workers, worker_count
+    from .limits import max_part_nnz
 
-    jobs = worker_count() if jobs is None else jobs
+    jobs = worker.worker_count() if jobs is None else jobs
     bar = Progress(TextColumn("irprune: compiling layers"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), transient=True, disable=not progress)
-    with bar:
+    # Biggest first, so that the last worker to finish is not the one with the largest layer.
+    order = sorted(layers, key=lambda t: -int(np.count_nonzero(t[2].weight_values)))
+    big = [t for t in order if np.count_nonzero(t[2].weight_values) > max_part_nnz()]
+    small = [t for t in order if all(t[2] is not b[2] for b in big)]
+    with bar, worker.worker_limit(jobs):
         task = bar.add_task("compile", total=len(layers))
-        if jobs <= 1 or len(layers) <= 1:  # no worker start-up for nothing to share out
-            for _, _, layer, shape in layers:
+        for _, _, layer, shape in big:  # parts spread over the workers
+            layer.kernel_for(shape)
+            bar.advance(task)
+        if jobs <= 1 or len(small) <= 1:  # no worker start-up for nothing to share out
+            for _, _, layer, shape in small:
                 layer.kernel_for(shape)
                 bar.advance(task)
             return
         store = _resolve_cache(cache)
         with (tempfile.TemporaryDirectory(prefix="irprune-convert-") if store is None
               else nullcontext(str(store.root))) as root:
-            # Biggest first, so that the last worker to finish is not the one with the largest layer.
-            order = sorted(layers, key=lambda t: -int(np.count_nonzero(t[2].weight_values)))
             calls = [("irprune.torch_convert", "compile_layer", dict(
                 weight=layer.weight_values, shape=shape, stride=layer.stride, padding=layer.padding,
                 bias=layer.bias_values, groups=layer.groups, group_size=layer.group_size,
-                cache_dir=root)) for _, _, layer, shape in order]
+                cache_dir=root, assemble=layer.assemble)) for _, _, layer, shape in small]
             # Each worker compiles one layer; its parts stay in that process.
-            run_in_workers(calls, jobs, env={"IRPRUNE_JOBS": "1", "IRPRUNE_CACHE": "1"},
-                           done=lambda i: bar.advance(task))
-            for _, _, layer, shape in layers:
+            worker.run_in_workers(calls, jobs, env={"IRPRUNE_JOBS": "1", "IRPRUNE_CACHE": "1"},
+                                  done=lambda i: bar.advance(task))
+            for _, _, layer, shape in small:
                 layer.cache = root
                 layer.kernel_for(shape)  # from the cache now
                 layer.cache = cache
@@ -253,16 +270,21 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
         else:
             todo.append((rep, m, w, b))
 
+    from .codegen import find_ptxas
+
+    # For a GPU model, cubins now (ptxas in the compile workers), not a driver
+    # JIT of megabytes of PTX at the first forward pass.
+    assemble = example_input.is_cuda and find_ptxas() is not None
     layers = []
     for rep, m, w, b in todo:
         if rep.kind == "linear":
             layer = SparseConv2d(w.reshape(w.shape[0], w.shape[1], 1, 1), b, 1, 0, 1,
-                                 linear=True, cache=cache, group_size=group_size)
+                                 linear=True, cache=cache, group_size=group_size, assemble=assemble)
             shape = (rep.input_shape[0], rep.input_shape[1], 1, 1)
         else:
             padding = m.padding if isinstance(m.padding, str) else m.padding[0]
             layer = SparseConv2d(w, b, m.stride[0], padding, m.groups, cache=cache,
-                                 group_size=group_size)
+                                 group_size=group_size, assemble=assemble)
             shape = rep.input_shape
         layers.append((rep, m, layer, shape))
     _compile_all(layers, cache, progress, jobs)
