@@ -145,12 +145,12 @@ def compile_layer(weight, shape, stride, padding, bias, groups, group_size, cach
 
 
 def _compile_all(layers, cache, progress: bool, jobs: int | None) -> None:
-    """Compile every layer's kernel through the disk cache, keeping ``jobs`` CPUs busy.
+    """Compile every layer's kernel, side by side in worker processes through the disk cache.
 
-    Two phases, so that no CPU idles behind one large layer: layers big
-    enough to be split into parts (irprune.limits.max_part_nnz) go one at a
-    time with their parts spread over all ``jobs`` workers; then the other
-    layers compile side by side, one per worker.
+    One layer per worker (its parts compiled one after the other there),
+    biggest first. Measured on ResNet-50 at 0.9 with 16 CPUs: 200 s, against
+    468 s when the layers over the part limit went first, one at a time with
+    their parts over the workers (a layer has too few parts to keep 16 busy).
     """
     import tempfile
     from contextlib import nullcontext
@@ -159,36 +159,30 @@ def _compile_all(layers, cache, progress: bool, jobs: int | None) -> None:
 
     from . import worker
     from .kernel import _resolve_cache
-    from .limits import max_part_nnz
 
     jobs = worker.worker_count() if jobs is None else jobs
     bar = Progress(TextColumn("irprune: compiling layers"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), transient=True, disable=not progress)
-    # Biggest first, so that the last worker to finish is not the one with the largest layer.
-    order = sorted(layers, key=lambda t: -int(np.count_nonzero(t[2].weight_values)))
-    big = [t for t in order if np.count_nonzero(t[2].weight_values) > max_part_nnz()]
-    small = [t for t in order if all(t[2] is not b[2] for b in big)]
-    with bar, worker.worker_limit(jobs):
+    with bar:
         task = bar.add_task("compile", total=len(layers))
-        for _, _, layer, shape in big:  # parts spread over the workers
-            layer.kernel_for(shape)
-            bar.advance(task)
-        if jobs <= 1 or len(small) <= 1:  # no worker start-up for nothing to share out
-            for _, _, layer, shape in small:
+        if jobs <= 1 or len(layers) <= 1:  # no worker start-up for nothing to share out
+            for _, _, layer, shape in layers:
                 layer.kernel_for(shape)
                 bar.advance(task)
             return
         store = _resolve_cache(cache)
         with (tempfile.TemporaryDirectory(prefix="irprune-convert-") if store is None
               else nullcontext(str(store.root))) as root:
+            # Biggest first, so that the last worker to finish is not the one with the largest layer.
+            order = sorted(layers, key=lambda t: -int(np.count_nonzero(t[2].weight_values)))
             calls = [("irprune.torch_convert", "compile_layer", dict(
                 weight=layer.weight_values, shape=shape, stride=layer.stride, padding=layer.padding,
                 bias=layer.bias_values, groups=layer.groups, group_size=layer.group_size,
-                cache_dir=root, assemble=layer.assemble)) for _, _, layer, shape in small]
+                cache_dir=root, assemble=layer.assemble)) for _, _, layer, shape in order]
             # Each worker compiles one layer; its parts stay in that process.
             worker.run_in_workers(calls, jobs, env={"IRPRUNE_JOBS": "1", "IRPRUNE_CACHE": "1"},
                                   done=lambda i: bar.advance(task))
-            for _, _, layer, shape in small:
+            for _, _, layer, shape in layers:
                 layer.cache = root
                 layer.kernel_for(shape)  # from the cache now
                 layer.cache = cache

@@ -143,33 +143,3 @@ def test_compare_layers_checks_every_converted_layer():
     errs = compare_layers(m, c, x)
     assert errs["grouped"]["torch"] > 1e-3 and errs["grouped"]["fp64"] > 1e-3
     assert errs["grouped"]["torch_fp64"] < 1e-5 and errs["conv1"]["fp64"] < 1e-5
-
-
-def test_layers_over_the_part_limit_compile_first_in_this_process(monkeypatch):
-    """Layers over the part limit compile one at a time here (their parts spread over the
-    workers, tests/test_parts.py); the rest side by side in workers afterwards."""
-    import irprune.torch_convert as tc
-
-    monkeypatch.setenv("IRPRUNE_MAX_PART_NNZ", "40")
-    order = []
-    real = SparseConv2d.kernel_for
-    monkeypatch.setattr(SparseConv2d, "kernel_for",
-                        lambda self, shape: order.append(int(np.count_nonzero(self.weight_values)))
-                        or real(self, shape))
-    import irprune.worker as worker
-
-    in_workers = []
-    real_run = worker.run_in_workers
-    monkeypatch.setattr(worker, "run_in_workers", lambda calls, *a, **kw: in_workers.extend(
-        int(np.count_nonzero(c[2]["weight"])) for c in calls) or real_run(calls, *a, **kw))
-    m = pruned_tiny(seed=8)
-    x = torch.randn(2, 3, 10, 9)
-    c = tc.convert(m, x, cache=False, progress=False, jobs=2)
-    nnz = {r.name: r.nnz for r in c.irprune_report if r.status == "converted"}
-    big = sorted((n for n in nnz.values() if n > 40), reverse=True)
-    assert big and len(big) < len(nnz)
-    assert order[:len(big)] == big  # compiled first, biggest first, in this process
-    assert sorted(in_workers, reverse=True) == sorted((n for n in nnz.values() if n <= 40), reverse=True)
-    with torch.no_grad():
-        ref, got = m(x), c(x)
-    assert torch.max(torch.abs(got - ref)) / torch.max(torch.abs(ref)) < 1e-5
