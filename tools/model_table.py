@@ -1,0 +1,45 @@
+"""Render the whole-model results (`irprune model ... --out F.json`) as the Markdown tables of docs/performance.md.
+
+    python tools/model_table.py docs/perf/models/*.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def rows(paths):
+    for p in paths:
+        for res in json.load(open(p)):
+            for t in res.get("timings", []):
+                yield res, t
+
+
+def main(paths) -> None:
+    print("| model | sparsity | batch | layers converted | nnz | eager fp32 | eager TF32 | eager fp32 graph "
+          "| torch.compile | irprune | irprune graph | vs eager fp32 | vs eager graph | vs torch.compile "
+          "| vs TF32 |")
+    print("|" + "---|" * 15)
+    for res, t in sorted(rows(paths), key=lambda r: (r[0]["model"], r[1]["batch"], r[0]["sparsity"])):
+        ms = lambda k: f"{t[k]:.2f}" if k in t else "-"  # noqa: E731
+        x = lambda k: f"**{t[k]:.2f}x**" if t.get(k, 0) >= 1 else (f"{t[k]:.2f}x" if k in t else "-")  # noqa: E731
+        print(f"| {res['model']} | {res['sparsity']} | {t['batch']} | {res['converted']}/{res['layers']} "
+              f"| {res['nnz_converted']:,} | {ms('eager_fp32_ms')} | {ms('eager_tf32_ms')} "
+              f"| {ms('eager_fp32_graph_ms')} | {ms('compile_fp32_ms')} | {ms('irprune_ms')} "
+              f"| {ms('irprune_graph_ms')} | {x('speedup_vs_eager_fp32')} | {x('speedup_vs_eager_fp32_graph')} "
+              f"| {x('speedup_vs_compile_fp32')} | {x('speedup_vs_eager_tf32')} |")
+    print()
+    print("| model | sparsity | batch | layers checked | with an all-zero input | max layer error vs PyTorch fp32 "
+          "| max layer error vs float64 (irprune / PyTorch fp32) | logits vs PyTorch | logits the same for every image |")
+    print("|" + "---|" * 9)
+    for res, t in sorted(rows(paths), key=lambda r: (r[0]["model"], r[1]["batch"], r[0]["sparsity"])):
+        same = t.get("logits_same_for_every_image")
+        print(f"| {res['model']} | {res['sparsity']} | {t['batch']} | {t['layers_checked']} "
+              f"| {t['layers_zero_input']} | {t['max_layer_rel_err']:.2g} "
+              f"| {t['max_layer_rel_err_fp64']:.2g} / {t['max_layer_rel_err_torch_fp64']:.2g} "
+              f"| {t['rel_err_logits']:.2g} | {'-' if same is None else ('yes' if same else 'no')} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
