@@ -143,3 +143,16 @@ def test_compare_layers_checks_every_converted_layer():
     errs = compare_layers(m, c, x)
     assert errs["grouped"]["torch"] > 1e-3 and errs["grouped"]["fp64"] > 1e-3
     assert errs["grouped"]["torch_fp64"] < 1e-5 and errs["conv1"]["fp64"] < 1e-5
+
+
+def test_graphed_runs_cpu_inputs_directly():
+    """graphed() captures CUDA graphs only; a CPU input runs the module as it is."""
+    from irprune.torch_convert import graphed
+
+    m = pruned_tiny(seed=9)
+    c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False, jobs=1)
+    g = graphed(c)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(g(x), c(x))
+    assert not g._graphs
