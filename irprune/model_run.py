@@ -48,18 +48,12 @@ def compare_layers(model: torch.nn.Module, fast: torch.nn.Module, x: torch.Tenso
     """
     import copy
 
-    from .torch_convert import SparseConv2d
+    from .torch_convert import SparseConv2d, run_hooked
 
     names = {n for n, m in fast.named_modules() if isinstance(m, SparseConv2d)}
     seen: dict[str, tuple] = {}
-    hooks = [m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(n, (a[0], out)))
-             for n, m in model.named_modules() if n in names]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, x, [m.register_forward_hook(lambda mod, a, out, n=n: seen.__setitem__(n, (a[0], out)))
+                          for n, m in model.named_modules() if n in names])
     errs = {}
     with torch.no_grad():
         for n, (inp, ref) in seen.items():

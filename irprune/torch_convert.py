@@ -96,7 +96,7 @@ class SparseConv2d(nn.Module):
         else:
             x4 = x
         x4 = x4.contiguous()
-        k = self.kernels.get(tuple(x4.shape[1:])) or self.kernel_for(tuple(x4.shape))
+        k = self.kernel_for(tuple(x4.shape))
         if x4.is_cuda:
             from .launch import launch_torch
 
@@ -188,6 +188,16 @@ def _compile_all(layers, cache, progress: bool, jobs: int | None) -> None:
                 layer.cache = cache
 
 
+def run_hooked(model: nn.Module, x: torch.Tensor, hooks: list) -> None:
+    """Run ``model(x)`` once without gradients, then remove ``hooks`` (handles), also on error."""
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def _copy_model(model: nn.Module) -> nn.Module:
     """A deep copy, also of models pruned with torch.nn.utils.prune.
 
@@ -236,12 +246,7 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
     for name, m in out.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             hooks.append(m.register_forward_pre_hook(record(name)))
-    try:
-        with torch.no_grad():
-            out(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(out, example_input, hooks)
 
     reports, todo = [], []
     for name, m in out.named_modules():

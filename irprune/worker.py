@@ -15,31 +15,12 @@ import pickle
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 from .errors import IrpruneError, ValidationError
 
 
-_limit: list[int] = []
-
-
-@contextmanager
-def worker_limit(n: int | None):
-    """Within the block, :func:`worker_count` is ``n`` (None: unchanged)."""
-    if n is None:
-        yield
-        return
-    _limit.append(max(1, int(n)))
-    try:
-        yield
-    finally:
-        _limit.pop()
-
-
 def worker_count() -> int:
-    """Processes to run at once: a :func:`worker_limit` in force, ``IRPRUNE_JOBS``, else the CPU count."""
-    if _limit:
-        return _limit[-1]
+    """Processes to run at once: ``IRPRUNE_JOBS``, else the CPU count."""
     raw = os.environ.get("IRPRUNE_JOBS")
     if raw:
         try:
