@@ -74,6 +74,7 @@ def toolchain_fingerprint() -> dict:
 NOT_CODEGEN = frozenset({
     "__main__.py", "cli.py", "launch.py", "host_exec.py", "fuzz.py", "inspect_report.py",
     "inspect_views.py", "model_run.py", "models.py", "torch_convert.py", "torch_graph.py",
+    "torch_select.py",
 })
 
 

@@ -308,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     mo.add_argument("--seed", type=int, default=0)
     mo.add_argument("--no-progress", action="store_true")
     mo.add_argument("--no-torch-compile", action="store_true", help="skip the torch.compile baseline")
+    mo.add_argument("--no-select", action="store_true",
+                    help="skip the run with each layer irprune or PyTorch by measured time")
     mo.add_argument("--compile-only", action="store_true",
                     help="compile every layer (into the cache) and print the code statistics; no timing")
     mo.add_argument("--out", help="write the report and timings as JSON here")

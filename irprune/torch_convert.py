@@ -36,7 +36,7 @@ class LayerReport:
 
     name: str
     kind: str          # "conv2d" or "linear"
-    status: str        # "converted", "dense" (below the threshold) or "skipped"
+    status: str        # "converted", "dense" (below the threshold), "skipped", or "slower" (see irprune.torch_select)
     sparsity: float
     nnz: int
     input_shape: tuple | None
@@ -44,6 +44,8 @@ class LayerReport:
     weights: int = 0
     fma: int = 0
     compile_seconds: float = 0.0
+    irprune_us: float | None = None   # per call, when timed by irprune.torch_select
+    torch_us: float | None = None
 
 
 class SparseConv2d(nn.Module):
@@ -51,8 +53,13 @@ class SparseConv2d(nn.Module):
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None, stride: int, padding: int,
                  groups: int, linear: bool = False, cache=None, group_size: int | None = None,
-                 assemble: bool = False):
+                 assemble: bool = False, pytorch: nn.Module | None = None):
         super().__init__()
+        #: The PyTorch layer this one replaces (masks folded in), run instead of
+        #: the kernel when ``use_pytorch`` (irprune.torch_select sets it where
+        #: PyTorch measured faster).
+        self.pytorch = pytorch
+        self.use_pytorch = False
         #: Run ptxas at compile time (cubins cached with the kernels): the driver
         #: then has no PTX to JIT-compile at the first launch.
         self.assemble = assemble
@@ -70,7 +77,8 @@ class SparseConv2d(nn.Module):
         nnz = int(np.count_nonzero(self.weight_values))
         kind = f"linear {Cg}->{K}" if self.linear else f"{Cg * self.groups}->{K}, {R}x{S}"
         return (f"{kind}, stride {self.stride}, padding {self.padding}, groups {self.groups}, "
-                f"nnz {nnz}/{self.weight_values.size}, kernels for {sorted(self.kernels)}")
+                f"nnz {nnz}/{self.weight_values.size}, kernels for {sorted(self.kernels)}"
+                + (", runs PyTorch (faster)" if self.use_pytorch else ""))
 
     def kernel_for(self, shape: tuple):
         """The kernel for an (N, C, H, W) input (any N), compiled on first use."""
@@ -85,6 +93,12 @@ class SparseConv2d(nn.Module):
         return k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.use_pytorch:
+            return self.pytorch(x)
+        return self.run_irprune(x)
+
+    def run_irprune(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer on ``x`` through its irprune kernel, whatever ``use_pytorch`` says."""
         if x.dtype != torch.float32:
             raise IrpruneError(f"irprune layers run in float32; got a {x.dtype} input "
                                "(call .float() on the model's input)", stage="torch")
@@ -213,6 +227,14 @@ def _copy_model(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
+def _fold_mask(m: nn.Module) -> None:
+    """``torch.nn.utils.prune``'s mask folded into ``m.weight`` (no pre-hook per forward pass)."""
+    if hasattr(m, "weight_mask"):
+        from torch.nn.utils import prune
+
+        prune.remove(m, "weight")
+
+
 def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, attr = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
@@ -220,8 +242,8 @@ def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.5, cache=None,
-            progress: bool = True, group_size: int | None = None, jobs: int | None = None
-            ) -> nn.Module:
+            progress: bool = True, group_size: int | None = None, jobs: int | None = None,
+            select: str = "threshold") -> nn.Module:
     """A copy of ``model`` with every Conv2d/Linear of sparsity >= ``threshold`` as an irprune kernel.
 
     ``example_input`` is run through the model once (no gradients) to learn
@@ -231,9 +253,20 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
     a temporary one), with a progress bar when ``progress``. The kernels take
     any batch size. The returned model has ``irprune_report``: one
     :class:`LayerReport` per Conv2d/Linear layer.
+
+    ``select="fastest"`` (CUDA example input) then times every converted layer
+    both ways on its input at the example's batch size and leaves the layers
+    that PyTorch runs faster to PyTorch (:mod:`irprune.torch_select`; their
+    report says ``"slower"`` with both times). ``"threshold"`` (default)
+    converts every layer past the threshold.
     """
     if not 0.0 <= float(threshold) <= 1.0:
         raise IrpruneError(f"threshold must be in [0, 1]; got {threshold}", stage="torch")
+    if select not in ("threshold", "fastest"):
+        raise IrpruneError(f"select must be 'threshold' or 'fastest'; got {select!r}", stage="torch")
+    if select == "fastest" and not example_input.is_cuda:
+        raise IrpruneError("select='fastest' times each layer on the GPU: give a CUDA example input "
+                           "(or use select='threshold')", stage="torch")
     out = _copy_model(model)
     shapes: dict[str, tuple] = {}
     hooks = []
@@ -276,14 +309,18 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
     assemble = example_input.is_cuda and find_ptxas() is not None
     layers = []
     for rep, m, w, b in todo:
+        # The replaced layer stays inside its replacement, as the fallback that
+        # irprune.torch_select may choose; with the pruning mask folded in, as deployed.
+        _fold_mask(m)
         if rep.kind == "linear":
             layer = SparseConv2d(w.reshape(w.shape[0], w.shape[1], 1, 1), b, 1, 0, 1,
-                                 linear=True, cache=cache, group_size=group_size, assemble=assemble)
+                                 linear=True, cache=cache, group_size=group_size, assemble=assemble,
+                                 pytorch=m)
             shape = (rep.input_shape[0], rep.input_shape[1], 1, 1)
         else:
             padding = m.padding if isinstance(m.padding, str) else m.padding[0]
             layer = SparseConv2d(w, b, m.stride[0], padding, m.groups, cache=cache,
-                                 group_size=group_size, assemble=assemble)
+                                 group_size=group_size, assemble=assemble, pytorch=m)
             shape = rep.input_shape
         layers.append((rep, m, layer, shape))
     _compile_all(layers, cache, progress, jobs)
@@ -295,4 +332,8 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
                                         if n in ("ir_template", "passes", "ptx")), 3)
         _set_submodule(out, rep.name, layer.to(next(m.parameters()).device))
     out.irprune_report = reports
+    if select == "fastest":
+        from .torch_select import select_fastest
+
+        select_fastest(out, example_input)
     return out

@@ -29,6 +29,22 @@ def main(paths) -> None:
               f"| {ms('eager_fp32_graph_ms')} | {ms('compile_fp32_ms')} | {ms('irprune_ms')} "
               f"| {ms('irprune_graph_ms')} | {x('speedup_vs_eager_fp32')} | {x('speedup_vs_eager_fp32_graph')} "
               f"| {x('speedup_vs_compile_fp32')} | {x('speedup_vs_eager_tf32')} |")
+    fast = [(r, t) for r, t in rows(paths) if "irprune_fastest_graph_ms" in t]
+    if fast:
+        print()
+        print("Each layer irprune or PyTorch, whichever measured faster at that batch "
+              "(`irprune.torch_select`), from a CUDA graph:")
+        print()
+        print("| model | sparsity | batch | layers left to PyTorch | irprune graph | fastest per layer, graph "
+              "| vs eager fp32 | vs eager graph | vs torch.compile | vs TF32 | logits vs PyTorch |")
+        print("|" + "---|" * 11)
+        for res, t in sorted(fast, key=lambda r: (r[0]["model"], r[1]["batch"], r[0]["sparsity"])):
+            x = lambda k: f"**{t[k]:.2f}x**" if t.get(k, 0) >= 1 else (f"{t[k]:.2f}x" if k in t else "-")  # noqa: E731
+            print(f"| {res['model']} | {res['sparsity']} | {t['batch']} "
+                  f"| {t['layers_left_to_pytorch']}/{res['converted']} | {t['irprune_graph_ms']:.2f} "
+                  f"| {t['irprune_fastest_graph_ms']:.2f} | {x('speedup_fastest_vs_eager_fp32')} "
+                  f"| {x('speedup_fastest_vs_eager_fp32_graph')} | {x('speedup_fastest_vs_compile_fp32')} "
+                  f"| {x('speedup_fastest_vs_eager_tf32')} | {t['rel_err_logits_fastest']:.2g} |")
     print()
     print("| model | sparsity | batch | layers checked | with an all-zero input | max layer error vs PyTorch fp32 "
           "| max layer error vs float64 (irprune / PyTorch fp32) | logits vs PyTorch | logits the same for every image |")

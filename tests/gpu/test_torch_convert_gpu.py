@@ -95,3 +95,27 @@ def test_the_torch_fast_path_refuses_bad_tensors():
     for call, match in cases:
         with pytest.raises(irprune.ValidationError, match=match):
             call()
+
+
+def test_select_fastest_times_every_layer_on_the_gpu_and_keeps_pytorchs_result():
+    """convert(select="fastest"): every converted layer timed both ways from CUDA graphs; the
+    slower side is the one left out; the model's output is PyTorch's either way."""
+    from irprune.torch_convert import convert, graphed
+    from irprune.torch_select import keep_faster
+    from tests.test_torch_convert import pruned_tiny
+
+    _fp32()
+    m = pruned_tiny(seed=8).cuda()
+    x = torch.randn(2, 3, 16, 15, device="cuda")
+    c = convert(m, x, cache=False, progress=False, select="fastest")
+    timed = [r for r in c.irprune_report if r.status in ("converted", "slower")]
+    assert len(timed) == 4
+    for r in timed:
+        assert 0 < r.irprune_us < 1e4 and 0 < r.torch_us < 1e4, r
+        assert (r.status == "slower") == (r.torch_us < r.irprune_us)
+        assert c.get_submodule(r.name).use_pytorch == (r.status == "slower")
+    with torch.no_grad():
+        ref = m(x)
+        assert _rel(c(x), ref) < 1e-5 and _rel(graphed(c)(x), ref) < 1e-5
+        keep_faster(c, None)  # all irprune again
+        assert _rel(c(x), ref) < 1e-5
