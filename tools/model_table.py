@@ -1,6 +1,7 @@
 """Render the whole-model results (`irprune model ... --out F.json`) as the Markdown tables of docs/performance.md.
 
-    python tools/model_table.py docs/perf/models/*.json
+    python tools/model_table.py docs/perf/models/*.json            # the summary tables
+    python tools/model_table.py --layers docs/perf/models/*.json   # per converted layer: irprune and PyTorch times
 """
 
 from __future__ import annotations
@@ -57,5 +58,32 @@ def main(paths) -> None:
               f"| {t['rel_err_logits']:.2g} | {'-' if same is None else ('yes' if same else 'no')} |")
 
 
+def layers(paths) -> None:
+    """Per result: every converted layer's time both ways (microseconds, from CUDA graphs) at each batch."""
+    for p in paths:
+        for res in json.load(open(p)):
+            timed = [t for t in res.get("timings", []) if "layer_us" in t]
+            if not timed:
+                continue
+            print(f"### {res['model']} at sparsity {res['sparsity']}\n")
+            head = "".join(f" batch {t['batch']}: irprune us | PyTorch us |" for t in timed)
+            print(f"| layer | input | sparsity | nnz |{head}")
+            print("|" + "---|" * (4 + 2 * len(timed)))
+            for r in res["report"]:
+                if r["status"] != "converted":
+                    continue
+                cells = ""
+                for t in timed:
+                    irp, pt = t["layer_us"].get(r["name"], (None, None))
+                    cells += (f" {'**' if irp < pt else ''}{irp:.1f}{'**' if irp < pt else ''} | {pt:.1f} |"
+                              if irp is not None else " - | - |")
+                shape = "x".join(map(str, r["input_shape"][1:]))
+                print(f"| {r['name']} | {shape} | {r['sparsity']:.3f} | {r['nnz']:,} |{cells}")
+            print()
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:2] == ["--layers"]:
+        layers(sys.argv[2:])
+    else:
+        main(sys.argv[1:])
