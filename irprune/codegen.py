@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import CodegenError, PtxasError
 from .ir.verify import verify_text
-from .llvm_opt import DEFAULT_CPU, target_machine
+from .llvm_opt import DEFAULT_CPU, set_llvm_options, target_machine
 
 
 #: The NVPTX backend's optimization level. At 2 it emits the same PTX as at 3
@@ -29,6 +29,7 @@ CODEGEN_OPT = 2
 
 def emit_ptx(text: str, cpu: str = DEFAULT_CPU) -> str:
     """PTX for the module in ``text``, for GPU architecture ``cpu``."""
+    set_llvm_options()  # the load/store vectorizer off (see llvm_opt)
     mod = verify_text(text, "ptx", reuse=True)
     try:
         return target_machine(cpu, opt=CODEGEN_OPT).emit_assembly(mod)

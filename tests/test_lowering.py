@@ -33,3 +33,40 @@ def test_ir_template_has_one_constant_offset_load_per_weight():
     assert len(loads) >= group_weights
     assert "ctaid.y" not in text  # blockIdx.y is bound to 0
     assert irt.kernel_name == "irprune_conv2d_nchw"
+
+
+def test_ir_template_computes_each_input_index_once():
+    """After full unrolling each tap recomputed its input's clamped index and padding test;
+    value numbering in the template build shares them: they depend on (r, s), not on c."""
+    g = ConvGeometry(1, 16, 8, 8, 4, 3, 3, 1, 1)
+    text = conv2d_nchw.ir_template(g, 2, relu=False, has_bias=False).text
+    clamps = sum("@llvm.smax.i64(" in l and "call" in l for l in text.splitlines())
+    taps = g.C * g.R * g.S  # 144 input loads
+    assert 0 < clamps <= 2 * (g.R + g.S), clamps  # one per row and column offset, not one per tap
+    assert clamps < taps
+
+
+def test_light_and_o1_cleanup_give_the_same_ptx_instructions():
+    """llvm-cleanup's default (InstCombine + SimplifyCFG) against LLVM's O1 pipeline: the same
+    PTX instructions, up to the operand order of commutative ones."""
+    import collections
+    import re
+
+    import numpy as np
+
+    import irprune
+    from irprune.codegen import emit_ptx
+    from irprune.llvm_opt import run_light_cleanup, run_o3
+    from irprune.reference import prune_random
+
+    w = prune_random((8, 8, 3, 3), 0.8, seed=3)
+    k = irprune.conv2d(w, (1, 8, 10, 10), padding=1, cache=False)
+    pre = k.asm["contract-fma"]
+
+    def opcodes(ptx):
+        return collections.Counter(m.group(1) for m in re.finditer(r"^\s+([a-z][\w.]*)\s", ptx, re.M))
+
+    light = emit_ptx(run_light_cleanup(pre, "test"))
+    o1 = emit_ptx(run_o3(pre, "test", unroll=False, level=1))
+    assert opcodes(light) == opcodes(o1)
+    assert light.count("fma.rn.f32") == int(np.count_nonzero(w)) > 0
