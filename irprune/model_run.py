@@ -232,7 +232,7 @@ def run(name: str, sparsities=(0.9,), batches=(1, 16), threshold: float = 0.5, i
                         row["compile_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
                 row["irprune_ms"] = _median_ms(lambda: fast(x))
                 row["irprune_graph_ms"] = _median_ms(lambda: fast_graph(x))
-                if select_fastest:
+                if select_fastest and layers:  # nothing to choose in a model with no irprune layer
                     row.update(_time_fastest(fast, x, ref))
                 for k in ("eager_fp32_ms", "eager_tf32_ms", "eager_fp32_graph_ms", "compile_fp32_ms"):
                     if k in row:

@@ -93,10 +93,14 @@ def time_layers(model: nn.Module, x: torch.Tensor, timer: Callable | None = None
                                         torch_us=timer(mod.pytorch, inp), batch=int(inp.shape[0]))
         return pre
 
-    hooks = [m.register_forward_pre_hook(hook(n)) for n, m in model.named_modules()
-             if isinstance(m, SparseConv2d)]
-    if not hooks:
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, SparseConv2d)]
+    if not layers:
         raise IrpruneError("the model has no irprune layers to time (convert it first)", stage="select")
+    bare = [n for n, m in layers if m.pytorch is None]
+    if bare:
+        raise IrpruneError(f"layer {bare[0]!r} has no PyTorch layer to compare with (SparseConv2d(pytorch=...); "
+                           "irprune.torch_convert.convert sets it)", stage="select")
+    hooks = [m.register_forward_pre_hook(hook(n)) for n, m in layers]
     run_hooked(model, x, hooks)
     return out
 

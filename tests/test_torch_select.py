@@ -87,3 +87,10 @@ def test_bad_selections_are_refused():
     with pytest.raises(IrpruneError, match="no irprune layers"):
         time_layers(m, x)
     assert isinstance(_converted()[1].fc, SparseConv2d)
+
+
+def test_a_layer_without_its_pytorch_layer_is_refused():
+    m, c = _converted()
+    c.dw.pytorch = None
+    with pytest.raises(IrpruneError, match="'dw' has no PyTorch layer"):
+        time_layers(c, torch.randn(1, 3, 8, 8))
