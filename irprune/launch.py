@@ -93,11 +93,13 @@ def _functions(kernel) -> list:
 def _launches(kernel, batch: int, device: int) -> list:
     """(CUfunction handle, LaunchConfig) of each part for ``batch`` images on GPU ``device``.
 
-    Memoized per (device, batch): a layer called again with the same batch
-    size repeats no lookups, grid arithmetic or config construction, which
-    matters when a model calls dozens of small layers per image.
+    Memoized per (device, batch, block): a layer called again with the same
+    batch size repeats no lookups, grid arithmetic or config construction,
+    which matters when a model calls dozens of small layers per image. The
+    block size is in the key because the tuner and the benchmark change
+    ``kernel.block`` between launches of one kernel.
     """
-    key = (device, batch)
+    key = (device, batch, kernel.block)
     hit = kernel._launch_memo.get(key)
     if hit is None:
         from cuda.core import LaunchConfig
