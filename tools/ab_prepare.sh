@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Prepare an A/B run of irprune versions on the lent GPU (run locally, before the device call).
+#   bash tools/ab_prepare.sh 385d708 4b89e1d      # commits (or any git revisions) to compare with the working tree
+# Writes ab/<revision>/irprune for each. ab/ is git-ignored: name it in the device call's
+# carry list (["ab", ".whl"]), then run `bash tools/gpu_ab.sh <bench flags>` there.
+set -eu
+cd "$(git rev-parse --show-toplevel)"
+rm -rf ab && mkdir -p ab
+for rev in "$@"; do
+  mkdir -p "ab/$rev"
+  git archive "$rev" irprune | tar -x -C "ab/$rev"
+  echo "ab/$rev <- $(git rev-parse --short "$rev")"
+done
