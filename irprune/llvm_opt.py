@@ -87,12 +87,7 @@ def run_o3(text: str, stage: str, cpu: str = DEFAULT_CPU, unroll: bool = True,
         gvn = llvm.create_new_module_pass_manager()
         gvn.add_new_gvn_pass()
         gvn.run(mod, pb)
-    try:
-        mod.verify()
-    except RuntimeError as exc:
-        raise IRParseError(f"LLVM's pipeline left invalid IR: {str(exc).strip()[:200]}",
-                           stage=stage, log=str(exc)) from None
-    return str(mod)
+    return _verified_text(mod, stage, "LLVM's pipeline")
 
 
 def run_light_cleanup(text: str, stage: str, cpu: str = DEFAULT_CPU) -> str:
@@ -112,9 +107,14 @@ def run_light_cleanup(text: str, stage: str, cpu: str = DEFAULT_CPU) -> str:
     pm.add_instruction_combine_pass()
     pm.add_simplify_cfg_pass()
     pm.run(mod, pb)
+    return _verified_text(mod, stage, "LLVM's clean-up")
+
+
+def _verified_text(mod, stage: str, who: str) -> str:
+    """``mod`` as text after LLVM's verifier accepts it; an IRParseError naming ``who`` otherwise."""
     try:
         mod.verify()
     except RuntimeError as exc:
-        raise IRParseError(f"LLVM's clean-up left invalid IR: {str(exc).strip()[:200]}",
+        raise IRParseError(f"{who} left invalid IR: {str(exc).strip()[:200]}",
                            stage=stage, log=str(exc)) from None
     return str(mod)

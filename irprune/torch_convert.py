@@ -227,14 +227,6 @@ def _copy_model(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model, memo)
 
 
-def _fold_mask(m: nn.Module) -> None:
-    """``torch.nn.utils.prune``'s mask folded into ``m.weight`` (no pre-hook per forward pass)."""
-    if hasattr(m, "weight_mask"):
-        from torch.nn.utils import prune
-
-        prune.remove(m, "weight")
-
-
 def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, attr = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root
@@ -303,6 +295,7 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
             todo.append((rep, m, w, b))
 
     from .codegen import find_ptxas
+    from .models import make_permanent
 
     # For a GPU model, cubins now (ptxas in the compile workers), not a driver
     # JIT of megabytes of PTX at the first forward pass.
@@ -311,7 +304,7 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
     for rep, m, w, b in todo:
         # The replaced layer stays inside its replacement, as the fallback that
         # irprune.torch_select may choose; with the pruning mask folded in, as deployed.
-        _fold_mask(m)
+        make_permanent(m)
         if rep.kind == "linear":
             layer = SparseConv2d(w.reshape(w.shape[0], w.shape[1], 1, 1), b, 1, 0, 1,
                                  linear=True, cache=cache, group_size=group_size, assemble=assemble,
