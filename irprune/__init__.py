@@ -24,7 +24,8 @@ from .template import SparseConvTemplate, sparse_conv  # noqa: E402
 
 def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
            group_size: int | None = None, cpu: str = DEFAULT_CPU, cache=None,
-           assemble: bool = False, tune: bool = False, groups: int = 1) -> SparseConvKernel:
+           assemble: bool = False, tune: bool = False, groups: int = 1,
+           slices: int = 1) -> SparseConvKernel:
     """Compile a pruned conv2d (NCHW, fp32) into a kernel with the weights as immediates.
 
     Args:
@@ -35,6 +36,9 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
         bias: optional (K,) array, folded into the code like the weights.
         relu: apply ReLU to the output.
         group_size: output channels per code region (default: chosen from the shape).
+        slices: rows of threads that split each output pixel's input channels
+            and add their sums in shared memory (more parallel work for layers
+            with few pixels; the tuner picks it with ``tune=True``).
         cpu: GPU architecture to compile for (``"sm_80"``, ``"sm_90"``, ...).
         cache: the disk cache (None: the default, see irprune.cache; False: none;
             or a folder).
@@ -55,7 +59,7 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
 
     return conv2d_nchw.compile(weight, input_shape, stride=stride, padding=padding, bias=bias,
                                relu=relu, group_size=group_size, cpu=cpu, cache=cache,
-                               assemble=assemble, groups=groups)
+                               assemble=assemble, groups=groups, slices=slices)
 
 
 __all__ = [

@@ -32,11 +32,23 @@ _REGS = ("tid.x", "tid.y", "tid.z", "ntid.x", "ntid.y", "ntid.z",
 _engines: list = []  # keep JIT engines alive while their functions may be called
 
 
-def host_module_text(pruned: str) -> tuple[str, str]:
+#: The block barrier (``cuda.syncthreads()``). On the host it does nothing:
+#: :meth:`HostKernel.launch` runs a block's rows of threads last row first,
+#: which orders the shared-memory writes of the rows that hand a partial sum
+#: to row 0 (threadIdx.y 0) before row 0 reads them, as the built-in
+#: template's input-channel slices need.
+_BARRIER = "@llvm.nvvm.barrier.cta.sync.aligned.all"
+_SHARED_RE = re.compile(r"^(@[-\w.$]+) = external (?:local_unnamed_addr )?addrspace\(3\) global \[0 x float\]",
+                        re.M)
+
+
+def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
     """The pruned IR rewritten for the host: (text, kernel name).
 
     Special-register reads become loads of globals ``@irp.sreg.<reg>``, the
-    kernel loses its PTX calling convention, and the target is the host's.
+    kernel loses its PTX calling convention, the barrier is dropped (see
+    ``_BARRIER``), dynamic shared memory becomes an ordinary global of
+    ``shared_bytes``, and the target is the host's.
     """
     mod = parse_module(pruned)
     fn = mod.function()
@@ -48,6 +60,16 @@ def host_module_text(pruned: str) -> tuple[str, str]:
                                   stage="host")
             ins.text = f"  {ins.name} = load i32, ptr @irp.sreg.{reg}"
             ins.opcode, ins.callee = "load", None
+        elif " asm " in ins.text:
+            if "%dynamic_smem_size" not in ins.text or ins.name is None:
+                raise LaunchError(f"the kernel runs inline PTX (`{ins.text.strip()[:80]}`), "
+                                  "which the host check cannot run", stage="host")
+            # Numba reads the dynamic shared-memory size to give the array its length.
+            ins.text = f"  {ins.name} = add i32 0, {int(shared_bytes)}"
+            ins.opcode = "add"
+        elif ins.opcode == "call" and ins.callee == _BARRIER:
+            ins.text = "  ; barrier (the host runs a block's rows in an order that needs none)"
+            ins.opcode, ins.callee = "comment", None
         elif ins.opcode == "call" and ins.callee and not ins.callee.startswith("@llvm."):
             raise LaunchError(f"the kernel calls {ins.callee}, which the host check cannot run",
                               stage="host")
@@ -55,17 +77,21 @@ def host_module_text(pruned: str) -> tuple[str, str]:
     head = mod.chunks[0]
     head = re.sub(r'^target (datalayout|triple) = .*$', "", head, flags=re.M)
     mod.chunks[0] = head + "\n" + "\n".join(f"@irp.sreg.{r} = global i32 0" for r in _REGS)
-    return mod.render(), fn.name
+    text = mod.render()
+    floats = max(1, -(-shared_bytes // 4))
+    text = _SHARED_RE.sub(lambda m: f"{m.group(1)} = global [{floats} x float] zeroinitializer", text)
+    text = re.sub(r"addrspacecast \(ptr addrspace\(3\) (@[\w.$]+) to ptr\)", r"\1", text)
+    return text.replace("ptr addrspace(3)", "ptr"), fn.name
 
 
 class HostKernel:
     """A pruned kernel JIT-compiled for the CPU; call :meth:`launch` with numpy arrays."""
 
-    def __init__(self, pruned: str):
+    def __init__(self, pruned: str, shared_bytes: int = 0):
         init_llvm()
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
-        text, self.name = host_module_text(pruned)
+        text, self.name = host_module_text(pruned, shared_bytes)
         target = llvm.Target.from_default_triple()
         tm = target.create_target_machine(opt=0)
         mod = llvm.parse_assembly(text)
@@ -95,10 +121,12 @@ class HostKernel:
         for name, v in zip(("nctaid.x", "nctaid.y", "nctaid.z", "ntid.x", "ntid.y", "ntid.z"),
                            (*grid, *block)):
             r[name].value = v
-        # Blocks in order, then threads in order, as (z, y, x) loops nest.
+        # Blocks in order; in a block, rows (threadIdx.y) last first (see
+        # _BARRIER), each row's threads in order.
+        rows = range(block[1] - 1, -1, -1)
         for bz, by, bx in itertools.product(*(range(n) for n in reversed(grid))):
             r["ctaid.z"].value, r["ctaid.y"].value, r["ctaid.x"].value = bz, by, bx
-            for tz, ty, tx in itertools.product(*(range(n) for n in reversed(block))):
+            for tz, ty, tx in itertools.product(range(block[2]), rows, range(block[0])):
                 r["tid.z"].value, r["tid.y"].value, r["tid.x"].value = tz, ty, tx
                 self._fn(*ptrs)
 
@@ -112,5 +140,5 @@ def run_on_host(kernel, x: np.ndarray) -> np.ndarray:
     n = check_batch(x.shape, (g.C, g.H, g.W), "input")
     y = np.full((n, g.K, g.OH, g.OW), np.nan, dtype=np.float32)
     for part, grid, block in kernel.part_launches(n):
-        HostKernel(part.llvm).launch(grid, block, x, y, n)
+        HostKernel(part.llvm, kernel.shared_bytes).launch(grid, block, x, y, n)
     return y

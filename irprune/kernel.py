@@ -25,6 +25,35 @@ from .passes.trace_weight_uses import TraceMap
 BLOCK = 128
 
 
+#: Rows of threads a pixel's input channels may be split over (irprune.tune's largest candidate).
+MAX_SLICES = 16
+#: Threads in one block, and dynamic shared memory a block may take without opting in.
+MAX_BLOCK_THREADS = 1024
+MAX_SHARED_BYTES = 48 * 1024
+
+
+def shared_bytes(slices: int, group_size: int, block: int) -> int:
+    """Shared memory for the partial sums of slices 1.. of a block: one float per (slice, channel, pixel)."""
+    return 4 * (slices - 1) * group_size * block
+
+
+def check_slices(slices, g: ConvGeometry) -> int:
+    """``slices`` as an int in 1..min(MAX_SLICES, input channels per group), or a one-line error."""
+    return validate.check_int(slices, "slices", 1, max(1, min(MAX_SLICES, g.Cg)))
+
+
+def check_launch_shape(slices: int, group_size: int, block: int) -> None:
+    """Refuse a block of more than 1024 threads, or one whose partial sums exceed 48 KB of shared memory."""
+    if block * slices > MAX_BLOCK_THREADS:
+        validate._fail(f"block {block} x slices {slices} = {block * slices} threads; "
+                       f"a block holds at most {MAX_BLOCK_THREADS}", "launch")
+    need = shared_bytes(slices, group_size, block)
+    if need > MAX_SHARED_BYTES:
+        validate._fail(f"slices {slices} x group size {group_size} x block {block} need {need} "
+                       f"bytes of shared memory; at most {MAX_SHARED_BYTES}: use fewer slices "
+                       "or a smaller block", "launch")
+
+
 def _count_fma_ptx(ptx: str) -> int:
     return len(re.findall(r"^\s*fma\.rn\.f32", ptx, flags=re.M))
 
@@ -113,6 +142,9 @@ class SparseConvKernel:
     block: int = BLOCK
     #: The modules the layer is compiled into (one unless it is very large).
     parts: list[KernelPart] = field(default_factory=list, repr=False)
+    #: Rows of threads (threadIdx.y) that split the input channels of a pixel
+    #: between them; their sums meet in shared memory (1: no split).
+    slices: int = 1
     _loaded: dict = field(default_factory=dict, repr=False)
     _launch_memo: dict = field(default_factory=dict, repr=False)
 
@@ -154,7 +186,12 @@ class SparseConvKernel:
     @property
     def launch_config(self) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
         """Grid and block of the whole layer at the compiled batch (each part launches its own slice of the grid's y)."""
-        return self.grid_for(self.geometry.N), (self.block, 1, 1)
+        return self.grid_for(self.geometry.N), (self.block, self.slices, 1)
+
+    @property
+    def shared_bytes(self) -> int:
+        """Dynamic shared memory a block needs: the partial sums of slices 1.. (0 with one slice)."""
+        return shared_bytes(self.slices, min(self.group_size, self.geometry.K), self.block)
 
     def grid_for(self, batch: int) -> tuple[int, int, int]:
         """The grid of a call on ``batch`` images (one thread per output pixel on x)."""
@@ -167,7 +204,8 @@ class SparseConvKernel:
                       ) -> list[tuple[KernelPart, tuple[int, int, int], tuple[int, int, int]]]:
         """(part, grid, block) of each launch that makes up one call on ``batch`` images (default: the compiled batch)."""
         gx, _, gz = self.grid_for(self.geometry.N if batch is None else batch)
-        block = (self.block, 1, 1)
+        check_launch_shape(self.slices, min(self.group_size, self.geometry.K), self.block)
+        block = (self.block, self.slices, 1)
         return [(p, (gx, p.groups, gz), block) for p in self.parts]
 
     def ptxas(self) -> PtxasResult:
@@ -225,7 +263,7 @@ def _cache_entry(k: SparseConvKernel) -> dict:
     return {"geometry": k.geometry, "group_size": k.group_size, "relu": k.relu,
             "has_bias": k.has_bias, "kernel_name": k.kernel_name, "cpu": k.cpu,
             "stats": k.stats, "weight": k.weight, "weight_param": k.weight_param,
-            "parts": k.parts}
+            "parts": k.parts, "slices": k.slices}
 
 
 def _resolve_cache(cache):
@@ -271,23 +309,27 @@ def _stages(texts: dict, parts: list[KernelPart], loaders: dict | None = None) -
 def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                    relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
                    pipeline: str = DEFAULT_PIPELINE, cache=None,
-                   assemble: bool = False, groups: int = 1) -> SparseConvKernel:
+                   assemble: bool = False, groups: int = 1, slices: int = 1) -> SparseConvKernel:
     """Specialize ``template`` on ``weight`` (K, C, R, S) and ``input_shape`` (N, C, H, W).
 
     ``cache``: None or True for the disk cache at :func:`irprune.cache.cache_dir`
     (unless ``IRPRUNE_CACHE=0``), False for none, or a folder / DiskCache.
     ``assemble``: also run ptxas now (the cubin is cached with the kernel and
     loaded instead of the PTX).
+    ``slices``: split each pixel's input channels over this many rows of
+    threads (threadIdx.y), which add their sums in the block: more threads
+    for layers with few pixels and many input channels (the template must
+    take a ``slices`` parameter).
     """
     from .gcpause import gc_paused
 
     with gc_paused():
         return _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu,
-                               group_size, cpu, pipeline, cache, assemble, groups)
+                               group_size, cpu, pipeline, cache, assemble, groups, slices)
 
 
 def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, group_size, cpu,
-                    pipeline, cache, assemble, groups) -> SparseConvKernel:
+                    pipeline, cache, assemble, groups, slices) -> SparseConvKernel:
     from .cache import digest
     from .template import check_group_size, default_group_size
 
@@ -300,10 +342,11 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     cpu = validate.check_arch(cpu)
     gs = check_group_size(group_size, g) if group_size is not None else default_group_size(g)
     check_grid(g.N * g.OH * g.OW, -(-g.K // gs))
+    slices = check_slices(slices, g)
     store = _resolve_cache(cache)
     key = None
     if store is not None:
-        tkey = template.ir_template_key(g, gs, relu, b is not None, cpu)
+        tkey = template.ir_template_key(g, gs, relu, b is not None, cpu, slices)
         # The part limit changes how the layer is split, hence the code.
         key = digest("kernel", _ENTRY_FORMAT, tkey, w.tobytes(),
                      b.tobytes() if b is not None else b"", pipeline, max_part_nnz())
@@ -315,7 +358,8 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
 
             def template_stage(name):
                 return lambda: getattr(
-                    template.ir_template(g, gs, relu, b is not None, cpu, cache=store), name)
+                    template.ir_template(g, gs, relu, b is not None, cpu, cache=store,
+                                         slices=slices), name)
 
             hit["asm"] = _stages({}, hit["parts"], {"nvvm": template_stage("nvvm"),
                                                     "llvm": template_stage("text")})
@@ -325,7 +369,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
             return k
 
     t0 = time.perf_counter()
-    irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store)
+    irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store, slices=slices)
     t1 = time.perf_counter()
 
     weight_arr = irt.array("weight")[0]
@@ -345,7 +389,8 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     regions = [(i * gs, gs, False, input_shift(i * gs)) for i in range(full)]
     ragged = None
     if rest:  # a smaller last group is made from an IR template of its own size
-        ragged = template.ir_template(g, rest, relu, b is not None, cpu, cache=store).text
+        ragged = template.ir_template(g, rest, relu, b is not None, cpu, cache=store,
+                                      slices=slices).text
         regions.append((full * gs, rest, True, input_shift(full * gs)))
     group_nnz = [int(np.count_nonzero(w[r[0]:r[0] + r[1]])) for r in regions]
     constants = {c.data_param: b if b is not None else np.zeros(0, np.float32)
@@ -379,7 +424,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     asm.update(stages)
     stats = {
         "weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
-        "group_size": gs, "groups": -(-g.K // gs), "parts": len(parts),
+        "group_size": gs, "slices": slices, "groups": -(-g.K // gs), "parts": len(parts),
         "instructions_template": before, "instructions_pruned": after,
         "fma_ptx": fmas, "ptx_lines": ptx_lines,
         "passes": pass_stats, "cached": False,
@@ -390,7 +435,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     }
     k = SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
                          kernel_name=irt.kernel_name, cpu=cpu, asm=_stages(asm, parts), stats=stats,
-                         weight=w, weight_param=weight_arr.data_param, parts=parts)
+                         weight=w, weight_param=weight_arr.data_param, parts=parts, slices=slices)
     if assemble:
         k.ptxas()
     if store is not None:

@@ -105,7 +105,8 @@ def _launches(kernel, batch: int, device: int) -> list:
         from cuda.core import LaunchConfig
 
         fns = _functions(kernel)
-        hit = [(fn.kernel, LaunchConfig(grid=grid, block=block))
+        shmem = kernel.shared_bytes
+        hit = [(fn.kernel, LaunchConfig(grid=grid, block=block, shmem_size=shmem))
                for fn, (_, grid, block) in zip(fns, kernel.part_launches(batch))]
         kernel._launch_memo[key] = hit
     return hit

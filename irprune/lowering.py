@@ -22,6 +22,7 @@ Stages (each kept as text):
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +76,10 @@ class IRTemplate:
 BATCHED_ROLES = ("input", "output")
 #: The kernel parameter that carries the batch size (i64, after the data pointers).
 BATCH_PARAM = "%irp.batch"
+
+#: A shared array's declaration in Numba's IR.
+
+_SHARED_ARRAY_RE = re.compile(r"^@([-a-zA-Z$._0-9]+) = [^\n]*addrspace\(3\) global", re.M)
 
 #: The special register that selects a block's channel group (blockIdx.y).
 GROUP_INDEX_INTRINSIC = "@llvm.nvvm.read.ptx.sreg.ctaid.y"
@@ -189,6 +194,11 @@ def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argt
     if symbol:
         mod.rename_symbol(kname, symbol)
         kname = symbol
+    # Numba numbers its shared arrays per compile (@_cudapy_smem_8): give them
+    # stable names, so that a ragged group's IR template, lowered separately,
+    # names the same array as the main one when both share a module.
+    for i, name in enumerate(_SHARED_ARRAY_RE.findall(mod.render())):
+        mod.rename_symbol(name, f"irp_shared_{i}")  # PTX names take no dots
     bound = mod.render()
     t2 = time.perf_counter()
     # run_o3 parses and verifies its input: a bad binding fails there, as stage "unroll".

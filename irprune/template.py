@@ -18,6 +18,10 @@ from .llvm_opt import DEFAULT_CPU
 
 #: The scalar parameters a conv template takes after its arrays, in order.
 SCALAR_PARAMS = ("stride", "padding", "relu", "group_size")
+#: An optional last scalar: a template that takes it can split the input
+#: channels over ``slices`` rows of threads (threadIdx.y) and add the rows'
+#: sums in the block (docs/templates.md); one that does not runs with 1.
+SLICES_PARAM = "slices"
 
 
 class SparseConvTemplate:
@@ -42,12 +46,17 @@ class SparseConvTemplate:
         arrays = params[: len(params) - len(SCALAR_PARAMS)]
         scalars = params[len(arrays):]
         expected = ["<input>", weight, *self.constants, "<output>"]
-        if tuple(scalars) != SCALAR_PARAMS or len(arrays) != len(expected) or \
-                arrays[1:-1] != [weight, *self.constants]:
+        self.splits = bool(params) and params[-1] == SLICES_PARAM
+        if self.splits:
+            params_scalars = SCALAR_PARAMS + (SLICES_PARAM,)
+            arrays = params[: len(params) - len(params_scalars)]
+            scalars = params[len(arrays):]
+        if tuple(scalars) not in (SCALAR_PARAMS, SCALAR_PARAMS + (SLICES_PARAM,)) or \
+                len(arrays) != len(expected) or arrays[1:-1] != [weight, *self.constants]:
             raise TemplateContractError(
                 f"template {self.py_func.__name__}{tuple(params)} must take "
                 f"(input, {weight}, {', '.join(self.constants) + ', ' if self.constants else ''}"
-                f"output, {', '.join(SCALAR_PARAMS)})", stage="template")
+                f"output, {', '.join(SCALAR_PARAMS)}[, {SLICES_PARAM}])", stage="template")
         self.input, self.output = arrays[0], arrays[-1]
         self.params = params
         self._ir_cache: dict = {}
@@ -77,7 +86,7 @@ class SparseConvTemplate:
         return self._source_digest
 
     def ir_template_key(self, geometry: ConvGeometry, group_size: int, relu: bool,
-                        has_bias: bool, cpu: str = DEFAULT_CPU) -> str:
+                        has_bias: bool, cpu: str = DEFAULT_CPU, slices: int = 1) -> str:
         """The disk-cache key of one IR template: code, shapes, options, target, toolchain."""
         from dataclasses import asdict
 
@@ -85,10 +94,10 @@ class SparseConvTemplate:
 
         # The batch is a kernel parameter: one IR template serves every batch size.
         return digest("ir-template", self.source_digest(), asdict(geometry.with_batch(1)), int(group_size),
-                      bool(relu), bool(has_bias), cpu, toolchain_fingerprint())
+                      bool(relu), bool(has_bias), cpu, toolchain_fingerprint(), int(slices))
 
     def ir_template(self, geometry: ConvGeometry, group_size: int, relu: bool, has_bias: bool,
-                    cpu: str = DEFAULT_CPU, cache=False):
+                    cpu: str = DEFAULT_CPU, cache=False, slices: int = 1):
         """The IR template of one geometry (any batch size: it is a kernel parameter).
 
         Memoized in this process; with ``cache`` (a DiskCache) also kept on
@@ -99,14 +108,17 @@ class SparseConvTemplate:
         from .lowering import ArrayArg, build_ir_template
 
         geometry = geometry.with_batch(1)  # the batch is a run-time parameter
-        key = (geometry, group_size, bool(relu), bool(has_bias), cpu)
+        if slices != 1 and not self.splits:
+            raise ValidationError(f"template {self.__name__} takes no `{SLICES_PARAM}` "
+                                  "parameter; compile it with slices=1", stage="validate")
+        key = (geometry, group_size, bool(relu), bool(has_bias), cpu, int(slices))
         with self._lock:
             hit = self._ir_cache.get(key)
             if hit is not None:
                 return hit
             dkey = None
             if cache:
-                dkey = self.ir_template_key(geometry, group_size, relu, has_bias, cpu)
+                dkey = self.ir_template_key(geometry, group_size, relu, has_bias, cpu, slices)
                 hit = cache.get("ir-template", dkey)
                 if hit is not None:
                     self._ir_cache[key] = hit
@@ -121,6 +133,9 @@ class SparseConvTemplate:
                         types.int64, types.int64, types.boolean, types.int64)
             scalars = {"stride": ("i64", g.stride), "padding": ("i64", g.padding),
                        "relu": ("i8", int(bool(relu))), "group_size": ("i64", group_size)}
+            if self.splits:
+                argtypes += (types.int64,)
+                scalars[SLICES_PARAM] = ("i64", int(slices))
             symbol = f"irprune_{self.__name__}"
             ir = build_ir_template(self.py_func, arrays, scalars, argtypes, cpu=cpu, symbol=symbol)
             self._ir_cache[key] = ir
@@ -130,7 +145,7 @@ class SparseConvTemplate:
 
     def compile(self, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                 relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
-                cache=None, assemble: bool = False, groups: int = 1):
+                cache=None, assemble: bool = False, groups: int = 1, slices: int = 1):
         """Specialize this template on ``weight`` and ``input_shape``: a SparseConvKernel.
 
         ``cache`` and ``assemble`` are as in :func:`irprune.kernel.compile_conv2d`.
@@ -139,7 +154,7 @@ class SparseConvTemplate:
 
         return compile_conv2d(self, weight, input_shape, stride=stride, padding=padding,
                               bias=bias, relu=relu, group_size=group_size, cpu=cpu,
-                              cache=cache, assemble=assemble, groups=groups)
+                              cache=cache, assemble=assemble, groups=groups, slices=slices)
 
 
 def sparse_conv(kernel=None, *, weight: str = "w", constants: tuple[str, ...] = ()):

@@ -24,15 +24,20 @@ import numpy as np
 from .errors import ValidationError
 from .geometry import ConvGeometry
 
-#: Candidate threads per block.
+#: Candidate threads per block (along the pixels; times ``slices`` rows in all).
 BLOCKS = (64, 128, 256)
+#: Candidate input-channel slices (rows of threads that split a pixel's input channels).
+SLICE_TARGETS = (1, 2, 4, 8)
+#: The fewest input channels a slice may get: fewer and the block's
+#: shared-memory reduction costs more than the slice's own work.
+MIN_SLICE_CHANNELS = 4
 #: Candidate channel-group sizes (each replaced by a nearby divisor of K when one is close).
 GROUP_TARGETS = (4, 8, 16, 32, 64)
 #: The largest IR template (group_size x C x R x S dense chains) a candidate may need: the
 #: template's unrolling time grows with it (6 s for 36,864 chains on the 2-core machine).
 MAX_TEMPLATE_CHAINS = 80_000
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 1
+TUNE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Choice:
     group_size: int
     block: int
     median_us: float
+    slices: int = 1
 
 
 def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
@@ -66,6 +72,28 @@ def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
     if g.groups == 1 and g.K <= max_group and g.K * crs <= MAX_TEMPLATE_CHAINS:
         out.append(g.K)
     return sorted(set(out))
+
+
+def candidate_slices(g: ConvGeometry) -> list[int]:
+    """Slice counts worth timing for ``g``: 1, and 2/4/8 where each slice keeps MIN_SLICE_CHANNELS channels."""
+    return [s for s in SLICE_TARGETS if s == 1 or g.Cg // s >= MIN_SLICE_CHANNELS]
+
+
+def candidate_configs(g: ConvGeometry, max_group: int = 64) -> list[tuple[int, int]]:
+    """(group_size, slices) pairs worth compiling for ``g``: each candidate group size with each
+    slice count that leaves a block size to launch it with."""
+    return [(gs, s) for gs in candidate_group_sizes(g, max_group) for s in candidate_slices(g)
+            if candidate_blocks(gs, s)]
+
+
+def candidate_blocks(group_size: int, slices: int, blocks=BLOCKS) -> list[int]:
+    """Blocks (threads along the pixels) that fit ``slices`` rows: at most 1024 threads and 48 KB
+    of partial sums; with slices, 32 as well (the rows then make the block)."""
+    from .kernel import MAX_BLOCK_THREADS, MAX_SHARED_BYTES, shared_bytes
+
+    extra = (32,) if slices > 1 else ()
+    return [b for b in (*extra, *blocks) if b * slices <= MAX_BLOCK_THREADS
+            and shared_bytes(slices, group_size, b) <= MAX_SHARED_BYTES]
 
 
 def time_kernel(kernel, x, y, launches: int = 50, repeats: int = 3) -> float:
@@ -108,13 +136,14 @@ def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, 
 
 def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
              relu: bool = False, cpu: str | None = None, cache=None, group_sizes=None,
-             blocks=BLOCKS, measure=None, log=None, groups: int = 1):
+             blocks=BLOCKS, measure=None, log=None, groups: int = 1, slices=None):
     """Compile and time the candidates; return the fastest kernel (its ``block`` set) and the table.
 
     ``measure(kernel) -> microseconds`` times one configured kernel (default:
-    CUDA events on random input). ``group_sizes`` overrides the candidates.
-    Returns ``(kernel, table)`` where ``table`` lists every measured
-    (group_size, block, median_us), empty when the choice came from the cache.
+    CUDA events on random input). ``group_sizes`` and ``slices`` override the
+    candidates (default: :func:`candidate_configs`). Returns ``(kernel,
+    table)`` where ``table`` lists every measured (group_size, block,
+    median_us, slices), empty when the choice came from the cache.
     """
     from .geometry import check_weight
     from .kernel import _resolve_cache
@@ -135,11 +164,16 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     if store is not None:
         hit = store.get("tune", key)
         if hit is not None:
-            k = template.compile(w, input_shape, group_size=hit.group_size, **compile_kw)
+            k = template.compile(w, input_shape, group_size=hit.group_size, slices=hit.slices,
+                                 **compile_kw)
             k.block = hit.block
-            k.stats["tuned"] = {"group_size": hit.group_size, "block": hit.block, "cached": True}
+            k.stats["tuned"] = {"group_size": hit.group_size, "block": hit.block,
+                                "slices": hit.slices, "cached": True}
             return k, []
     sizes = list(group_sizes) if group_sizes else candidate_group_sizes(g)
+    cuts = list(slices) if slices else candidate_slices(g)
+    if not getattr(template, "splits", False):
+        cuts = [1]
     if not sizes or any(b < 32 or b > 1024 or b % 32 for b in blocks):
         raise ValidationError("autotune needs group sizes and blocks that are multiples of 32 "
                               "in 32..1024", stage="tune")
@@ -152,18 +186,20 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
 
     table, best, best_k = [], None, None
     for gs in sizes:
-        t0 = time.perf_counter()
-        k = template.compile(w, input_shape, group_size=gs, **compile_kw)
-        if log:
-            log(f"tune: group_size {gs} compiled in {time.perf_counter() - t0:.1f} s")
-        for b in blocks:
-            k.block = b
-            us = measure(k)
-            table.append(Choice(gs, b, round(us, 3)))
-            if best is None or us < best.median_us:
-                best, best_k = Choice(gs, b, us), k
+        for sl in cuts:
+            t0 = time.perf_counter()
+            k = template.compile(w, input_shape, group_size=gs, slices=sl, **compile_kw)
+            if log:
+                log(f"tune: group_size {gs} slices {sl} compiled in {time.perf_counter() - t0:.1f} s")
+            for b in candidate_blocks(k.group_size, sl, blocks):
+                k.block = b
+                us = measure(k)
+                table.append(Choice(gs, b, round(us, 3), sl))
+                if best is None or us < best.median_us:
+                    best, best_k = Choice(gs, b, us, sl), k
     best_k.block = best.block
-    best_k.stats["tuned"] = {"group_size": best.group_size, "block": best.block, "cached": False,
+    best_k.stats["tuned"] = {"group_size": best.group_size, "block": best.block,
+                             "slices": best.slices, "cached": False,
                              "table": [c.__dict__ for c in table]}
     if store is not None:
         store.put("tune", key, best)

@@ -27,7 +27,7 @@ MAX_GROUP = 64
 
 @sparse_conv(weight="w", constants=("bias",))
 @cuda.jit
-def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size):
+def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size, slices):
     """y = conv2d(x, w, groups=x.shape[1] // w.shape[1]) + bias, optionally ReLU; bias.shape[0] == 0 means none."""
     N, C, H, W = x.shape
     K = w.shape[0]
@@ -36,9 +36,20 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size):
     S = w.shape[3]
     OH = y.shape[2]
     OW = y.shape[3]
+    pixels = N * OH * OW
     pix = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    if pix >= N * OH * OW:
-        return
+    # Input-channel slices: threadIdx.y picks which of ``slices`` runs of
+    # input channels this thread sums; the block adds them up at the end.
+    sl = cuda.threadIdx.y if slices > 1 else 0
+    if slices == 1:
+        if pix >= pixels:
+            return
+        valid = True
+    else:
+        # Threads past the last pixel must reach the barrier: they work on
+        # a clamped pixel and store nothing.
+        valid = pix < pixels
+        pix = min(pix, pixels - 1)
     n = pix // (OH * OW)
     rem = pix - n * (OH * OW)
     oh = rem // OW
@@ -52,25 +63,45 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size):
     acc = cuda.local.array(MAX_GROUP, float32)
     for kk in range(group_size):
         acc[kk] = float32(0.0)
-        if bias.shape[0] > 0 and k0 + kk < K:
+        if bias.shape[0] > 0 and k0 + kk < K and sl == 0:
             acc[kk] = bias[k0 + kk]
-    for c in range(Cg):
-        for r in range(R):
-            ih = oh * stride - padding + r
-            # Clamp, load, then zero: branch-free padding, so the
-            # unrolled code stays one straight-line block.
-            ihc = min(max(ih, 0), H - 1)
-            for s in range(S):
-                iw = ow * stride - padding + s
-                iwc = min(max(iw, 0), W - 1)
-                v = x[n, cbase + c, ihc, iwc]
-                if ih < 0 or ih >= H or iw < 0 or iw >= W:
-                    v = float32(0.0)
-                # Channels innermost: one input value feeds
-                # group_size accumulators (register blocking).
-                for kk in range(group_size):
-                    if k0 + kk < K:
-                        acc[kk] += v * w[k0 + kk, c, r, s]
+    per_slice = (Cg + slices - 1) // slices
+    for q in range(slices):
+        if q == sl:
+            for c in range(q * per_slice, min(Cg, (q + 1) * per_slice)):
+                for r in range(R):
+                    ih = oh * stride - padding + r
+                    # Clamp, load, then zero: branch-free padding, so the
+                    # unrolled code stays one straight-line block.
+                    ihc = min(max(ih, 0), H - 1)
+                    for s in range(S):
+                        iw = ow * stride - padding + s
+                        iwc = min(max(iw, 0), W - 1)
+                        v = x[n, cbase + c, ihc, iwc]
+                        if ih < 0 or ih >= H or iw < 0 or iw >= W:
+                            v = float32(0.0)
+                        # Channels innermost: one input value feeds
+                        # group_size accumulators (register blocking).
+                        for kk in range(group_size):
+                            if k0 + kk < K:
+                                acc[kk] += v * w[k0 + kk, c, r, s]
+    if slices > 1:
+        # Slices 1.. leave their sums in shared memory (dynamic: the
+        # launch sizes it); slice 0 adds them in slice order and stores.
+        part = cuda.shared.array(0, float32)
+        tx = cuda.threadIdx.x
+        bx = cuda.blockDim.x
+        if sl > 0:
+            for kk in range(group_size):
+                part[((sl - 1) * group_size + kk) * bx + tx] = acc[kk]
+        cuda.syncthreads()
+        if sl > 0:
+            return
+        for q in range(1, slices):
+            for kk in range(group_size):
+                acc[kk] += part[((q - 1) * group_size + kk) * bx + tx]
+    if not valid:
+        return
     for kk in range(group_size):
         k = k0 + kk
         if k < K:

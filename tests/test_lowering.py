@@ -12,7 +12,8 @@ from irprune.templates.conv2d import conv2d_nchw
 def test_numba_kernel_ir_has_the_array_abi():
     f4 = types.float32[:, :, :, ::1]
     text = numba_nvvm_ir(conv2d_nchw.py_func, (f4, f4, types.float32[::1], f4,
-                                                types.int64, types.int64, types.boolean, types.int64))
+                                                types.int64, types.int64, types.boolean, types.int64,
+                                                types.int64))
     define = next(l for l in text.splitlines() if l.startswith("define"))
     # 7 ABI fields per array (4-D: 5 + 4 shape + 4 strides = 13), then the scalars.
     for field in ("x.0", "x.4", "x.5.3", "x.6.3", "w.4", "bias.4", "y.4"):

@@ -27,6 +27,7 @@ class CompileJob:
     seed: int
     cache_dir: str
     group_size: int | None = None  # None: irprune's default for the shape
+    slices: int = 1
 
 
 def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
@@ -53,11 +54,11 @@ def run_job(job: CompileJob) -> dict:
         g = layer.geometry(job.batch)
         gs = job.group_size or default_group_size(g)
         if job.sparsity is None:
-            irt = tmpl.ir_template(g, gs, False, False, cache=cache)
+            irt = tmpl.ir_template(g, gs, False, False, cache=cache, slices=job.slices)
             return {"ok": True, "seconds": time.perf_counter() - t0, "timings": irt.timings}
         w = bench_weights(layer, job.sparsity, job.seed)
         k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
-                         group_size=gs, cache=cache, assemble=_have_ptxas())
+                         group_size=gs, slices=job.slices, cache=cache, assemble=_have_ptxas())
         return {"ok": True, "seconds": time.perf_counter() - t0, "stats": k.stats}
     except IrpruneError as exc:
         return {"ok": False, "error": f"{exc.stage}: {exc}", "seconds": time.perf_counter() - t0}
@@ -75,7 +76,7 @@ def _have_ptxas() -> bool:
 def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
     """Run template jobs, then kernel jobs, ``workers`` at a time.
 
-    Returns ``{(layer name, batch, sparsity or None, group size or None): result}``. ``progress``
+    Returns ``{(layer name, batch, sparsity or None, group size or None, slices): result}``. ``progress``
     is called once per finished job with (job, result).
     """
     import multiprocessing as mp
@@ -86,16 +87,23 @@ def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
     ctx = mp.get_context("spawn")  # no CUDA context, no forked locks
     with ProcessPoolExecutor(max(1, workers), mp_context=ctx) as ex:
         for phase in (templates, kernels):
+            # Kernels take the batch at run time: a job that differs only in
+            # its batch compiles once and answers for every batch.
+            same: dict = {}
+            for j in phase:
+                same.setdefault((j.layer.name, j.sparsity, j.group_size, j.slices), []).append(j)
+            firsts = [js[0] for js in same.values()]
             # Largest first: the longest job should not start last.
-            phase = sorted(phase, key=lambda j: -j.layer.num_weights * (1 - (j.sparsity or 0)))
-            futs = {ex.submit(run_job, j): j for j in phase}
+            firsts.sort(key=lambda j: -j.layer.num_weights * (1 - (j.sparsity or 0)))
+            futs = {ex.submit(run_job, j): j for j in firsts}
             for f in as_completed(futs):
                 j = futs[f]
                 try:
                     r = f.result()
                 except Exception as exc:  # a worker that died (out of memory, signal)
                     r = {"ok": False, "error": f"worker died: {exc}"}
-                results[(j.layer.name, j.batch, j.sparsity, j.group_size)] = r
-                if progress is not None:
-                    progress(j, r)
+                for jj in same[(j.layer.name, j.sparsity, j.group_size, j.slices)]:
+                    results[(jj.layer.name, jj.batch, jj.sparsity, jj.group_size, jj.slices)] = r
+                    if progress is not None:
+                        progress(jj, r)
     return results

@@ -130,7 +130,7 @@ def dense_template(inp: Inputs, w, group_size: int):
     def run(i):
         stream = cuda.external_stream(torch.cuda.current_stream().cuda_stream)
         conv2d_nchw[grid, BLOCK, stream](xd[i], keep[0], bias, yd[i], layer.stride, layer.padding,
-                                         False, group_size)
+                                         False, group_size, 1)
         return inp.ys[i]
 
     return run

@@ -181,9 +181,9 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
                 f"{cfg.max_weights:,} (--max-weights): one kernel's code, and ptxas's time on it, "
                 f"grow with the nonzeros, and splitting a layer into several kernels is not built")
             continue
-        for gs in group_sizes(cfg, u):
-            jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs))
-            jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir, gs)
+        for gs, sl in configs(cfg, u):
+            jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl))
+            jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir, gs, sl)
                      for s in u.sparsities]
     compiled: dict = {}
     if jobs:
@@ -193,7 +193,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
 
             def tick(job, res):
                 prog.advance(task)
-                what = f"{job.layer.name} b{job.batch} g{job.group_size} " + (
+                what = f"{job.layer.name} b{job.batch} g{job.group_size} x{job.slices} " + (
                     "IR template" if job.sparsity is None else f"s{job.sparsity}")
                 if not res.get("ok"):
                     log(f"compile failed: {what}: {res.get('error')}")
@@ -223,13 +223,13 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
     return doc
 
 
-def group_sizes(cfg: BenchConfig, u: Unit) -> list[int]:
-    """The channel-group sizes compiled for a unit: the tuner's candidates, or the default."""
+def configs(cfg: BenchConfig, u: Unit) -> list[tuple[int, int]]:
+    """The (group size, slices) pairs compiled for a unit: the tuner's candidates, or the default."""
     from ..template import default_group_size
-    from ..tune import candidate_group_sizes
+    from ..tune import candidate_configs
 
     g = u.layer.geometry(u.batch)
-    return candidate_group_sizes(g) if cfg.tune else [default_group_size(g)]
+    return candidate_configs(g) if cfg.tune else [(default_group_size(g), 1)]
 
 
 def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw, tmpl, prog, task):
@@ -303,11 +303,11 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             rec["error"] = refused[(layer.name, u.batch)]
             return None
         from ..template import default_group_size
-        from ..tune import BLOCKS
+        from ..tune import candidate_blocks
 
         g = layer.geometry(u.batch)
-        sizes = group_sizes(cfg, u)
-        failed = [compiled.get((layer.name, u.batch, sp, gs), {}) for gs in sizes]
+        sizes = configs(cfg, u)
+        failed = [compiled.get((layer.name, u.batch, sp, gs, sl), {}) for gs, sl in sizes]
         failed = [r for r in failed if not r.get("ok")]
         if failed:
             rec["status"] = "compile-failed"
@@ -315,18 +315,18 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             return None
         best = None
         table = []
-        for gs in sizes:
-            res = compiled[(layer.name, u.batch, sp, gs)]
+        for gs, sl in sizes:
+            res = compiled[(layer.name, u.batch, sp, gs, sl)]
             t0 = time.perf_counter()
             k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
-                             group_size=gs, cache=DiskCache(cache_dir))
+                             group_size=gs, slices=sl, cache=DiskCache(cache_dir))
             cached_s = time.perf_counter() - t0
-            for b in (BLOCKS if len(sizes) > 1 else (k.block,)):
+            for b in (candidate_blocks(k.group_size, sl) if len(sizes) > 1 else (k.block,)):
                 k.block = b
                 fn = I.irprune_run(inp, k)
                 us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us
                       if len(sizes) > 1 else 0.0)
-                table.append({"group_size": gs, "block": b, "median_us": round(us, 3)})
+                table.append({"group_size": gs, "slices": sl, "block": b, "median_us": round(us, 3)})
                 if best is None or us < best[0]:
                     best = (us, k, b, res, cached_s)
         _, k, b, res, cached_s = best
@@ -338,6 +338,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
                           **{f"{n}_s": s.get(n) for n in ("numba", "bind", "unroll", "passes", "ptx", "ptxas")}}
         rec["fma_ptx"] = k.stats["fma_ptx"]
         rec["group_size"] = k.group_size
+        rec["slices"] = k.slices
         rec["block"] = b
         rec["default_group_size"] = default_group_size(g)
         if len(table) > 1:

@@ -27,6 +27,32 @@ from typing import Iterable, Iterator
 # A local value: %name, %"quoted name", or %123.
 LOCAL_RE = re.compile(r'%(?:"[^"]*"|[-a-zA-Z$._0-9]+)')
 _NUMBERED_RE = re.compile(r"%(\d+)\b")
+#: The two strings of an inline-asm call (``asm sideeffect "mov.u32 $0,
+#: %dynamic_smem_size;", "=r"``): the PTX registers named there are not LLVM values.
+_ASM_STRINGS_RE = re.compile(r'\basm\b[^"]*("(?:[^"\\]|\\.)*")\s*,\s*("(?:[^"\\]|\\.)*")')
+
+
+def _asm_span(text: str) -> tuple[int, int] | None:
+    if " asm " not in text:
+        return None
+    m = _ASM_STRINGS_RE.search(text)
+    return (m.start(1), m.end(2)) if m else None
+
+
+def find_locals(text: str) -> list[str]:
+    """The local value names in ``text``, in order (not the registers inside an inline-asm string)."""
+    span = _asm_span(text)
+    if span is None:
+        return LOCAL_RE.findall(text)
+    return LOCAL_RE.findall(text[:span[0]]) + LOCAL_RE.findall(text[span[1]:])
+
+
+def sub_locals(repl, text: str) -> str:
+    """``LOCAL_RE.sub(repl, text)``, leaving inline-asm strings as they are."""
+    span = _asm_span(text)
+    if span is None:
+        return LOCAL_RE.sub(repl, text)
+    return LOCAL_RE.sub(repl, text[:span[0]]) + text[span[0]:span[1]] + LOCAL_RE.sub(repl, text[span[1]:])
 _LABEL_RE = re.compile(r'^([-a-zA-Z$._0-9]+|"[^"]*"):')
 _RESULT_RE = re.compile(r'^\s*(%(?:"[^"]*"|[-a-zA-Z$._0-9]+))\s*=\s*(.*)$')
 _CALLEE_RE = re.compile(r'@(?:"[^"]*"|[-a-zA-Z$._0-9]+)(?=\()')
@@ -98,7 +124,7 @@ class Instruction:
         body = self.text
         if self.name is not None:
             body = body.split("=", 1)[1]
-        ops = LOCAL_RE.findall(body)
+        ops = find_locals(body)
         self.__dict__["_ops"] = (self.text, ops)
         return ops
 
@@ -359,9 +385,9 @@ class Rewriter:
                 if subst and "%" in ins.text:
                     if ins.name is not None:
                         lhs, rhs = ins.text.split("=", 1)
-                        ins.text = lhs + "=" + LOCAL_RE.sub(sub, rhs)
+                        ins.text = lhs + "=" + sub_locals(sub, rhs)
                     else:
-                        ins.text = LOCAL_RE.sub(sub, ins.text)
+                        ins.text = sub_locals(sub, ins.text)
                 kept.append(ins)
             b.instructions = kept
         self._erase.clear()

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PassError
-from ..ir.textir import LOCAL_RE, Block, Function, Instruction, Module
+from ..ir.textir import Block, Function, Instruction, Module, sub_locals
 from ..lowering import GROUP_INDEX_INTRINSIC
 from .base import ModulePass, PassContext, Region
 from .trace_weight_uses import TraceMap
@@ -196,7 +196,7 @@ class TemplatePlan:
         for li, ins in enumerate(self.lines):
             if dead_list[li]:
                 continue
-            text = LOCAL_RE.sub(sub, ins.text) if "%" in ins.text else ins.text
+            text = sub_locals(sub, ins.text) if "%" in ins.text else ins.text
             name = prefixed(ins.name, prefix) if ins.name is not None else None
             blocks[self.block_of[li]].instructions.append(
                 Instruction(text=text, name=name, opcode=ins.opcode, callee=ins.callee))

@@ -128,9 +128,15 @@ def test_dense_template_runs_as_plain_numba():
     y = cuda.to_device(np.full(g.output_shape, np.nan, np.float32))
     gs = 4
     grid = (-(-g.N * g.OH * g.OW // 128), -(-g.K // gs))
-    conv2d_nchw[grid, 128](cuda.to_device(x), cuda.to_device(w), cuda.to_device(np.zeros(0, np.float32)),
-                           y, stride, pad, False, gs)
-    assert rel_err(y.copy_to_host(), conv2d_reference(x, w, stride, pad)) < RTOL
+    # One row of threads, then three that split the input channels (their
+    # partial sums in dynamic shared memory, sized at launch).
+    for slices in (1, 3):
+        y = cuda.to_device(np.full(g.output_shape, np.nan, np.float32))
+        shared = 4 * (slices - 1) * gs * 128
+        conv2d_nchw[grid, (128, slices), 0, shared](
+            cuda.to_device(x), cuda.to_device(w), cuda.to_device(np.zeros(0, np.float32)),
+            y, stride, pad, False, gs, slices)
+        assert rel_err(y.copy_to_host(), conv2d_reference(x, w, stride, pad)) < RTOL, slices
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.7, 1.0])
@@ -182,3 +188,31 @@ def test_one_kernel_runs_every_batch_size():
         assert rel_err(k(x), ref) < RTOL  # numpy in, numpy out
     with pytest.raises(irprune.ValidationError, match=r"takes \(N, 5, 6, 5\) for any batch"):
         k(np.zeros((2, 5, 6, 6), np.float32))
+
+
+@pytest.mark.parametrize("geom", sorted(GEOMETRIES))
+@pytest.mark.parametrize("slices,group_size,block", [(2, 4, 32), (3, 5, 64), (8, 8, 128)])
+def test_sliced_kernels_match_float64_reference(geom, slices, group_size, block):
+    """Input channels split over rows of threads: every block size, a ragged last group, batches."""
+    wshape, ishape, stride, pad = GEOMETRIES[geom]
+    slices = min(slices, wshape[1])
+    rng = np.random.default_rng(slices * 100 + group_size)
+    w = prune_random(wshape, 0.7, seed=int(rng.integers(1 << 30)))
+    b = rng.standard_normal(wshape[0]).astype(np.float32)
+    k = irprune.conv2d(w, ishape, stride=stride, padding=pad, bias=b, relu=True,
+                       group_size=min(group_size, wshape[0]), slices=slices)
+    k.block = block
+    for n in (1, 3):
+        x = rng.standard_normal((n, *ishape[1:])).astype(np.float32)
+        out = run_poisoned_batch(k, x)
+        assert not np.isnan(out).any(), "some output elements were never written"
+        assert rel_err(out, conv2d_reference(x, w, stride, pad, b, True)) < RTOL
+
+
+def run_poisoned_batch(k, x):
+    from numba import cuda
+
+    g = k.geometry
+    out = cuda.to_device(np.full((x.shape[0], g.K, g.OH, g.OW), np.nan, np.float32))
+    k(cuda.to_device(x), out=out)
+    return out.copy_to_host()
