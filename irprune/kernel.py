@@ -42,11 +42,29 @@ def check_slices(slices, g: ConvGeometry) -> int:
     return validate.check_int(slices, "slices", 1, max(1, min(MAX_SLICES, g.Cg)))
 
 
-def check_launch_shape(slices: int, group_size: int, block: int) -> None:
-    """Refuse a block of more than 1024 threads, or one whose partial sums exceed 48 KB of shared memory."""
+#: Registers of one block (every GPU irprune targets, sm_70 to sm_120).
+MAX_BLOCK_REGISTERS = 65536
+
+
+def block_fits(slices: int, group_size: int, block: int, registers: int | None = None) -> bool:
+    """Whether a block of ``block`` x ``slices`` threads can launch: threads, shared memory and,
+    when ptxas's count is known, registers (allocated per thread in multiples of 8)."""
+    threads = block * slices
+    regs = -(-(registers or 0) // 8) * 8
+    return (threads <= MAX_BLOCK_THREADS and regs * threads <= MAX_BLOCK_REGISTERS
+            and shared_bytes(slices, group_size, block) <= MAX_SHARED_BYTES)
+
+
+def check_launch_shape(slices: int, group_size: int, block: int, registers: int | None = None) -> None:
+    """Refuse a block of more than 1024 threads, more registers than a block has, or partial
+    sums over 48 KB of shared memory, in one line naming the numbers."""
     if block * slices > MAX_BLOCK_THREADS:
         validate._fail(f"block {block} x slices {slices} = {block * slices} threads; "
                        f"a block holds at most {MAX_BLOCK_THREADS}", "launch")
+    if registers and not block_fits(slices, 1, block, registers):
+        validate._fail(f"block {block} x slices {slices} threads x {registers} registers "
+                       f"(ptxas) exceed the {MAX_BLOCK_REGISTERS} registers of a block; "
+                       "use a smaller block or fewer slices", "launch")
     need = shared_bytes(slices, group_size, block)
     if need > MAX_SHARED_BYTES:
         validate._fail(f"slices {slices} x group size {group_size} x block {block} need {need} "
@@ -189,6 +207,11 @@ class SparseConvKernel:
         return self.grid_for(self.geometry.N), (self.block, self.slices, 1)
 
     @property
+    def registers(self) -> int | None:
+        """Registers per thread (the most of any part), once ptxas has run; else None."""
+        return (self.stats.get("ptxas") or {}).get("registers")
+
+    @property
     def shared_bytes(self) -> int:
         """Dynamic shared memory a block needs: the partial sums of slices 1.. (0 with one slice)."""
         return shared_bytes(self.slices, min(self.group_size, self.geometry.K), self.block)
@@ -204,7 +227,8 @@ class SparseConvKernel:
                       ) -> list[tuple[KernelPart, tuple[int, int, int], tuple[int, int, int]]]:
         """(part, grid, block) of each launch that makes up one call on ``batch`` images (default: the compiled batch)."""
         gx, _, gz = self.grid_for(self.geometry.N if batch is None else batch)
-        check_launch_shape(self.slices, min(self.group_size, self.geometry.K), self.block)
+        check_launch_shape(self.slices, min(self.group_size, self.geometry.K), self.block,
+                           self.registers)
         block = (self.block, self.slices, 1)
         return [(p, (gx, p.groups, gz), block) for p in self.parts]
 

@@ -86,14 +86,14 @@ def candidate_configs(g: ConvGeometry, max_group: int = 64) -> list[tuple[int, i
             if candidate_blocks(gs, s)]
 
 
-def candidate_blocks(group_size: int, slices: int, blocks=BLOCKS) -> list[int]:
-    """Blocks (threads along the pixels) that fit ``slices`` rows: at most 1024 threads and 48 KB
-    of partial sums; with slices, 32 as well (the rows then make the block)."""
-    from .kernel import MAX_BLOCK_THREADS, MAX_SHARED_BYTES, shared_bytes
+def candidate_blocks(group_size: int, slices: int, blocks=BLOCKS, registers: int | None = None) -> list[int]:
+    """Blocks (threads along the pixels) that fit ``slices`` rows (irprune.kernel.block_fits:
+    threads, shared memory, and registers once ptxas's count is known); with slices, 32 as
+    well (the rows then make the block)."""
+    from .kernel import block_fits
 
     extra = (32,) if slices > 1 else ()
-    return [b for b in (*extra, *blocks) if b * slices <= MAX_BLOCK_THREADS
-            and shared_bytes(slices, group_size, b) <= MAX_SHARED_BYTES]
+    return [b for b in (*extra, *blocks) if block_fits(slices, group_size, b, registers)]
 
 
 def time_kernel(kernel, x, y, launches: int = 50, repeats: int = 3) -> float:
@@ -191,7 +191,7 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
             k = template.compile(w, input_shape, group_size=gs, slices=sl, **compile_kw)
             if log:
                 log(f"tune: group_size {gs} slices {sl} compiled in {time.perf_counter() - t0:.1f} s")
-            for b in candidate_blocks(k.group_size, sl, blocks):
+            for b in candidate_blocks(k.group_size, sl, blocks, k.registers):
                 k.block = b
                 us = measure(k)
                 table.append(Choice(gs, b, round(us, 3), sl))

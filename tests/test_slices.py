@@ -119,3 +119,17 @@ def test_inline_asm_strings_are_not_renamed():
     assert find_locals(text) == ["%a", "%b"]
     out = sub_locals(lambda m: "%rg1." + m.group(0)[1:], text)
     assert "%dynamic_smem_size;" in out and "%rg1.b" in out
+
+
+def test_blocks_that_would_run_out_of_registers_are_refused_and_not_tuned():
+    from irprune.kernel import block_fits
+
+    assert block_fits(8, 8, 128, registers=64)           # 1024 x 64 = 65536
+    assert not block_fits(8, 8, 128, registers=65)       # 65 -> 72 per thread
+    assert candidate_blocks(8, 8, registers=72) == [32, 64]
+    w, b, x, kw = _layer("stride2")
+    k = irprune.conv2d(w, x.shape, slices=4, cache=False, **kw)
+    k.block = 256
+    k.stats["ptxas"] = {"registers": 80}
+    with pytest.raises(ValidationError, match="registers"):
+        k.part_launches(1)

@@ -321,7 +321,10 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
                              group_size=gs, slices=sl, cache=DiskCache(cache_dir))
             cached_s = time.perf_counter() - t0
-            for b in (candidate_blocks(k.group_size, sl) if len(sizes) > 1 else (k.block,)):
+            if not k.registers and len(sizes) > 1:
+                k.ptxas()  # the register count decides which blocks can launch
+            for b in (candidate_blocks(k.group_size, sl, registers=k.registers)
+                      if len(sizes) > 1 else (k.block,)):
                 k.block = b
                 fn = I.irprune_run(inp, k)
                 us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us
