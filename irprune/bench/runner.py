@@ -179,7 +179,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
             refused[(u.layer.name, u.batch)] = (
                 f"layer has {u.layer.num_weights:,} weights; this run compiles layers of at most "
                 f"{cfg.max_weights:,} (--max-weights): one kernel's code, and ptxas's time on it, "
-                f"grow with the nonzeros, and splitting a layer into several kernels is not built")
+                f"grow with the nonzeros; raise --max-weights to include it (large layers compile in parts)")
             continue
         for gs, sl in configs(cfg, u):
             jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl))
