@@ -50,9 +50,12 @@ def block_fits(slices: int, group_size: int, block: int, registers: int | None =
     """Whether a block of ``block`` x ``slices`` threads can launch: threads, shared memory and,
     when ptxas's count is known, registers (allocated per thread in multiples of 8)."""
     threads = block * slices
-    regs = -(-(registers or 0) // 8) * 8
-    return (threads <= MAX_BLOCK_THREADS and regs * threads <= MAX_BLOCK_REGISTERS
+    return (threads <= MAX_BLOCK_THREADS and _registers_fit(threads, registers)
             and shared_bytes(slices, group_size, block) <= MAX_SHARED_BYTES)
+
+
+def _registers_fit(threads: int, registers: int | None) -> bool:
+    return -(-(registers or 0) // 8) * 8 * threads <= MAX_BLOCK_REGISTERS
 
 
 def check_launch_shape(slices: int, group_size: int, block: int, registers: int | None = None) -> None:
@@ -61,7 +64,7 @@ def check_launch_shape(slices: int, group_size: int, block: int, registers: int 
     if block * slices > MAX_BLOCK_THREADS:
         validate._fail(f"block {block} x slices {slices} = {block * slices} threads; "
                        f"a block holds at most {MAX_BLOCK_THREADS}", "launch")
-    if registers and not block_fits(slices, 1, block, registers):
+    if not _registers_fit(block * slices, registers):
         validate._fail(f"block {block} x slices {slices} threads x {registers} registers "
                        f"(ptxas) exceed the {MAX_BLOCK_REGISTERS} registers of a block; "
                        "use a smaller block or fewer slices", "launch")

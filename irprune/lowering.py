@@ -78,7 +78,6 @@ BATCHED_ROLES = ("input", "output")
 BATCH_PARAM = "%irp.batch"
 
 #: A shared array's declaration in Numba's IR.
-
 _SHARED_ARRAY_RE = re.compile(r"^@([-a-zA-Z$._0-9]+) = [^\n]*addrspace\(3\) global", re.M)
 
 #: The special register that selects a block's channel group (blockIdx.y).

@@ -36,29 +36,16 @@ class LayerTiming:
 
 
 def cuda_graph_us(fn: Callable, x: torch.Tensor, repeats: int = 10, replays: int = 5) -> float:
-    """Median microseconds per call of ``fn(x)``, ``repeats`` calls captured in one CUDA graph."""
-    cur = torch.cuda.current_stream(x.device)
-    side = torch.cuda.Stream(device=x.device)
-    side.wait_stream(cur)
-    with torch.cuda.stream(side), torch.no_grad():
-        for _ in range(2):  # loads kernels and lets cuDNN settle before capture
-            fn(x)
-    cur.wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph):
-        for _ in range(repeats):
-            fn(x)
-    graph.replay()
-    times = []
-    for _ in range(replays):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        graph.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1000.0 / repeats)
-    del graph
-    return float(np.median(times))
+    """Median microseconds per call of ``fn(x)``, ``repeats`` calls captured in one CUDA graph.
+
+    irprune.bench.timing.measure does the capture and replays; a target far
+    beyond any layer's time makes it capture exactly ``repeats`` calls.
+    """
+    from .bench.timing import measure
+
+    with torch.cuda.device(x.device), torch.no_grad():
+        return measure(lambda i: fn(x), target_ms=1e9, repeats=replays,
+                       max_launches=repeats).median_us
 
 
 def wall_us(fn: Callable, x: torch.Tensor, repeats: int = 3) -> float:
