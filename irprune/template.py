@@ -73,16 +73,14 @@ class SparseConvTemplate:
         return f"<sparse_conv template {self.__name__} (weight={self.weight!r})>"
 
     def source_digest(self) -> str:
-        """A digest of the template's code (its source, else its bytecode and constants)."""
+        """A digest of the template's code: its source (else its bytecode), and the values of the
+        module constants and the code of the device functions it refers to (Numba freezes
+        both into the kernel, so a cached kernel must not outlive a change to either)."""
         if self._source_digest is None:
             from .cache import digest
 
-            try:
-                src = inspect.getsource(self.py_func)
-            except (OSError, TypeError):
-                code = self.py_func.__code__
-                src = repr((code.co_code, code.co_consts, code.co_names))
-            self._source_digest = digest(self.__name__, src, self.weight, self.constants)
+            self._source_digest = digest(self.__name__, _function_source(self.py_func),
+                                         _referenced_globals(self.py_func), self.weight, self.constants)
         return self._source_digest
 
     def ir_template_key(self, geometry: ConvGeometry, group_size: int, relu: bool,
@@ -155,6 +153,58 @@ class SparseConvTemplate:
         return compile_conv2d(self, weight, input_shape, stride=stride, padding=padding,
                               bias=bias, relu=relu, group_size=group_size, cpu=cpu,
                               cache=cache, assemble=assemble, groups=groups, slices=slices)
+
+
+def _function_source(fn) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = fn.__code__
+        return repr((code.co_code, code.co_consts, code.co_names))
+
+
+def _code_names(code) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _code_names(const)
+    return names
+
+
+#: Global values whose repr is their value: what Numba folds into a kernel as a constant.
+_CONSTANT_TYPES = (bool, int, float, complex, str, bytes, type(None))
+
+
+def _is_constant(value) -> bool:
+    if isinstance(value, tuple):
+        return all(_is_constant(v) for v in value)
+    return isinstance(value, _CONSTANT_TYPES)
+
+
+def _referenced_globals(fn, seen: set | None = None) -> dict[str, str]:
+    """name -> value (constants) or source (functions, recursively) of the globals and
+    closure cells ``fn`` refers to; modules, classes and other objects are left out."""
+    seen = set() if seen is None else seen
+    py = getattr(fn, "py_func", fn)
+    if id(py) in seen or not hasattr(py, "__code__"):
+        return {}
+    seen.add(id(py))
+    values = {name: py.__globals__[name] for name in sorted(_code_names(py.__code__))
+              if name in py.__globals__}
+    for name, cell in zip(py.__code__.co_freevars, py.__closure__ or ()):
+        try:
+            values[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if _is_constant(value):
+            out[name] = repr(value)
+        elif inspect.isfunction(getattr(value, "py_func", value)):
+            inner = getattr(value, "py_func", value)
+            out[name] = _function_source(inner)
+            out.update({f"{name}.{k}": v for k, v in _referenced_globals(inner, seen).items()})
+    return out
 
 
 def sparse_conv(kernel=None, *, weight: str = "w", constants: tuple[str, ...] = ()):

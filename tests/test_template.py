@@ -39,3 +39,34 @@ def test_wrong_signature_is_refused_at_decoration():
 
 def test_dense_launch_syntax_is_forwarded():
     assert conv2d_relu6[1024, 128] is not None
+
+
+_SOURCE = '''
+def helper(v):
+    return v * SCALE
+
+
+def kern(x, w, y, stride, padding, relu, group_size):
+    y[0, 0, 0, 0] = helper(x[0, 0, 0, 0] * TILE) + w[0, 0, 0, 0]
+'''
+
+
+def _template_with(**consts):
+    """The same template source, compiled against module constants ``consts``."""
+    namespace = dict(consts)
+    exec(compile(_SOURCE, "<user template>", "exec"), namespace)
+    return sparse_conv(namespace["kern"])
+
+
+def test_template_key_covers_module_constants_and_called_functions():
+    # Numba freezes a template's module constants into the kernel: a cache
+    # key from the source alone would hand back the kernel of the old value.
+    base = _template_with(TILE=2, SCALE=1.0)
+    assert base.source_digest() == _template_with(TILE=2, SCALE=1.0).source_digest()
+    assert base.source_digest() != _template_with(TILE=4, SCALE=1.0).source_digest()
+    assert base.source_digest() != _template_with(TILE=2, SCALE=3.0).source_digest()  # via helper()
+    from irprune.geometry import ConvGeometry
+
+    g = ConvGeometry.from_weight((4, 3, 3, 3), (1, 3, 8, 8), 1, 1, 1)
+    assert (base.ir_template_key(g, 4, False, False)
+            != _template_with(TILE=4, SCALE=1.0).ir_template_key(g, 4, False, False))
