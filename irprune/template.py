@@ -182,8 +182,9 @@ def _is_constant(value) -> bool:
 
 
 def _referenced_globals(fn, seen: set | None = None) -> dict[str, str]:
-    """name -> value (constants) or source (functions, recursively) of the globals and
-    closure cells ``fn`` refers to; modules, classes and other objects are left out."""
+    """name -> value (constants), digest (numpy arrays) or source (functions, recursively)
+    of the globals and closure cells ``fn`` refers to; modules, classes and other objects
+    are left out."""
     seen = set() if seen is None else seen
     py = getattr(fn, "py_func", fn)
     if id(py) in seen or not hasattr(py, "__code__"):
@@ -200,6 +201,10 @@ def _referenced_globals(fn, seen: set | None = None) -> dict[str, str]:
     for name, value in values.items():
         if _is_constant(value):
             out[name] = repr(value)
+        elif type(value).__name__ == "ndarray" and hasattr(value, "tobytes"):
+            from .cache import digest  # Numba freezes a global array into the kernel too
+
+            out[name] = digest(str(value.dtype), list(value.shape), value.tobytes())
         elif inspect.isfunction(getattr(value, "py_func", value)):
             inner = getattr(value, "py_func", value)
             out[name] = _function_source(inner)

@@ -47,13 +47,13 @@ def helper(v):
 
 
 def kern(x, w, y, stride, padding, relu, group_size):
-    y[0, 0, 0, 0] = helper(x[0, 0, 0, 0] * TILE) + w[0, 0, 0, 0]
+    y[0, 0, 0, 0] = helper(x[0, 0, 0, 0] * TILE) + w[0, 0, 0, 0] + TABLE[0]
 '''
 
 
-def _template_with(**consts):
+def _template_with(TABLE=(1.0,), **consts):
     """The same template source, compiled against module constants ``consts``."""
-    namespace = dict(consts)
+    namespace = dict(consts, TABLE=np.array(TABLE, np.float32))
     exec(compile(_SOURCE, "<user template>", "exec"), namespace)
     return sparse_conv(namespace["kern"])
 
@@ -65,6 +65,7 @@ def test_template_key_covers_module_constants_and_called_functions():
     assert base.source_digest() == _template_with(TILE=2, SCALE=1.0).source_digest()
     assert base.source_digest() != _template_with(TILE=4, SCALE=1.0).source_digest()
     assert base.source_digest() != _template_with(TILE=2, SCALE=3.0).source_digest()  # via helper()
+    assert base.source_digest() != _template_with(TILE=2, SCALE=1.0, TABLE=(2.0,)).source_digest()
     from irprune.geometry import ConvGeometry
 
     g = ConvGeometry.from_weight((4, 3, 3, 3), (1, 3, 8, 8), 1, 1, 1)
