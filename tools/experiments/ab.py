@@ -3,6 +3,7 @@ import json, os, sys, time, importlib
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen import gen_tile
+from gpu_timing import best_time
 gen_tile("u2", 2)
 gen_tile("u4", 4)
 CACHE = "/tmp/abcache"
@@ -73,33 +74,14 @@ def main():
         info = list(ex.map(build, JOBS))
     for i in info:
         print("compiled", i, flush=True)
-    import torch
-    from irprune.bench.timing import measure
     rows = []
     for job in JOBS:
         k, w, layer = build(job, load=True)
         tname = job[1]
         for b in job[5]:
-            rot = 4
-            xs = [torch.randn(b, layer.C, layer.H, layer.W, device="cuda") for _ in range(rot)]
-            ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
-                                             stride=layer.stride, padding=layer.padding)
-            y = torch.full(ref.shape, float("nan"), device="cuda")
-            k(xs[0], out=y)
-            torch.cuda.synchronize()
-            err = float((y.double() - ref).abs().max() / ref.abs().max())
-            best = None
-            for blk in (64, 128, 256):
-                k.block = blk
-                try:
-                    t = measure(lambda i: k(xs[i], out=y), rotation=rot, target_ms=10, repeats=5).median_us
-                except Exception as exc:  # a block that does not fit
-                    print("  block", blk, "failed:", str(exc)[:100])
-                    continue
-                if best is None or t < best[0]:
-                    best = (t, blk)
+            best = best_time(k, w, layer, b)
             row = {"layer": job[0], "tmpl": tname, "gs": job[2], "slices": job[3], "parts": len(k.parts),
-                   "batch": b, "us": round(best[0], 2), "block": best[1], "err": err,
+                   "batch": b, "us": round(best[0], 2), "block": best[1], "err": best[2],
                    "regs": k.stats["ptxas"]["registers"]}
             rows.append(row)
             print(row, flush=True)

@@ -3,6 +3,7 @@ import importlib, json, os, sys
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen import gen_smem
+from gpu_timing import best_time
 
 CACHE = "/tmp/smemcache"
 # (layer, (TR, CC) or None for the built-in template, group size, slices, batches)
@@ -60,28 +61,13 @@ def main():
     with ProcessPoolExecutor(16) as ex:
         for r in ex.map(build, JOBS):
             print("compiled", r, flush=True)
-    import torch
-    from irprune.bench.timing import measure
     rows = []
     for job in JOBS:
         k, w, l = build(job, load=True)
         g = l.geometry(1)
         blocks = (64, 128, 256) if job[1] is None else (job[1][0] * g.OW,)
         for b in job[4]:
-            rot = 4
-            xs = [torch.randn(b, l.C, l.H, l.W, device="cuda") for _ in range(rot)]
-            ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
-                                             stride=l.stride, padding=l.padding)
-            y = torch.full(ref.shape, float("nan"), device="cuda")
-            best = None
-            for blk in blocks:
-                k.block = blk
-                k(xs[0], out=y)
-                torch.cuda.synchronize()
-                err = float((y.double() - ref).abs().max() / ref.abs().max())
-                t = measure(lambda i: k(xs[i], out=y), rotation=rot, target_ms=10, repeats=5).median_us
-                if best is None or t < best[0]:
-                    best = (t, blk, err)
+            best = best_time(k, w, l, b, blocks)
             row = {"layer": job[0], "tile": job[1], "gs": job[2], "slices": job[3], "batch": b,
                    "us": round(best[0], 2), "block": best[1], "err": f"{best[2]:.1e}",
                    "regs": k.stats["ptxas"]["registers"]}
