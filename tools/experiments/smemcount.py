@@ -6,7 +6,8 @@ from irprune.bench.suites import SUITES
 layer = {l.name: l for ls in SUITES.values() for l in ls}[sys.argv[1]]
 w = bench_weights(layer, 0.9, 0)
 import gen
-t = importlib.import_module(sys.argv[2]).conv2d_smem
+mod = importlib.import_module(sys.argv[2])
+t = getattr(mod, "conv2d_smem2", None) or mod.conv2d_smem
 t0 = time.perf_counter()
 k = t.compile(w, (1, layer.C, layer.H, layer.W), stride=layer.stride, padding=layer.padding, group_size=int(sys.argv[3]), cache=False, assemble=True)
 ptx = k.asm['ptx']
