@@ -10,7 +10,10 @@ NVPTX backend and ptxas: tests compare it with a float64 reference on
 machines without a GPU, so a wrong strip, fold or group region fails in CI,
 not only on the GPU.
 
-It is a checker, not a fast path: one call per thread.
+It is a checker, not a fast path: one call per thread. A kernel with block
+barriers (``cuda.syncthreads()``) runs each block's threads as OS threads
+that meet at a real barrier, so that shared memory written before a barrier
+is read after it as on the GPU.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import re
+import threading
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -27,17 +31,20 @@ from .ir.textir import parse_module
 from .ir.verify import init_llvm
 
 _SREG = "@llvm.nvvm.read.ptx.sreg."
-_REGS = ("tid.x", "tid.y", "tid.z", "ntid.x", "ntid.y", "ntid.z",
-         "ctaid.x", "ctaid.y", "ctaid.z", "nctaid.x", "nctaid.y", "nctaid.z")
+#: Thread indices: extra parameters of the host function (each OS thread passes its own).
+_TIDS = ("tid.x", "tid.y", "tid.z")
+#: The rest: globals, the same for every thread of a block (blocks run one after the other).
+_REGS = ("ntid.x", "ntid.y", "ntid.z", "ctaid.x", "ctaid.y", "ctaid.z",
+         "nctaid.x", "nctaid.y", "nctaid.z")
 _engines: list = []  # keep JIT engines alive while their functions may be called
 
 
-#: The block barrier (``cuda.syncthreads()``). On the host it does nothing:
-#: :meth:`HostKernel.launch` runs a block's rows of threads last row first,
-#: which orders the shared-memory writes of the rows that hand a partial sum
-#: to row 0 (threadIdx.y 0) before row 0 reads them, as the built-in
-#: template's input-channel slices need.
+#: The block barrier (``cuda.syncthreads()``): on the host a call to
+#: ``irp_barrier``, a Python callback that waits for the block's other threads.
 _BARRIER = "@llvm.nvvm.barrier.cta.sync.aligned.all"
+_HOST_BARRIER = "irp_barrier"
+#: Seconds a thread waits at a barrier before the launch is declared stuck.
+BARRIER_TIMEOUT = 60.0
 _SHARED_RE = re.compile(r"^(@[-\w.$]+) = external (?:local_unnamed_addr )?addrspace\(3\) global \[0 x float\]",
                         re.M)
 
@@ -45,16 +52,23 @@ _SHARED_RE = re.compile(r"^(@[-\w.$]+) = external (?:local_unnamed_addr )?addrsp
 def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
     """The pruned IR rewritten for the host: (text, kernel name).
 
-    Special-register reads become loads of globals ``@irp.sreg.<reg>``, the
-    kernel loses its PTX calling convention, the barrier is dropped (see
-    ``_BARRIER``), dynamic shared memory becomes an ordinary global of
-    ``shared_bytes``, and the target is the host's.
+    Thread-index reads become three extra ``i32`` parameters (one value per
+    OS thread), the other special registers loads of globals
+    ``@irp.sreg.<reg>``; the kernel loses its PTX calling convention, the
+    barrier becomes a call of ``irp_barrier`` (see ``_BARRIER``), dynamic
+    shared memory becomes an ordinary global of ``shared_bytes``, and the
+    target is the host's.
     """
     mod = parse_module(pruned)
     fn = mod.function()
+    barriers = 0
     for ins in fn.instructions():
         if ins.opcode == "call" and ins.callee and ins.callee.startswith(_SREG):
             reg = ins.callee[len(_SREG):]
+            if reg in _TIDS:
+                ins.text = f"  {ins.name} = add i32 %irp.{reg}, 0"
+                ins.opcode, ins.callee = "add", None
+                continue
             if reg not in _REGS:
                 raise LaunchError(f"special register {reg} is not simulated on the host",
                                   stage="host")
@@ -68,20 +82,76 @@ def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
             ins.text = f"  {ins.name} = add i32 0, {int(shared_bytes)}"
             ins.opcode = "add"
         elif ins.opcode == "call" and ins.callee == _BARRIER:
-            ins.text = "  ; barrier (the host runs a block's rows in an order that needs none)"
-            ins.opcode, ins.callee = "comment", None
+            ins.text = f"  call void @{_HOST_BARRIER}()"
+            ins.callee = f"@{_HOST_BARRIER}"
+            barriers += 1
         elif ins.opcode == "call" and ins.callee and not ins.callee.startswith("@llvm."):
             raise LaunchError(f"the kernel calls {ins.callee}, which the host check cannot run",
                               stage="host")
-    fn.header = fn.header.replace("define ptx_kernel ", "define ", 1)
+    header = fn.header.replace("define ptx_kernel ", "define ", 1)
+    close = header.rfind(")")  # the end of the parameter list (attributes follow)
+    fn.header = header[:close] + "".join(f", i32 %irp.{t}" for t in _TIDS) + header[close:]
     head = mod.chunks[0]
     head = re.sub(r'^target (datalayout|triple) = .*$', "", head, flags=re.M)
     mod.chunks[0] = head + "\n" + "\n".join(f"@irp.sreg.{r} = global i32 0" for r in _REGS)
+    if barriers:
+        mod.chunks.append(f"declare void @{_HOST_BARRIER}()")
     text = mod.render()
     floats = max(1, -(-shared_bytes // 4))
     text = _SHARED_RE.sub(lambda m: f"{m.group(1)} = global [{floats} x float] zeroinitializer", text)
     text = re.sub(r"addrspacecast \(ptr addrspace\(3\) (@[\w.$]+) to ptr\)", r"\1", text)
     return text.replace("ptr addrspace(3)", "ptr"), fn.name
+
+
+class _BlockBarrier:
+    """``cuda.syncthreads()`` for the OS threads of one block.
+
+    A thread whose kernel returns leaves the barrier, as a GPU thread that
+    exits no longer holds the others back. A wait past BARRIER_TIMEOUT (a
+    kernel whose threads do not all reach a barrier) breaks the barrier:
+    every thread runs on and the launch reports the failure.
+    """
+
+    def __init__(self, parties: int):
+        self._cond = threading.Condition()
+        self._parties = parties
+        self._arrived = 0
+        self._generation = 0
+        self.broken = False
+
+    def wait(self) -> None:
+        with self._cond:
+            if self.broken:
+                return
+            gen = self._generation
+            self._arrived += 1
+            if self._arrived >= self._parties:
+                self._release()
+                return
+            while gen == self._generation and not self.broken:
+                if not self._cond.wait(BARRIER_TIMEOUT):
+                    self.broken = True
+                    self._cond.notify_all()
+
+    def leave(self) -> None:
+        with self._cond:
+            self._parties -= 1
+            if self._parties > 0 and self._arrived >= self._parties:
+                self._release()
+
+    def _release(self) -> None:
+        self._arrived = 0
+        self._generation += 1
+        self._cond.notify_all()
+
+
+_barrier_lock = threading.Lock()
+_block_barrier: list = [None]  # the barrier of the block being run (blocks run one at a time)
+
+
+@ctypes.CFUNCTYPE(None)
+def _host_barrier() -> None:
+    _block_barrier[0].wait()
 
 
 class HostKernel:
@@ -91,7 +161,9 @@ class HostKernel:
         init_llvm()
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
+        llvm.add_symbol(_HOST_BARRIER, ctypes.cast(_host_barrier, ctypes.c_void_p).value)
         text, self.name = host_module_text(pruned, shared_bytes)
+        self.barriers = f"call void @{_HOST_BARRIER}()" in text
         target = llvm.Target.from_default_triple()
         tm = target.create_target_machine(opt=0)
         mod = llvm.parse_assembly(text)
@@ -104,12 +176,12 @@ class HostKernel:
         self._regs = {r: ctypes.c_int32.from_address(self.engine.get_global_value_address(f"irp.sreg.{r}"))
                       for r in _REGS}
         fn = mod.get_function(self.name)
-        # Pointers (the arrays) and integers (the batch size), in order.
+        # Pointers (the arrays) and integers (the batch size), in order; then the thread index.
         self._argtypes = [ctypes.c_void_p if str(a.type) == "ptr" else ctypes.c_int64
-                          for a in fn.arguments]
+                          for a in list(fn.arguments)[:-len(_TIDS)]]
         self.nargs = len(self._argtypes)
         addr = self.engine.get_function_address(self.name)
-        self._fn = ctypes.CFUNCTYPE(None, *self._argtypes)(addr)
+        self._fn = ctypes.CFUNCTYPE(None, *self._argtypes, *[ctypes.c_int32] * len(_TIDS))(addr)
 
     def launch(self, grid: tuple[int, int, int], block: tuple[int, int, int], *args) -> None:
         """Run every thread of ``grid`` x ``block`` (in order) on ``args``: C-contiguous arrays and ints."""
@@ -121,14 +193,35 @@ class HostKernel:
         for name, v in zip(("nctaid.x", "nctaid.y", "nctaid.z", "ntid.x", "ntid.y", "ntid.z"),
                            (*grid, *block)):
             r[name].value = v
-        # Blocks in order; in a block, rows (threadIdx.y) last first (see
-        # _BARRIER), each row's threads in order.
-        rows = range(block[1] - 1, -1, -1)
+        threads = list(itertools.product(range(block[0]), range(block[1]), range(block[2])))
         for bz, by, bx in itertools.product(*(range(n) for n in reversed(grid))):
             r["ctaid.z"].value, r["ctaid.y"].value, r["ctaid.x"].value = bz, by, bx
-            for tz, ty, tx in itertools.product(range(block[2]), rows, range(block[0])):
-                r["tid.z"].value, r["tid.y"].value, r["tid.x"].value = tz, ty, tx
-                self._fn(*ptrs)
+            if not self.barriers:  # no thread waits for another: one after the other
+                for t in threads:
+                    self._fn(*ptrs, *t)
+                continue
+            self._run_block(ptrs, threads)
+
+    def _run_block(self, ptrs, threads) -> None:
+        """Every thread of one block as an OS thread (ctypes releases the GIL in the call)."""
+        with _barrier_lock:  # one block at a time in this process: the callback finds its barrier
+            barrier = _block_barrier[0] = _BlockBarrier(len(threads))
+
+            def run(t):
+                try:
+                    self._fn(*ptrs, *t)
+                finally:
+                    barrier.leave()
+
+            workers = [threading.Thread(target=run, args=(t,), daemon=True) for t in threads]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            _block_barrier[0] = None
+        if barrier.broken:
+            raise LaunchError(f"threads of a block waited more than {BARRIER_TIMEOUT:.0f} s at "
+                              "a barrier that the others never reached", stage="host")
 
 
 def run_on_host(kernel, x: np.ndarray) -> np.ndarray:

@@ -166,8 +166,16 @@ class SparseConvKernel:
     #: Rows of threads (threadIdx.y) that split the input channels of a pixel
     #: between them; their sums meet in shared memory (1: no split).
     slices: int = 1
+    #: (rows, chunk) of a row-tile kernel (irprune.row_tile): a block is
+    #: ``rows`` output rows of one image; None for the pixel layout.
+    tile: tuple[int, int] | None = None
     _loaded: dict = field(default_factory=dict, repr=False)
     _launch_memo: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if self.tile:
+            self.tile = tuple(self.tile)
+            self.block = self.tile[0] * self.geometry.OW  # fixed by the layout
 
     @property
     def trace(self) -> TraceMap:
@@ -216,22 +224,41 @@ class SparseConvKernel:
 
     @property
     def shared_bytes(self) -> int:
-        """Dynamic shared memory a block needs: the partial sums of slices 1.. (0 with one slice)."""
+        """Dynamic shared memory a block needs: a row tile's input tile, else the partial sums of
+        slices 1.. (0 with one slice)."""
+        if self.tile:
+            from .row_tile import tile_floats
+
+            return 4 * tile_floats(self.geometry, *self.tile)
         return shared_bytes(self.slices, min(self.group_size, self.geometry.K), self.block)
 
     def grid_for(self, batch: int) -> tuple[int, int, int]:
-        """The grid of a call on ``batch`` images (one thread per output pixel on x)."""
+        """The grid of a call on ``batch`` images: one thread per output pixel on x (a row-tile
+        kernel: one block per ``rows`` output rows of an image)."""
         g = self.geometry
         pixels = batch * g.OH * g.OW
         check_grid(pixels, self.groups, self.block)
+        if self.tile:
+            return (batch * -(-g.OH // self.tile[0]), self.groups, 1)
         return (-(-pixels // self.block), self.groups, 1)
 
     def part_launches(self, batch: int | None = None
                       ) -> list[tuple[KernelPart, tuple[int, int, int], tuple[int, int, int]]]:
         """(part, grid, block) of each launch that makes up one call on ``batch`` images (default: the compiled batch)."""
         gx, _, gz = self.grid_for(self.geometry.N if batch is None else batch)
-        check_launch_shape(self.slices, min(self.group_size, self.geometry.K), self.block,
-                           self.registers)
+        if self.tile:
+            rows = self.tile[0]
+            if self.block != rows * self.geometry.OW:
+                validate._fail(f"a row-tile kernel runs rows {rows} x {self.geometry.OW} output "
+                               f"columns = {rows * self.geometry.OW} threads a block, not "
+                               f"{self.block}; leave .block as compiled", "launch")
+            if not _registers_fit(self.block, self.registers):
+                validate._fail(f"block {self.block} threads x {self.registers} registers (ptxas) "
+                               f"exceed the {MAX_BLOCK_REGISTERS} registers of a block; "
+                               "compile with fewer rows", "launch")
+        else:
+            check_launch_shape(self.slices, min(self.group_size, self.geometry.K), self.block,
+                               self.registers)
         block = (self.block, self.slices, 1)
         return [(p, (gx, p.groups, gz), block) for p in self.parts]
 
@@ -282,7 +309,7 @@ class SparseConvKernel:
 
 
 #: Bumped when what :func:`_cache_entry` stores changes shape.
-_ENTRY_FORMAT = 3
+_ENTRY_FORMAT = 4
 
 
 def _cache_entry(k: SparseConvKernel) -> dict:
@@ -290,7 +317,7 @@ def _cache_entry(k: SparseConvKernel) -> dict:
     return {"geometry": k.geometry, "group_size": k.group_size, "relu": k.relu,
             "has_bias": k.has_bias, "kernel_name": k.kernel_name, "cpu": k.cpu,
             "stats": k.stats, "weight": k.weight, "weight_param": k.weight_param,
-            "parts": k.parts, "slices": k.slices}
+            "parts": k.parts, "slices": k.slices, "tile": k.tile}
 
 
 def _resolve_cache(cache):
@@ -336,7 +363,8 @@ def _stages(texts: dict, parts: list[KernelPart], loaders: dict | None = None) -
 def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                    relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
                    pipeline: str = DEFAULT_PIPELINE, cache=None,
-                   assemble: bool = False, groups: int = 1, slices: int = 1) -> SparseConvKernel:
+                   assemble: bool = False, groups: int = 1, slices: int = 1,
+                   tile: tuple[int, int] | None = None) -> SparseConvKernel:
     """Specialize ``template`` on ``weight`` (K, C, R, S) and ``input_shape`` (N, C, H, W).
 
     ``cache``: None or True for the disk cache at :func:`irprune.cache.cache_dir`
@@ -347,18 +375,22 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
     threads (threadIdx.y), which add their sums in the block: more threads
     for layers with few pixels and many input channels (the template must
     take a ``slices`` parameter).
+    ``tile``: (rows, chunk) for a row-tile template (irprune.row_tile): a
+    block of ``rows`` output rows reads its input from shared-memory tiles of
+    ``chunk`` channels.
     """
     from .gcpause import gc_paused
 
     with gc_paused():
         return _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu,
-                               group_size, cpu, pipeline, cache, assemble, groups, slices)
+                               group_size, cpu, pipeline, cache, assemble, groups, slices, tile)
 
 
 def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, group_size, cpu,
-                    pipeline, cache, assemble, groups, slices) -> SparseConvKernel:
+                    pipeline, cache, assemble, groups, slices, tile) -> SparseConvKernel:
     from .cache import digest
-    from .template import check_group_size, default_group_size
+    from .row_tile import check_tile
+    from .template import check_group_size, check_tile_use, default_group_size
 
     t_start = time.perf_counter()
     w = check_weight(weight)
@@ -370,10 +402,17 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     gs = check_group_size(group_size, g) if group_size is not None else default_group_size(g)
     check_grid(g.N * g.OH * g.OW, -(-g.K // gs))
     slices = check_slices(slices, g)
+    check_tile_use(template, tile)
+    if tile:
+        tile = check_tile(tile, g)
+        if slices != 1:
+            validate._fail("a row-tile kernel takes no slices; pass slices=1", "validate")
+    else:
+        tile = None
     store = _resolve_cache(cache)
     key = None
     if store is not None:
-        tkey = template.ir_template_key(g, gs, relu, b is not None, cpu, slices)
+        tkey = template.ir_template_key(g, gs, relu, b is not None, cpu, slices, tile)
         # The part limit changes how the layer is split, hence the code.
         key = digest("kernel", _ENTRY_FORMAT, tkey, w.tobytes(),
                      b.tobytes() if b is not None else b"", pipeline, max_part_nnz())
@@ -386,7 +425,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
             def template_stage(name):
                 return lambda: getattr(
                     template.ir_template(g, gs, relu, b is not None, cpu, cache=store,
-                                         slices=slices), name)
+                                         slices=slices, tile=tile), name)
 
             hit["asm"] = _stages({}, hit["parts"], {"nvvm": template_stage("nvvm"),
                                                     "llvm": template_stage("text")})
@@ -396,7 +435,8 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
             return k
 
     t0 = time.perf_counter()
-    irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store, slices=slices)
+    irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store, slices=slices,
+                               tile=tile)
     t1 = time.perf_counter()
 
     weight_arr = irt.array("weight")[0]
@@ -417,7 +457,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     ragged = None
     if rest:  # a smaller last group is made from an IR template of its own size
         ragged = template.ir_template(g, rest, relu, b is not None, cpu, cache=store,
-                                      slices=slices).text
+                                      slices=slices, tile=tile).text
         regions.append((full * gs, rest, True, input_shift(full * gs)))
     group_nnz = [int(np.count_nonzero(w[r[0]:r[0] + r[1]])) for r in regions]
     constants = {c.data_param: b if b is not None else np.zeros(0, np.float32)
@@ -451,7 +491,8 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     asm.update(stages)
     stats = {
         "weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
-        "group_size": gs, "slices": slices, "groups": -(-g.K // gs), "parts": len(parts),
+        "group_size": gs, "slices": slices, "tile": list(tile) if tile else None,
+        "groups": -(-g.K // gs), "parts": len(parts),
         "instructions_template": before, "instructions_pruned": after,
         "fma_ptx": fmas, "ptx_lines": ptx_lines,
         "passes": pass_stats, "cached": False,
@@ -462,7 +503,8 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     }
     k = SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
                          kernel_name=irt.kernel_name, cpu=cpu, asm=_stages(asm, parts), stats=stats,
-                         weight=w, weight_param=weight_arr.data_param, parts=parts, slices=slices)
+                         weight=w, weight_param=weight_arr.data_param, parts=parts, slices=slices,
+                         tile=tile)
     if assemble:
         k.ptxas()
     if store is not None:

@@ -22,6 +22,9 @@ SCALAR_PARAMS = ("stride", "padding", "relu", "group_size")
 #: channels over ``slices`` rows of threads (threadIdx.y) and add the rows'
 #: sums in the block (docs/templates.md); one that does not runs with 1.
 SLICES_PARAM = "slices"
+#: The last two scalars of a row-tile template (irprune.row_tile): output rows
+#: per block and input channels per shared-memory fill.
+TILE_PARAMS = ("rows", "chunk")
 
 
 class SparseConvTemplate:
@@ -47,16 +50,19 @@ class SparseConvTemplate:
         scalars = params[len(arrays):]
         expected = ["<input>", weight, *self.constants, "<output>"]
         self.splits = bool(params) and params[-1] == SLICES_PARAM
-        if self.splits:
-            params_scalars = SCALAR_PARAMS + (SLICES_PARAM,)
-            arrays = params[: len(params) - len(params_scalars)]
+        #: True for a row-tile template (its last scalars are TILE_PARAMS).
+        self.row_tiles = tuple(params[-len(TILE_PARAMS):]) == TILE_PARAMS
+        tail = (SLICES_PARAM,) if self.splits else TILE_PARAMS if self.row_tiles else ()
+        if tail:
+            arrays = params[: len(params) - len(SCALAR_PARAMS) - len(tail)]
             scalars = params[len(arrays):]
-        if tuple(scalars) not in (SCALAR_PARAMS, SCALAR_PARAMS + (SLICES_PARAM,)) or \
+        if tuple(scalars) != SCALAR_PARAMS + tail or \
                 len(arrays) != len(expected) or arrays[1:-1] != [weight, *self.constants]:
             raise TemplateContractError(
                 f"template {self.py_func.__name__}{tuple(params)} must take "
                 f"(input, {weight}, {', '.join(self.constants) + ', ' if self.constants else ''}"
-                f"output, {', '.join(SCALAR_PARAMS)}[, {SLICES_PARAM}])", stage="template")
+                f"output, {', '.join(SCALAR_PARAMS)}[, {SLICES_PARAM} | , "
+                f"{', '.join(TILE_PARAMS)}])", stage="template")
         self.input, self.output = arrays[0], arrays[-1]
         self.params = params
         self._ir_cache: dict = {}
@@ -84,7 +90,8 @@ class SparseConvTemplate:
         return self._source_digest
 
     def ir_template_key(self, geometry: ConvGeometry, group_size: int, relu: bool,
-                        has_bias: bool, cpu: str = DEFAULT_CPU, slices: int = 1) -> str:
+                        has_bias: bool, cpu: str = DEFAULT_CPU, slices: int = 1,
+                        tile: tuple[int, int] | None = None) -> str:
         """The disk-cache key of one IR template: code, shapes, options, target, toolchain."""
         from dataclasses import asdict
 
@@ -92,11 +99,15 @@ class SparseConvTemplate:
 
         # The batch is a kernel parameter: one IR template serves every batch size.
         return digest("ir-template", self.source_digest(), asdict(geometry.with_batch(1)), int(group_size),
-                      bool(relu), bool(has_bias), cpu, toolchain_fingerprint(), int(slices))
+                      bool(relu), bool(has_bias), cpu, toolchain_fingerprint(), int(slices),
+                      *(tuple(tile) if tile else ()))
 
     def ir_template(self, geometry: ConvGeometry, group_size: int, relu: bool, has_bias: bool,
-                    cpu: str = DEFAULT_CPU, cache=False, slices: int = 1):
+                    cpu: str = DEFAULT_CPU, cache=False, slices: int = 1,
+                    tile: tuple[int, int] | None = None):
         """The IR template of one geometry (any batch size: it is a kernel parameter).
+
+        ``tile``: (rows, chunk) of a row-tile template (required by one, refused by others).
 
         Memoized in this process; with ``cache`` (a DiskCache) also kept on
         disk, so that later weights and later processes skip Numba and LLVM.
@@ -109,14 +120,16 @@ class SparseConvTemplate:
         if slices != 1 and not self.splits:
             raise ValidationError(f"template {self.__name__} takes no `{SLICES_PARAM}` "
                                   "parameter; compile it with slices=1", stage="validate")
-        key = (geometry, group_size, bool(relu), bool(has_bias), cpu, int(slices))
+        check_tile_use(self, tile)
+        tile = tuple(tile) if tile else None
+        key = (geometry, group_size, bool(relu), bool(has_bias), cpu, int(slices), tile)
         with self._lock:
             hit = self._ir_cache.get(key)
             if hit is not None:
                 return hit
             dkey = None
             if cache:
-                dkey = self.ir_template_key(geometry, group_size, relu, has_bias, cpu, slices)
+                dkey = self.ir_template_key(geometry, group_size, relu, has_bias, cpu, slices, tile)
                 hit = cache.get("ir-template", dkey)
                 if hit is not None:
                     self._ir_cache[key] = hit
@@ -134,6 +147,9 @@ class SparseConvTemplate:
             if self.splits:
                 argtypes += (types.int64,)
                 scalars[SLICES_PARAM] = ("i64", int(slices))
+            if self.row_tiles:
+                argtypes += (types.int64, types.int64)
+                scalars.update({p: ("i64", int(v)) for p, v in zip(TILE_PARAMS, tile)})
             symbol = f"irprune_{self.__name__}"
             ir = build_ir_template(self.py_func, arrays, scalars, argtypes, cpu=cpu, symbol=symbol)
             self._ir_cache[key] = ir
@@ -143,16 +159,29 @@ class SparseConvTemplate:
 
     def compile(self, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                 relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
-                cache=None, assemble: bool = False, groups: int = 1, slices: int = 1):
+                cache=None, assemble: bool = False, groups: int = 1, slices: int = 1,
+                tile: tuple[int, int] | None = None):
         """Specialize this template on ``weight`` and ``input_shape``: a SparseConvKernel.
 
-        ``cache`` and ``assemble`` are as in :func:`irprune.kernel.compile_conv2d`.
+        ``cache`` and ``assemble`` are as in :func:`irprune.kernel.compile_conv2d`;
+        ``tile`` is (rows, chunk) for a row-tile template.
         """
         from .kernel import compile_conv2d
 
         return compile_conv2d(self, weight, input_shape, stride=stride, padding=padding,
                               bias=bias, relu=relu, group_size=group_size, cpu=cpu,
-                              cache=cache, assemble=assemble, groups=groups, slices=slices)
+                              cache=cache, assemble=assemble, groups=groups, slices=slices,
+                              tile=tile)
+
+
+def check_tile_use(template: SparseConvTemplate, tile) -> None:
+    """A row-tile template needs ``tile`` = (rows, chunk); any other template refuses one."""
+    if template.row_tiles and not tile:
+        raise ValidationError(f"template {template.__name__} runs row tiles; pass "
+                              "tile=(rows, chunk)", stage="validate")
+    if tile and not template.row_tiles:
+        raise ValidationError(f"template {template.__name__} takes no `{', '.join(TILE_PARAMS)}` "
+                              "parameters; compile it without tile", stage="validate")
 
 
 def _function_source(fn) -> str:
