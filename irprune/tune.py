@@ -5,10 +5,14 @@ code region) trades input reuse against parallelism: every input value a
 thread loads feeds ``group_size`` accumulators, but a layer has only
 ``N * OH * OW * ceil(K / group_size)`` threads, few at batch 1. ``block``
 (threads per block) sets how many blocks the grid has and how they fill the
-SMs. Neither is predictable enough from the shape alone (the best choice
+SMs. ``slices`` splits each pixel's input channels over rows of threads.
+And for layers with many output pixels the built-in template has a second
+launch layout, row tiles (irprune.row_tile): a block of whole output rows
+that reads its input from shared memory, with ``(rows, chunk)`` as its knobs.
+None of this is predictable enough from the shape alone (the best choice
 moves with batch, sparsity and GPU), so :func:`autotune` compiles each
-candidate group size (through the disk cache), times every (group size,
-block) pair on the GPU, and keeps the fastest. The choice is stored in the
+candidate configuration (through the disk cache), times each with every
+block size that fits on the GPU, and keeps the fastest. The choice is stored in the
 disk cache under the weights, shapes, options and GPU, so the next
 ``autotune`` of the same layer on the same GPU compiles one kernel and times
 nothing.
@@ -37,7 +41,10 @@ GROUP_TARGETS = (4, 8, 16, 32, 64)
 #: template's unrolling time grows with it (6 s for 36,864 chains on the 2-core machine).
 MAX_TEMPLATE_CHAINS = 80_000
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 2
+TUNE_FORMAT = 3
+#: Row tiles are timed with the largest this many candidate group sizes of at least
+#: irprune.row_tile.MIN_GROUP (each (group size, tile) pair is a compile).
+TILE_GROUP_SIZES = 2
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,8 @@ class Choice:
     block: int
     median_us: float
     slices: int = 1
+    #: (rows, chunk) of a row-tile kernel, else None.
+    tile: tuple[int, int] | None = None
 
 
 def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
@@ -79,11 +88,40 @@ def candidate_slices(g: ConvGeometry) -> list[int]:
     return [s for s in SLICE_TARGETS if s == 1 or g.Cg // s >= MIN_SLICE_CHANNELS]
 
 
-def candidate_configs(g: ConvGeometry, max_group: int = 64) -> list[tuple[int, int]]:
-    """(group_size, slices) pairs worth compiling for ``g``: each candidate group size with each
-    slice count that leaves a block size to launch it with."""
-    return [(gs, s) for gs in candidate_group_sizes(g, max_group) for s in candidate_slices(g)
-            if candidate_blocks(gs, s)]
+def candidate_configs(g: ConvGeometry, max_group: int = 64, tiles: bool = True
+                      ) -> list[tuple[int, int, tuple[int, int] | None]]:
+    """(group_size, slices, tile) configurations worth compiling for ``g``: each candidate group
+    size with each slice count that leaves a block size to launch it with (tile None: the
+    pixel layout); with ``tiles``, also :func:`candidate_tile_configs` (slices 1)."""
+    pixel = [(gs, s, None) for gs in candidate_group_sizes(g, max_group)
+             for s in candidate_slices(g) if candidate_blocks(gs, s)]
+    return pixel + (candidate_tile_configs(g, max_group) if tiles else [])
+
+
+def candidate_tile_configs(g: ConvGeometry, max_group: int = 64
+                           ) -> list[tuple[int, int, tuple[int, int]]]:
+    """Row-tile configurations for ``g``: irprune.row_tile.candidate_tiles with the largest
+    TILE_GROUP_SIZES candidate group sizes of at least irprune.row_tile.MIN_GROUP channels
+    (the largest one when none is that large)."""
+    from .row_tile import MIN_GROUP, candidate_tiles
+
+    tiles = candidate_tiles(g)
+    if not tiles:
+        return []
+    sizes = candidate_group_sizes(g, max_group)
+    sizes = [gs for gs in sizes if gs >= MIN_GROUP][-TILE_GROUP_SIZES:] or sizes[-1:]
+    return [(gs, 1, t) for gs in sizes for t in tiles]
+
+
+def template_for(template, tile):
+    """The template that compiles a configuration: the built-in row-tile template for a tile of
+    the built-in template, else ``template`` itself."""
+    from .templates.conv2d import conv2d_nchw
+    from .templates.conv2d_rows import conv2d_rows
+
+    if tile and template is conv2d_nchw:
+        return conv2d_rows
+    return template
 
 
 def candidate_blocks(group_size: int, slices: int, blocks=BLOCKS, registers: int | None = None) -> list[int]:
@@ -94,6 +132,40 @@ def candidate_blocks(group_size: int, slices: int, blocks=BLOCKS, registers: int
 
     extra = (32,) if slices > 1 else ()
     return [b for b in (*extra, *blocks) if block_fits(slices, group_size, b, registers)]
+
+
+def kernel_blocks(k, blocks=BLOCKS) -> list[int]:
+    """The blocks to time a compiled kernel with: its own for a row-tile kernel (fixed by the
+    layout; none if its registers do not fit), else :func:`candidate_blocks`."""
+    from .kernel import _registers_fit
+
+    if k.tile:
+        return [k.block] if _registers_fit(k.block, k.registers) else []
+    return candidate_blocks(k.group_size, k.slices, blocks, k.registers)
+
+
+def _configs(template, g: ConvGeometry, group_sizes, slices, tiles) -> list:
+    """autotune's (group_size, slices, tile) candidates (see its docstring)."""
+    from .templates.conv2d import conv2d_nchw
+
+    sizes = list(group_sizes) if group_sizes else candidate_group_sizes(g)
+    if getattr(template, "row_tiles", False):
+        from .row_tile import candidate_tiles
+
+        found = candidate_tiles(g) or [(1, 1)]
+        return [(gs, 1, t) for gs in sizes for t in found]
+    cuts = list(slices) if slices else candidate_slices(g)
+    if not getattr(template, "splits", False):
+        cuts = [1]
+    out = [(gs, sl, None) for gs in sizes for sl in cuts]
+    if tiles is None:
+        tiles = template is conv2d_nchw
+    if tiles:
+        tile_cfgs = candidate_tile_configs(g)
+        if group_sizes:
+            tile_cfgs = [(gs, 1, t) for gs in sizes for t in sorted({c[2] for c in tile_cfgs})]
+        out += sorted(tile_cfgs, key=lambda c: (c[0], c[2]))
+    return out
 
 
 def time_kernel(kernel, x, y, launches: int = 50, repeats: int = 3) -> float:
@@ -136,14 +208,16 @@ def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, 
 
 def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
              relu: bool = False, cpu: str | None = None, cache=None, group_sizes=None,
-             blocks=BLOCKS, measure=None, log=None, groups: int = 1, slices=None):
+             blocks=BLOCKS, measure=None, log=None, groups: int = 1, slices=None, tiles=None):
     """Compile and time the candidates; return the fastest kernel (its ``block`` set) and the table.
 
     ``measure(kernel) -> microseconds`` times one configured kernel (default:
     CUDA events on random input). ``group_sizes`` and ``slices`` override the
-    candidates (default: :func:`candidate_configs`). Returns ``(kernel,
-    table)`` where ``table`` lists every measured (group_size, block,
-    median_us, slices), empty when the choice came from the cache.
+    candidates (default: :func:`candidate_configs`); ``tiles`` (default: True
+    for the built-in template) adds the row-tile candidates, compiled with the
+    built-in row-tile template; a row-tile template of one's own is timed with
+    row tiles only. Returns ``(kernel, table)`` where ``table`` lists every
+    measured :class:`Choice`, empty when the choice came from the cache.
     """
     from .geometry import check_weight
     from .kernel import _resolve_cache
@@ -164,17 +238,15 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     if store is not None:
         hit = store.get("tune", key)
         if hit is not None:
-            k = template.compile(w, input_shape, group_size=hit.group_size, slices=hit.slices,
-                                 **compile_kw)
+            k = template_for(template, hit.tile).compile(
+                w, input_shape, group_size=hit.group_size, slices=hit.slices, tile=hit.tile,
+                **compile_kw)
             k.block = hit.block
             k.stats["tuned"] = {"group_size": hit.group_size, "block": hit.block,
-                                "slices": hit.slices, "cached": True}
+                                "slices": hit.slices, "tile": hit.tile, "cached": True}
             return k, []
-    sizes = list(group_sizes) if group_sizes else candidate_group_sizes(g)
-    cuts = list(slices) if slices else candidate_slices(g)
-    if not getattr(template, "splits", False):
-        cuts = [1]
-    if not sizes or any(b < 32 or b > 1024 or b % 32 for b in blocks):
+    configs = _configs(template, g, group_sizes, slices, tiles)
+    if not configs or any(b < 32 or b > 1024 or b % 32 for b in blocks):
         raise ValidationError("autotune needs group sizes and blocks that are multiples of 32 "
                               "in 32..1024", stage="tune")
     if measure is None:
@@ -185,21 +257,22 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
             return time_kernel(k, x, y)
 
     table, best, best_k = [], None, None
-    for gs in sizes:
-        for sl in cuts:
-            t0 = time.perf_counter()
-            k = template.compile(w, input_shape, group_size=gs, slices=sl, **compile_kw)
-            if log:
-                log(f"tune: group_size {gs} slices {sl} compiled in {time.perf_counter() - t0:.1f} s")
-            for b in candidate_blocks(k.group_size, sl, blocks, k.registers):
-                k.block = b
-                us = measure(k)
-                table.append(Choice(gs, b, round(us, 3), sl))
-                if best is None or us < best.median_us:
-                    best, best_k = Choice(gs, b, us, sl), k
+    for gs, sl, tile in configs:
+        t0 = time.perf_counter()
+        k = template_for(template, tile).compile(w, input_shape, group_size=gs, slices=sl,
+                                                 tile=tile, **compile_kw)
+        if log:
+            log(f"tune: group_size {gs} slices {sl} tile {tile} compiled in "
+                f"{time.perf_counter() - t0:.1f} s")
+        for b in kernel_blocks(k, blocks):
+            k.block = b
+            us = measure(k)
+            table.append(Choice(gs, b, round(us, 3), sl, tile))
+            if best is None or us < best.median_us:
+                best, best_k = Choice(gs, b, us, sl, tile), k
     best_k.block = best.block
     best_k.stats["tuned"] = {"group_size": best.group_size, "block": best.block,
-                             "slices": best.slices, "cached": False,
+                             "slices": best.slices, "tile": best.tile, "cached": False,
                              "table": [c.__dict__ for c in table]}
     if store is not None:
         store.put("tune", key, best)

@@ -107,11 +107,11 @@ def test_tuner_candidates_respect_channels_threads_and_shared_memory():
     assert candidate_slices(g3) == [1]  # 3 channels: no slice would keep 4
     g = ConvGeometry.from_weight((256, 1024, 1, 1), (1, 1024, 14, 14), 1, 0)
     assert candidate_slices(g) == [1, 2, 4, 8]
-    assert {(gs, s) for gs, s in candidate_configs(g)} >= {(8, 1), (8, 8), (64, 2)}
+    assert {(gs, s) for gs, s, _ in candidate_configs(g)} >= {(8, 1), (8, 8), (64, 2)}
     assert candidate_blocks(8, 1) == [64, 128, 256]
     assert candidate_blocks(8, 8) == [32, 64, 128]       # 8 x 256 threads is too many
     assert candidate_blocks(64, 4) == [32, 64]           # 3 x 64 x 128 x 4 bytes > 48 KB
-    assert candidate_blocks(64, 8) == [] and (64, 8) not in candidate_configs(g)
+    assert candidate_blocks(64, 8) == [] and (64, 8, None) not in candidate_configs(g)
 
 
 def test_inline_asm_strings_are_not_renamed():

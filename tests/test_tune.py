@@ -33,3 +33,26 @@ def test_autotune_without_a_gpu_says_so():
 
     with pytest.raises(LaunchError, match="GPU"):
         autotune(conv2d_nchw, np.ones((4, 2, 3, 3), np.float32), (1, 2, 8, 8))
+
+
+def test_row_tile_candidates_join_the_pixel_ones_for_layers_with_many_pixels():
+    from irprune.templates.conv2d_rows import conv2d_rows
+    from irprune.tune import _configs, candidate_configs, candidate_tile_configs, template_for
+
+    b1 = ConvGeometry.from_weight((128, 128, 3, 3), (1, 128, 28, 28), padding=1)
+    assert candidate_tile_configs(b1) == [] and all(t is None for *_, t in candidate_configs(b1))
+    b64 = b1.with_batch(64)
+    tiles = candidate_tile_configs(b64)
+    # the two largest candidate group sizes, each with every candidate tile
+    assert {gs for gs, _, _ in tiles} == set(candidate_group_sizes(b64)[-2:]) == {32, 64}
+    assert all(sl == 1 and t in {(5, 1), (5, 2), (9, 1), (9, 2)} for _, sl, t in tiles)
+    assert candidate_configs(b64)[-len(tiles):] == tiles
+    assert candidate_configs(b64, tiles=False) == candidate_configs(b64)[:-len(tiles)]
+    assert template_for(conv2d_nchw, (5, 1)) is conv2d_rows
+    assert template_for(conv2d_nchw, None) is conv2d_nchw
+    # autotune's list: overridden group sizes get every tile; a user template gets none
+    got = _configs(conv2d_nchw, b64, (8,), (1,), None)
+    assert got == [(8, 1, None), (8, 1, (5, 1)), (8, 1, (5, 2)), (8, 1, (9, 1)), (8, 1, (9, 2))]
+    assert _configs(conv2d_rows, b64, (8,), None, None) == [(8, 1, t) for t in
+                                                              [(5, 1), (5, 2), (9, 1), (9, 2)]]
+    assert _configs(conv2d_nchw, b64, (8,), (1,), False) == [(8, 1, None)]

@@ -28,6 +28,7 @@ class CompileJob:
     cache_dir: str
     group_size: int | None = None  # None: irprune's default for the shape
     slices: int = 1
+    tile: tuple[int, int] | None = None  # (rows, chunk): the built-in row-tile template
 
 
 def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
@@ -45,20 +46,24 @@ def run_job(job: CompileJob) -> dict:
     from ..cache import DiskCache
     from ..errors import IrpruneError
     from ..template import default_group_size
-    from ..templates.conv2d import conv2d_nchw as tmpl
+    from ..templates.conv2d import conv2d_nchw
+    from ..tune import template_for
 
     cache = DiskCache(job.cache_dir)
     layer = job.layer
+    tmpl = template_for(conv2d_nchw, job.tile)
     t0 = time.perf_counter()
     try:
         g = layer.geometry(job.batch)
         gs = job.group_size or default_group_size(g)
         if job.sparsity is None:
-            irt = tmpl.ir_template(g, gs, False, False, cache=cache, slices=job.slices)
+            irt = tmpl.ir_template(g, gs, False, False, cache=cache, slices=job.slices,
+                                   tile=job.tile)
             return {"ok": True, "seconds": time.perf_counter() - t0, "timings": irt.timings}
         w = bench_weights(layer, job.sparsity, job.seed)
         k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
-                         group_size=gs, slices=job.slices, cache=cache, assemble=_have_ptxas())
+                         group_size=gs, slices=job.slices, tile=job.tile, cache=cache,
+                         assemble=_have_ptxas())
         return {"ok": True, "seconds": time.perf_counter() - t0, "stats": k.stats}
     except IrpruneError as exc:
         return {"ok": False, "error": f"{exc.stage}: {exc}", "seconds": time.perf_counter() - t0}
@@ -76,7 +81,7 @@ def _have_ptxas() -> bool:
 def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
     """Run template jobs, then kernel jobs, ``workers`` at a time.
 
-    Returns ``{(layer name, batch, sparsity or None, group size or None, slices): result}``. ``progress``
+    Returns ``{(layer name, batch, sparsity or None, group size or None, slices, tile): result}``. ``progress``
     is called once per finished job with (job, result).
     """
     import multiprocessing as mp
@@ -91,7 +96,7 @@ def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
             # its batch compiles once and answers for every batch.
             same: dict = {}
             for j in phase:
-                same.setdefault((j.layer.name, j.sparsity, j.group_size, j.slices), []).append(j)
+                same.setdefault((j.layer.name, j.sparsity, j.group_size, j.slices, j.tile), []).append(j)
             firsts = [js[0] for js in same.values()]
             # Largest first: the longest job should not start last.
             firsts.sort(key=lambda j: -j.layer.num_weights * (1 - (j.sparsity or 0)))
@@ -102,8 +107,9 @@ def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
                     r = f.result()
                 except Exception as exc:  # a worker that died (out of memory, signal)
                     r = {"ok": False, "error": f"worker died: {exc}"}
-                for jj in same[(j.layer.name, j.sparsity, j.group_size, j.slices)]:
-                    results[(jj.layer.name, jj.batch, jj.sparsity, jj.group_size, jj.slices)] = r
+                for jj in same[(j.layer.name, j.sparsity, j.group_size, j.slices, j.tile)]:
+                    results[(jj.layer.name, jj.batch, jj.sparsity, jj.group_size, jj.slices,
+                             jj.tile)] = r
                     if progress is not None:
                         progress(jj, r)
     return results

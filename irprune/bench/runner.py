@@ -181,10 +181,10 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
                 f"{cfg.max_weights:,} (--max-weights): one kernel's code, and ptxas's time on it, "
                 f"grow with the nonzeros; raise --max-weights to include it (large layers compile in parts)")
             continue
-        for gs, sl in configs(cfg, u):
-            jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl))
-            jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir, gs, sl)
-                     for s in u.sparsities]
+        for gs, sl, tile in configs(cfg, u):
+            jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl, tile))
+            jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir, gs, sl,
+                                tile) for s in u.sparsities]
     compiled: dict = {}
     if jobs:
         t0 = time.perf_counter()
@@ -194,6 +194,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
             def tick(job, res):
                 prog.advance(task)
                 what = f"{job.layer.name} b{job.batch} g{job.group_size} x{job.slices} " + (
+                    f"tile {job.tile[0]}x{job.tile[1]} " if job.tile else "") + (
                     "IR template" if job.sparsity is None else f"s{job.sparsity}")
                 if not res.get("ok"):
                     log(f"compile failed: {what}: {res.get('error')}")
@@ -223,13 +224,14 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
     return doc
 
 
-def configs(cfg: BenchConfig, u: Unit) -> list[tuple[int, int]]:
-    """The (group size, slices) pairs compiled for a unit: the tuner's candidates, or the default."""
+def configs(cfg: BenchConfig, u: Unit) -> list[tuple[int, int, tuple[int, int] | None]]:
+    """The (group size, slices, tile) configurations compiled for a unit: the tuner's
+    candidates, or the default."""
     from ..template import default_group_size
     from ..tune import candidate_configs
 
     g = u.layer.geometry(u.batch)
-    return candidate_configs(g) if cfg.tune else [(default_group_size(g), 1)]
+    return candidate_configs(g) if cfg.tune else [(default_group_size(g), 1, None)]
 
 
 def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw, tmpl, prog, task):
@@ -303,11 +305,11 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             rec["error"] = refused[(layer.name, u.batch)]
             return None
         from ..template import default_group_size
-        from ..tune import candidate_blocks
+        from ..tune import kernel_blocks, template_for
 
         g = layer.geometry(u.batch)
         sizes = configs(cfg, u)
-        failed = [compiled.get((layer.name, u.batch, sp, gs, sl), {}) for gs, sl in sizes]
+        failed = [compiled.get((layer.name, u.batch, sp, *c), {}) for c in sizes]
         failed = [r for r in failed if not r.get("ok")]
         if failed:
             rec["status"] = "compile-failed"
@@ -315,21 +317,22 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             return None
         best = None
         table = []
-        for gs, sl in sizes:
-            res = compiled[(layer.name, u.batch, sp, gs, sl)]
+        for gs, sl, tile in sizes:
+            res = compiled[(layer.name, u.batch, sp, gs, sl, tile)]
             t0 = time.perf_counter()
-            k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
-                             group_size=gs, slices=sl, cache=DiskCache(cache_dir))
+            k = template_for(tmpl, tile).compile(
+                w, g.input_shape, stride=layer.stride, padding=layer.padding, group_size=gs,
+                slices=sl, tile=tile, cache=DiskCache(cache_dir))
             cached_s = time.perf_counter() - t0
             if not k.registers and len(sizes) > 1:
                 k.ptxas()  # the register count decides which blocks can launch
-            for b in (candidate_blocks(k.group_size, sl, registers=k.registers)
-                      if len(sizes) > 1 else (k.block,)):
+            for b in (kernel_blocks(k) if len(sizes) > 1 else (k.block,)):
                 k.block = b
                 fn = I.irprune_run(inp, k)
                 us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us
                       if len(sizes) > 1 else 0.0)
-                table.append({"group_size": gs, "slices": sl, "block": b, "median_us": round(us, 3)})
+                table.append({"group_size": gs, "slices": sl, "tile": tile, "block": b,
+                              "median_us": round(us, 3)})
                 if best is None or us < best[0]:
                     best = (us, k, b, res, cached_s)
         _, k, b, res, cached_s = best
@@ -342,6 +345,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
         rec["fma_ptx"] = k.stats["fma_ptx"]
         rec["group_size"] = k.group_size
         rec["slices"] = k.slices
+        rec["tile"] = list(k.tile) if k.tile else None
         rec["block"] = b
         rec["default_group_size"] = default_group_size(g)
         if len(table) > 1:
