@@ -82,3 +82,20 @@ def test_the_batch_is_not_in_the_code():
     # 36 output pixels per image, 128 threads a block: 1 block at N=1, 5 at N=16.
     assert k1.part_launches()[0][1][0] == 1 and k16.part_launches()[0][1][0] == 5
     assert k1.part_launches(16)[0][1] == k16.part_launches()[0][1]
+
+
+def test_host_barrier_lets_exited_threads_go_and_breaks_when_one_never_comes(monkeypatch):
+    import threading
+
+    from irprune import host_exec
+
+    b = host_exec._BlockBarrier(2)
+    b.leave()  # one thread returned before the barrier: the other does not wait for it
+    b.wait()
+    assert not b.broken
+    monkeypatch.setattr(host_exec, "BARRIER_TIMEOUT", 0.2)
+    b = host_exec._BlockBarrier(2)
+    t = threading.Thread(target=b.wait)
+    t.start()
+    t.join(5)
+    assert not t.is_alive() and b.broken  # the other thread neither came nor returned
