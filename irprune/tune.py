@@ -196,14 +196,14 @@ def device_id() -> str:
 
 
 def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, cpu: str,
-               device: str) -> str:
+               device: str, tiles=None) -> str:
     from dataclasses import asdict
 
     from .cache import digest, toolchain_fingerprint
 
     return digest("tune", TUNE_FORMAT, template.source_digest(), asdict(g), weight.tobytes(),
                   b"" if bias is None else np.asarray(bias, np.float32).tobytes(), bool(relu), cpu,
-                  device, toolchain_fingerprint())
+                  device, toolchain_fingerprint(), repr(tiles))  # with or without row tiles
 
 
 def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
@@ -232,7 +232,7 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
         cc = cuda.get_current_device().compute_capability
         cpu = f"sm_{cc[0]}{cc[1]}"
     store = _resolve_cache(cache)
-    key = choice_key(template, w, g, bias, relu, cpu, device_id())
+    key = choice_key(template, w, g, bias, relu, cpu, device_id(), tiles)
     compile_kw = dict(stride=stride, padding=padding, bias=bias, relu=relu, cpu=cpu,
                       cache=store if store is not None else False, assemble=True, groups=groups)
     if store is not None:

@@ -56,3 +56,14 @@ def test_row_tile_candidates_join_the_pixel_ones_for_layers_with_many_pixels():
     assert _configs(conv2d_rows, b64, (8,), None, None) == [(8, 1, t) for t in
                                                               [(5, 1), (5, 2), (9, 1), (9, 2)]]
     assert _configs(conv2d_nchw, b64, (8,), (1,), False) == [(8, 1, None)]
+
+
+def test_a_choice_made_without_row_tiles_is_not_reused_with_them():
+    import numpy as np
+
+    from irprune.tune import choice_key
+
+    w = np.ones((4, 2, 3, 3), np.float32)
+    g = ConvGeometry.from_weight(w.shape, (1, 2, 8, 8), padding=1)
+    keys = {choice_key(conv2d_nchw, w, g, None, False, "sm_90", "gpu", t) for t in (None, False, True)}
+    assert len(keys) == 3
