@@ -1,18 +1,24 @@
 """The experiments' one GPU measurement: check a kernel against float64, then time it per block size."""
 
 
-def best_time(k, w, layer, batch: int, blocks=(64, 128, 256), rotation: int = 4):
+def best_time(k, w, layer, batch: int, blocks=(64, 128, 256), rotation: int = 4,
+              pad_bytes: int = 0):
     """(median us, block, largest relative error) of the fastest block that launches.
 
     Each block's output is compared with a float64 convolution first (outputs
     poisoned with NaN); a block that cannot launch (registers, shared memory)
-    is skipped. Inputs rotate over ``rotation`` sets so that they leave L2.
+    is skipped. Inputs rotate over ``rotation`` sets so that they leave L2;
+    with ``pad_bytes`` each input is the start of a buffer that long past its
+    end (for kernels that touch memory past the tensor, e.g. prefetches).
     """
     import torch
 
     from irprune.bench.timing import measure
 
-    xs = [torch.randn(batch, layer.C, layer.H, layer.W, device="cuda") for _ in range(rotation)]
+    numel = batch * layer.C * layer.H * layer.W
+    extra = -(-pad_bytes // 4)
+    xs = [torch.randn(numel + extra, device="cuda")[:numel].view(batch, layer.C, layer.H, layer.W)
+          for _ in range(rotation)]
     ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
                                      stride=layer.stride, padding=layer.padding)
     y = torch.empty(ref.shape, device="cuda")

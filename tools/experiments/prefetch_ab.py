@@ -13,6 +13,7 @@ timed per block size (best of the blocks), side by side in one run.
 import json, os, re, sys
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpu_timing import best_time
 
 CACHE = "/tmp/pfcache"
 # (layer, group size, slices, batch, blocks): the tuned choices of the a9fb0ec run.
@@ -78,31 +79,6 @@ def variant(args):
     return out
 
 
-def time_it(k, w, l, batch, blocks, pad_bytes):
-    import torch
-    from irprune.bench.timing import measure
-    rot = 4
-    numel = batch * l.C * l.H * l.W
-    extra = pad_bytes // 4 + 1024
-    bufs = [torch.randn(numel + extra, device="cuda") for _ in range(rot)]
-    xs = [b[:numel].view(batch, l.C, l.H, l.W) for b in bufs]
-    ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
-                                     stride=l.stride, padding=l.padding)
-    y = torch.empty(ref.shape, device="cuda")
-    best = None
-    for blk in blocks:
-        k.block = blk
-        k._launch_memo.clear()
-        y.fill_(float("nan"))
-        k(xs[0], out=y)
-        torch.cuda.synchronize()
-        err = float((y.double() - ref).abs().max() / ref.abs().max())
-        t = measure(lambda i: k(xs[i], out=y), rotation=rot, target_ms=10, repeats=5).median_us
-        if best is None or t < best[0]:
-            best = (t, blk, err)
-    return best
-
-
 def main():
     out = os.environ.get("OUT", ".")
     with ProcessPoolExecutor(16) as ex:
@@ -117,7 +93,7 @@ def main():
         k._loaded.clear()
         k._launch_memo.clear()
         regs = max(r.registers for _, r in parts)
-        t, blk, err = time_it(k, w, l, job[3], job[4], v[2] * l.H * l.W * 4 * 2)
+        t, blk, err = best_time(k, w, l, job[3], job[4], pad_bytes=v[2] * l.H * l.W * 4 * 2 + 4096)
         row = {"layer": job[0], "gs": job[1], "slices": job[2], "batch": job[3], "variant": v[0],
                "us": round(t, 2), "block": blk, "err": f"{err:.1e}", "regs": regs}
         rows.append(row)
