@@ -25,7 +25,8 @@ from .template import SparseConvTemplate, sparse_conv  # noqa: E402
 def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
            group_size: int | None = None, cpu: str = DEFAULT_CPU, cache=None,
            assemble: bool = False, tune: bool = False, groups: int = 1,
-           slices: int = 1) -> SparseConvKernel:
+           slices: int = 1, tile: tuple[int, int] | None = None,
+           max_registers: int | None = None) -> SparseConvKernel:
     """Compile a pruned conv2d (NCHW, fp32) into a kernel with the weights as immediates.
 
     Args:
@@ -39,6 +40,12 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
         slices: rows of threads that split each output pixel's input channels
             and add their sums in shared memory (more parallel work for layers
             with few pixels; the tuner picks it with ``tune=True``).
+        tile: (rows, chunk) to compile the row-tile layout instead (a block of
+            ``rows`` whole output rows reading ``chunk`` input channels at a
+            time from shared memory; irprune.row_tile).
+        max_registers: a register budget for ptxas, 24..255 (None: ptxas
+            chooses); more registers keep more input loads in flight
+            (irprune.register_budget).
         cpu: GPU architecture to compile for (``"sm_80"``, ``"sm_90"``, ...).
         cache: the disk cache (None: the default, see irprune.cache; False: none;
             or a folder).
@@ -57,9 +64,12 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
         return autotune(conv2d_nchw, weight, input_shape, stride=stride, padding=padding,
                         bias=bias, relu=relu, cache=cache, groups=groups)[0]
 
-    return conv2d_nchw.compile(weight, input_shape, stride=stride, padding=padding, bias=bias,
-                               relu=relu, group_size=group_size, cpu=cpu, cache=cache,
-                               assemble=assemble, groups=groups, slices=slices)
+    from .tune import template_for
+
+    return template_for(conv2d_nchw, tile).compile(
+        weight, input_shape, stride=stride, padding=padding, bias=bias, relu=relu,
+        group_size=group_size, cpu=cpu, cache=cache, assemble=assemble, groups=groups,
+        slices=slices, tile=tile, max_registers=max_registers)
 
 
 __all__ = [

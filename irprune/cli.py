@@ -26,6 +26,13 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _pair(text: str) -> tuple[int, int]:
+    dims = _dims(text)
+    if len(dims) != 2:
+        raise argparse.ArgumentTypeError(f"expected 2 numbers ROWS,CHUNK, got {text!r}")
+    return dims
+
+
 def _load_npy(path: str, what: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
@@ -42,7 +49,8 @@ def _compile_from_args(args, cache=None):
     w = _load_npy(args.weights, "weights")
     bias = _load_npy(args.bias, "bias") if args.bias else None
     return conv2d(w, args.input_shape, stride=args.stride, padding=args.padding, bias=bias,
-                  relu=args.relu, group_size=args.group_size, cpu=args.arch, cache=cache)
+                  relu=args.relu, group_size=args.group_size, cpu=args.arch, cache=cache,
+                  slices=args.slices, tile=args.tile, max_registers=args.max_registers)
 
 
 def cmd_compile(args) -> int:
@@ -112,6 +120,12 @@ def _layer_args(c) -> None:
     c.add_argument("--bias", help="(K,) float .npy file")
     c.add_argument("--relu", action="store_true")
     c.add_argument("--group-size", type=int, default=None, help="output channels per code region")
+    c.add_argument("--slices", type=int, default=1,
+                   help="rows of threads that split each pixel's input channels (default 1)")
+    c.add_argument("--tile", type=_pair, default=None, metavar="ROWS,CHUNK",
+                   help="the row-tile layout: ROWS output rows a block, CHUNK input channels a tile")
+    c.add_argument("--max-registers", type=int, default=None, metavar="N",
+                   help="register budget for ptxas, 24..255 (default: ptxas chooses)")
     c.add_argument("--arch", default="sm_90", help="GPU architecture (default sm_90)")
 
 

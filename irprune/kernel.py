@@ -106,6 +106,11 @@ class Stages(Mapping):
     def __repr__(self) -> str:
         return f"Stages({list(self)})"
 
+    def replaced(self, loaders: dict) -> "Stages":
+        """These stages with the named ones read from ``loaders`` instead (the rest shared)."""
+        return Stages({n: t for n, t in self._texts.items() if n not in loaders},
+                      {**{n: f for n, f in self._loaders.items() if n not in loaders}, **loaders})
+
 
 @dataclass
 class KernelPart:
@@ -169,6 +174,8 @@ class SparseConvKernel:
     #: (rows, chunk) of a row-tile kernel (irprune.row_tile): a block is
     #: ``rows`` output rows of one image; None for the pixel layout.
     tile: tuple[int, int] | None = None
+    #: The register budget of its PTX (irprune.register_budget; None: ptxas chooses).
+    max_registers: int | None = None
     _loaded: dict = field(default_factory=dict, repr=False)
     _launch_memo: dict = field(default_factory=dict, repr=False)
 
@@ -296,6 +303,30 @@ class SparseConvKernel:
         """The cubin of a one-part kernel once :meth:`ptxas` has run (None for several parts)."""
         return self.parts[0].cubin if len(self.parts) == 1 else None
 
+    def with_max_registers(self, n: int | None) -> "SparseConvKernel":
+        """This kernel with each part's PTX given a register budget of ``n`` (None: none).
+
+        Only the PTX stage changes (a ``.maxnreg`` directive); the new kernel is
+        not assembled yet, is not in the disk cache (``compile(...,
+        max_registers=n)`` puts it there) and launches with the same block.
+        """
+        from dataclasses import replace
+
+        from .register_budget import check_max_registers, set_max_registers
+
+        n = check_max_registers(n)
+        if n == self.max_registers:
+            return self
+        parts = [KernelPart(first_group=p.first_group, groups=p.groups, nnz=p.nnz, llvm=p.llvm,
+                            ptx=set_max_registers(p.ptx, n)) for p in self.parts]
+        stats = {**self.stats, "max_registers": n,
+                 "seconds": {k: v for k, v in self.stats["seconds"].items() if k != "ptxas"}}
+        stats.pop("ptxas", None)
+        asm = self.asm.replaced({"ptx": _joined(parts, "ptx", "//")}) if isinstance(
+            self.asm, Stages) else _stages(dict(self.asm), parts)
+        return replace(self, parts=parts, max_registers=n, stats=stats, asm=asm, cache_key=None,
+                       _loaded={}, _launch_memo={})
+
     def __call__(self, x, out=None):
         """Run the kernel on ``x`` (a CUDA array, or numpy, which is copied); return the output."""
         from .launch import launch_conv
@@ -309,7 +340,7 @@ class SparseConvKernel:
 
 
 #: Bumped when what :func:`_cache_entry` stores changes shape.
-_ENTRY_FORMAT = 4
+_ENTRY_FORMAT = 5
 
 
 def _cache_entry(k: SparseConvKernel) -> dict:
@@ -317,7 +348,8 @@ def _cache_entry(k: SparseConvKernel) -> dict:
     return {"geometry": k.geometry, "group_size": k.group_size, "relu": k.relu,
             "has_bias": k.has_bias, "kernel_name": k.kernel_name, "cpu": k.cpu,
             "stats": k.stats, "weight": k.weight, "weight_param": k.weight_param,
-            "parts": k.parts, "slices": k.slices, "tile": k.tile}
+            "parts": k.parts, "slices": k.slices, "tile": k.tile,
+            "max_registers": k.max_registers}
 
 
 def _resolve_cache(cache):
@@ -364,7 +396,8 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
                    relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
                    pipeline: str = DEFAULT_PIPELINE, cache=None,
                    assemble: bool = False, groups: int = 1, slices: int = 1,
-                   tile: tuple[int, int] | None = None) -> SparseConvKernel:
+                   tile: tuple[int, int] | None = None,
+                   max_registers: int | None = None) -> SparseConvKernel:
     """Specialize ``template`` on ``weight`` (K, C, R, S) and ``input_shape`` (N, C, H, W).
 
     ``cache``: None or True for the disk cache at :func:`irprune.cache.cache_dir`
@@ -378,17 +411,25 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
     ``tile``: (rows, chunk) for a row-tile template (irprune.row_tile): a
     block of ``rows`` output rows reads its input from shared-memory tiles of
     ``chunk`` channels.
+    ``max_registers``: a register budget for ptxas (irprune.register_budget),
+    24..255, or None to let ptxas choose. The kernel without a budget is
+    compiled (or loaded from the cache) first and the budget is then written
+    into its PTX, so trying several budgets costs one compile and a ptxas
+    run each.
     """
     from .gcpause import gc_paused
 
     with gc_paused():
         return _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu,
-                               group_size, cpu, pipeline, cache, assemble, groups, slices, tile)
+                               group_size, cpu, pipeline, cache, assemble, groups, slices, tile,
+                               max_registers)
 
 
 def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, group_size, cpu,
-                    pipeline, cache, assemble, groups, slices, tile) -> SparseConvKernel:
+                    pipeline, cache, assemble, groups, slices, tile,
+                    max_registers=None) -> SparseConvKernel:
     from .cache import digest
+    from .register_budget import check_max_registers
     from .row_tile import check_tile
     from .template import check_group_size, check_tile_use, default_group_size
 
@@ -409,13 +450,15 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
             validate._fail("a row-tile kernel takes no slices; pass slices=1", "validate")
     else:
         tile = None
+    max_registers = check_max_registers(max_registers)
     store = _resolve_cache(cache)
     key = None
     if store is not None:
         tkey = template.ir_template_key(g, gs, relu, b is not None, cpu, slices, tile)
         # The part limit changes how the layer is split, hence the code.
         key = digest("kernel", _ENTRY_FORMAT, tkey, w.tobytes(),
-                     b.tobytes() if b is not None else b"", pipeline, max_part_nnz())
+                     b.tobytes() if b is not None else b"", pipeline, max_part_nnz(),
+                     max_registers)
         hit = store.get("kernel", key)
         if hit is not None and hit["geometry"].with_batch(g.N) == g:
             hit["geometry"] = g  # stored under another batch size: the code is the same
@@ -433,6 +476,20 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
             if assemble:
                 k.ptxas()
             return k
+
+    if max_registers is not None:
+        # A budget is only a PTX directive: the kernel without one (cached
+        # separately) is shared by every budget tried on the layer.
+        base = _compile_conv2d(template, w, input_shape, stride, padding, b, relu, gs, cpu,
+                               pipeline, store if store is not None else False, False, groups,
+                               slices, tile)
+        k = base.with_max_registers(max_registers)
+        if assemble:
+            k.ptxas()
+        if store is not None:
+            store.put("kernel", key, _cache_entry(k))
+            k.cache_key = key
+        return k
 
     t0 = time.perf_counter()
     irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store, slices=slices,
@@ -492,6 +549,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     stats = {
         "weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
         "group_size": gs, "slices": slices, "tile": list(tile) if tile else None,
+        "max_registers": None,
         "groups": -(-g.K // gs), "parts": len(parts),
         "instructions_template": before, "instructions_pruned": after,
         "fma_ptx": fmas, "ptx_lines": ptx_lines,

@@ -9,6 +9,8 @@ SMs. ``slices`` splits each pixel's input channels over rows of threads.
 And for layers with many output pixels the built-in template has a second
 launch layout, row tiles (irprune.row_tile): a block of whole output rows
 that reads its input from shared memory, with ``(rows, chunk)`` as its knobs.
+Each pixel-layout kernel is also timed with register budgets for ptxas
+(irprune.register_budget), which set how many loads a thread keeps in flight.
 None of this is predictable enough from the shape alone (the best choice
 moves with batch, sparsity and GPU), so :func:`autotune` compiles each
 candidate configuration (through the disk cache), times each with every
@@ -41,7 +43,7 @@ GROUP_TARGETS = (4, 8, 16, 32, 64)
 #: template's unrolling time grows with it (6 s for 36,864 chains on the 2-core machine).
 MAX_TEMPLATE_CHAINS = 80_000
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 3
+TUNE_FORMAT = 4
 #: Row tiles are timed with the largest this many candidate group sizes of at least
 #: irprune.row_tile.MIN_GROUP (each (group size, tile) pair is a compile).
 TILE_GROUP_SIZES = 2
@@ -57,6 +59,8 @@ class Choice:
     slices: int = 1
     #: (rows, chunk) of a row-tile kernel, else None.
     tile: tuple[int, int] | None = None
+    #: The register budget given to ptxas (None: ptxas's own choice).
+    max_registers: int | None = None
 
 
 def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
@@ -111,6 +115,15 @@ def candidate_tile_configs(g: ConvGeometry, max_group: int = 64
     sizes = candidate_group_sizes(g, max_group)
     sizes = [gs for gs in sizes if gs >= MIN_GROUP][-TILE_GROUP_SIZES:] or sizes[-1:]
     return [(gs, 1, t) for gs in sizes for t in tiles]
+
+
+def candidate_register_caps(tile) -> list[int | None]:
+    """Register budgets to time a configuration with: irprune.register_budget.CANDIDATES for
+    the pixel layout; ptxas's own choice only for a row tile (whose block size, fixed by the
+    layout, must keep fitting the registers)."""
+    from .register_budget import CANDIDATES
+
+    return [None] if tile else list(CANDIDATES)
 
 
 def template_for(template, tile):
@@ -196,19 +209,21 @@ def device_id() -> str:
 
 
 def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, cpu: str,
-               device: str, tiles=None) -> str:
+               device: str, tiles=None, register_caps=None) -> str:
     from dataclasses import asdict
 
     from .cache import digest, toolchain_fingerprint
 
     return digest("tune", TUNE_FORMAT, template.source_digest(), asdict(g), weight.tobytes(),
                   b"" if bias is None else np.asarray(bias, np.float32).tobytes(), bool(relu), cpu,
-                  device, toolchain_fingerprint(), repr(tiles))  # with or without row tiles
+                  device, toolchain_fingerprint(), repr(tiles),  # with or without row tiles
+                  repr(register_caps))
 
 
 def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
              relu: bool = False, cpu: str | None = None, cache=None, group_sizes=None,
-             blocks=BLOCKS, measure=None, log=None, groups: int = 1, slices=None, tiles=None):
+             blocks=BLOCKS, measure=None, log=None, groups: int = 1, slices=None, tiles=None,
+             register_caps=None):
     """Compile and time the candidates; return the fastest kernel (its ``block`` set) and the table.
 
     ``measure(kernel) -> microseconds`` times one configured kernel (default:
@@ -216,7 +231,9 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     candidates (default: :func:`candidate_configs`); ``tiles`` (default: True
     for the built-in template) adds the row-tile candidates, compiled with the
     built-in row-tile template; a row-tile template of one's own is timed with
-    row tiles only. Returns ``(kernel, table)`` where ``table`` lists every
+    row tiles only. ``register_caps`` overrides the register budgets timed with
+    each pixel-layout configuration (default :func:`candidate_register_caps`;
+    None in it means ptxas's own choice). Returns ``(kernel, table)`` where ``table`` lists every
     measured :class:`Choice`, empty when the choice came from the cache.
     """
     from .geometry import check_weight
@@ -232,7 +249,12 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
         cc = cuda.get_current_device().compute_capability
         cpu = f"sm_{cc[0]}{cc[1]}"
     store = _resolve_cache(cache)
-    key = choice_key(template, w, g, bias, relu, cpu, device_id(), tiles)
+    if register_caps is not None:
+        from .register_budget import check_max_registers
+
+        register_caps = [check_max_registers(c) for c in register_caps] or [None]
+    key = choice_key(template, w, g, bias, relu, cpu, device_id(), tiles,
+                     None if register_caps is None else tuple(register_caps))
     compile_kw = dict(stride=stride, padding=padding, bias=bias, relu=relu, cpu=cpu,
                       cache=store if store is not None else False, assemble=True, groups=groups)
     if store is not None:
@@ -240,10 +262,11 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
         if hit is not None:
             k = template_for(template, hit.tile).compile(
                 w, input_shape, group_size=hit.group_size, slices=hit.slices, tile=hit.tile,
-                **compile_kw)
+                max_registers=hit.max_registers, **compile_kw)
             k.block = hit.block
             k.stats["tuned"] = {"group_size": hit.group_size, "block": hit.block,
-                                "slices": hit.slices, "tile": hit.tile, "cached": True}
+                                "slices": hit.slices, "tile": hit.tile,
+                                "max_registers": hit.max_registers, "cached": True}
             return k, []
     configs = _configs(template, g, group_sizes, slices, tiles)
     if not configs or any(b < 32 or b > 1024 or b % 32 for b in blocks):
@@ -258,21 +281,34 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
 
     table, best, best_k = [], None, None
     for gs, sl, tile in configs:
-        t0 = time.perf_counter()
-        k = template_for(template, tile).compile(w, input_shape, group_size=gs, slices=sl,
-                                                 tile=tile, **compile_kw)
-        if log:
-            log(f"tune: group_size {gs} slices {sl} tile {tile} compiled in "
-                f"{time.perf_counter() - t0:.1f} s")
-        for b in kernel_blocks(k, blocks):
-            k.block = b
-            us = measure(k)
-            table.append(Choice(gs, b, round(us, 3), sl, tile))
-            if best is None or us < best.median_us:
-                best, best_k = Choice(gs, b, us, sl, tile), k
+        tmpl = template_for(template, tile)
+        caps = candidate_register_caps(tile) if register_caps is None else (
+            register_caps if not tile else [None])
+        first = None
+        for cap in caps:
+            t0 = time.perf_counter()
+            if first is not None and store is None:
+                # No disk cache to share the compiled kernel through: rewrite the one in hand.
+                k = first.with_max_registers(cap)
+                k.ptxas()
+            else:
+                # With a disk cache every budget after the first reuses the same compiled kernel.
+                k = tmpl.compile(w, input_shape, group_size=gs, slices=sl, tile=tile,
+                                 max_registers=cap, **compile_kw)
+            first = first or k
+            if log:
+                log(f"tune: group_size {gs} slices {sl} tile {tile} max_registers {cap} "
+                    f"compiled in {time.perf_counter() - t0:.1f} s")
+            for b in kernel_blocks(k, blocks):
+                k.block = b
+                us = measure(k)
+                table.append(Choice(gs, b, round(us, 3), sl, tile, cap))
+                if best is None or us < best.median_us:
+                    best, best_k = Choice(gs, b, us, sl, tile, cap), k
     best_k.block = best.block
     best_k.stats["tuned"] = {"group_size": best.group_size, "block": best.block,
-                             "slices": best.slices, "tile": best.tile, "cached": False,
+                             "slices": best.slices, "tile": best.tile,
+                             "max_registers": best.max_registers, "cached": False,
                              "table": [c.__dict__ for c in table]}
     if store is not None:
         store.put("tune", key, best)

@@ -72,13 +72,16 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size, slices):
                 for r in range(R):
                     ih = oh * stride - padding + r
                     # Clamp, load, then zero: branch-free padding, so the
-                    # unrolled code stays one straight-line block.
-                    ihc = min(max(ih, 0), H - 1)
+                    # unrolled code stays one straight-line block. Without
+                    # padding every tap of an output pixel lies inside the
+                    # input, which LLVM cannot prove: say so (padding is a
+                    # constant of the specialization, so this folds away).
+                    ihc = min(max(ih, 0), H - 1) if padding > 0 else ih
                     for s in range(S):
                         iw = ow * stride - padding + s
-                        iwc = min(max(iw, 0), W - 1)
+                        iwc = min(max(iw, 0), W - 1) if padding > 0 else iw
                         v = x[n, cbase + c, ihc, iwc]
-                        if ih < 0 or ih >= H or iw < 0 or iw >= W:
+                        if padding > 0 and (ih < 0 or ih >= H or iw < 0 or iw >= W):
                             v = float32(0.0)
                         # Channels innermost: one input value feeds
                         # group_size accumulators (register blocking).

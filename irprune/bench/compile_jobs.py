@@ -29,6 +29,12 @@ class CompileJob:
     group_size: int | None = None  # None: irprune's default for the shape
     slices: int = 1
     tile: tuple[int, int] | None = None  # (rows, chunk): the built-in row-tile template
+    max_registers: int | None = None  # a register budget (irprune.register_budget)
+
+    @property
+    def config(self) -> tuple:
+        """(group size, slices, tile, register budget): what the kernel is compiled with."""
+        return (self.group_size, self.slices, self.tile, self.max_registers)
 
 
 def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
@@ -63,7 +69,7 @@ def run_job(job: CompileJob) -> dict:
         w = bench_weights(layer, job.sparsity, job.seed)
         k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
                          group_size=gs, slices=job.slices, tile=job.tile, cache=cache,
-                         assemble=_have_ptxas())
+                         assemble=_have_ptxas(), max_registers=job.max_registers)
         return {"ok": True, "seconds": time.perf_counter() - t0, "stats": k.stats}
     except IrpruneError as exc:
         return {"ok": False, "error": f"{exc.stage}: {exc}", "seconds": time.perf_counter() - t0}
@@ -79,24 +85,27 @@ def _have_ptxas() -> bool:
 
 
 def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
-    """Run template jobs, then kernel jobs, ``workers`` at a time.
+    """Run template jobs, then kernel jobs, then kernels with a register budget, ``workers`` at
+    a time (a budget only rewrites the PTX of the kernel compiled without one, which the
+    previous phase left in the cache).
 
-    Returns ``{(layer name, batch, sparsity or None, group size or None, slices, tile): result}``. ``progress``
+    Returns ``{(layer name, batch, sparsity or None, *job.config): result}``. ``progress``
     is called once per finished job with (job, result).
     """
     import multiprocessing as mp
 
     results: dict = {}
     templates = [j for j in jobs if j.sparsity is None]
-    kernels = [j for j in jobs if j.sparsity is not None]
+    kernels = [j for j in jobs if j.sparsity is not None and j.max_registers is None]
+    budgets = [j for j in jobs if j.sparsity is not None and j.max_registers is not None]
     ctx = mp.get_context("spawn")  # no CUDA context, no forked locks
     with ProcessPoolExecutor(max(1, workers), mp_context=ctx) as ex:
-        for phase in (templates, kernels):
+        for phase in (templates, kernels, budgets):
             # Kernels take the batch at run time: a job that differs only in
             # its batch compiles once and answers for every batch.
             same: dict = {}
             for j in phase:
-                same.setdefault((j.layer.name, j.sparsity, j.group_size, j.slices, j.tile), []).append(j)
+                same.setdefault((j.layer.name, j.sparsity, *j.config), []).append(j)
             firsts = [js[0] for js in same.values()]
             # Largest first: the longest job should not start last.
             firsts.sort(key=lambda j: -j.layer.num_weights * (1 - (j.sparsity or 0)))
@@ -107,9 +116,8 @@ def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
                     r = f.result()
                 except Exception as exc:  # a worker that died (out of memory, signal)
                     r = {"ok": False, "error": f"worker died: {exc}"}
-                for jj in same[(j.layer.name, j.sparsity, j.group_size, j.slices, j.tile)]:
-                    results[(jj.layer.name, jj.batch, jj.sparsity, jj.group_size, jj.slices,
-                             jj.tile)] = r
+                for jj in same[(j.layer.name, j.sparsity, *j.config)]:
+                    results[(jj.layer.name, jj.batch, jj.sparsity, *jj.config)] = r
                     if progress is not None:
                         progress(jj, r)
     return results

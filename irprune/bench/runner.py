@@ -181,10 +181,11 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
                 f"{cfg.max_weights:,} (--max-weights): one kernel's code, and ptxas's time on it, "
                 f"grow with the nonzeros; raise --max-weights to include it (large layers compile in parts)")
             continue
-        for gs, sl, tile in configs(cfg, u):
-            jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl, tile))
+        for gs, sl, tile, cap in configs(cfg, u):
+            if cap is None:  # one IR template serves every register budget
+                jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl, tile))
             jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir, gs, sl,
-                                tile) for s in u.sparsities]
+                                tile, cap) for s in u.sparsities]
     compiled: dict = {}
     if jobs:
         t0 = time.perf_counter()
@@ -195,6 +196,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
                 prog.advance(task)
                 what = f"{job.layer.name} b{job.batch} g{job.group_size} x{job.slices} " + (
                     f"tile {job.tile[0]}x{job.tile[1]} " if job.tile else "") + (
+                    f"maxnreg {job.max_registers} " if job.max_registers else "") + (
                     "IR template" if job.sparsity is None else f"s{job.sparsity}")
                 if not res.get("ok"):
                     log(f"compile failed: {what}: {res.get('error')}")
@@ -224,14 +226,17 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
     return doc
 
 
-def configs(cfg: BenchConfig, u: Unit) -> list[tuple[int, int, tuple[int, int] | None]]:
-    """The (group size, slices, tile) configurations compiled for a unit: the tuner's
-    candidates, or the default."""
+def configs(cfg: BenchConfig, u: Unit) -> list[tuple[int, int, tuple[int, int] | None, int | None]]:
+    """The (group size, slices, tile, register budget) configurations compiled for a unit: the
+    tuner's candidates, each with its register budgets, or the default."""
     from ..template import default_group_size
-    from ..tune import candidate_configs
+    from ..tune import candidate_configs, candidate_register_caps
 
     g = u.layer.geometry(u.batch)
-    return candidate_configs(g) if cfg.tune else [(default_group_size(g), 1, None)]
+    if not cfg.tune:
+        return [(default_group_size(g), 1, None, None)]
+    return [(gs, sl, tile, cap) for gs, sl, tile in candidate_configs(g)
+            for cap in candidate_register_caps(tile)]
 
 
 def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw, tmpl, prog, task):
@@ -317,12 +322,12 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             return None
         best = None
         table = []
-        for gs, sl, tile in sizes:
-            res = compiled[(layer.name, u.batch, sp, gs, sl, tile)]
+        for gs, sl, tile, cap in sizes:
+            res = compiled[(layer.name, u.batch, sp, gs, sl, tile, cap)]
             t0 = time.perf_counter()
             k = template_for(tmpl, tile).compile(
                 w, g.input_shape, stride=layer.stride, padding=layer.padding, group_size=gs,
-                slices=sl, tile=tile, cache=DiskCache(cache_dir))
+                slices=sl, tile=tile, cache=DiskCache(cache_dir), max_registers=cap)
             cached_s = time.perf_counter() - t0
             if not k.registers and len(sizes) > 1:
                 k.ptxas()  # the register count decides which blocks can launch
@@ -331,8 +336,8 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
                 fn = I.irprune_run(inp, k)
                 us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us
                       if len(sizes) > 1 else 0.0)
-                table.append({"group_size": gs, "slices": sl, "tile": tile, "block": b,
-                              "median_us": round(us, 3)})
+                table.append({"group_size": gs, "slices": sl, "tile": tile, "max_registers": cap,
+                              "block": b, "median_us": round(us, 3)})
                 if best is None or us < best[0]:
                     best = (us, k, b, res, cached_s)
         _, k, b, res, cached_s = best
@@ -346,6 +351,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
         rec["group_size"] = k.group_size
         rec["slices"] = k.slices
         rec["tile"] = list(k.tile) if k.tile else None
+        rec["max_registers"] = k.max_registers
         rec["block"] = b
         rec["default_group_size"] = default_group_size(g)
         if len(table) > 1:

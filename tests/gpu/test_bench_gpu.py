@@ -23,6 +23,11 @@ def test_bench_checks_and_times_every_impl(tmp_path):
     assert recs["irprune"]["rel_err"] < 1e-5 and recs["irprune"]["rel_diff_cudnn_fp32"] < 1e-5
     assert recs["irprune"]["compile"]["from_cache"]
     assert recs["irprune"]["fma_ptx"] == recs["irprune"]["nnz"]
+    # Every configuration was timed with each register budget; the choice is recorded.
+    tuning = recs["irprune"]["tuning"]
+    assert {t["max_registers"] for t in tuning} == {None, 64, 128}
+    best = min(tuning, key=lambda t: t["median_us"])
+    assert recs["irprune"]["max_registers"] == best["max_registers"]
     assert (tmp_path / "r.json").is_file()
 
 

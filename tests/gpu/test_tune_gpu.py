@@ -19,7 +19,7 @@ def test_autotune_measures_every_candidate_and_caches_the_choice(tmp_path):
     x = np.random.default_rng(1).standard_normal((2, 16, 12, 12)).astype(np.float32)
     cache = DiskCache(tmp_path)
     k, table = autotune(conv2d_nchw, w, x.shape, padding=1, cache=cache, group_sizes=(8, 32),
-                        slices=(1, 2))
+                        slices=(1, 2), register_caps=(None,))
     # Every block for one row; with two rows also 32 (threads x registers fit here).
     assert len(table) == 2 * len(BLOCKS) + 2 * (len(BLOCKS) + 1)
     assert {c.slices for c in table} == {1, 2}
@@ -27,9 +27,45 @@ def test_autotune_measures_every_candidate_and_caches_the_choice(tmp_path):
     assert (k.group_size, k.block, k.slices) == (best.group_size, best.block, best.slices)
     assert rel_err(run_poisoned(k, x), conv2d_reference(x, w, 1, 1)) < 1e-5
     k2, table2 = autotune(conv2d_nchw, w, x.shape, padding=1, cache=cache, group_sizes=(8, 32),
-                          slices=(1, 2))
+                          slices=(1, 2), register_caps=(None,))
     assert table2 == [] and (k2.group_size, k2.block, k2.slices) == (k.group_size, k.block, k.slices)
     assert k2.stats["tuned"]["cached"]
+
+
+def test_autotune_times_register_budgets_and_reloads_the_chosen_one(tmp_path):
+    w = prune_random((32, 128, 1, 1), 0.9, seed=7)
+    x = np.random.default_rng(2).standard_normal((1, 128, 7, 7)).astype(np.float32)
+    cache = DiskCache(tmp_path)
+    k, table = autotune(conv2d_nchw, w, x.shape, cache=cache, group_sizes=(4, 16), slices=(1,))
+    assert {c.max_registers for c in table} == {None, 64, 128}
+    assert {(c.group_size, c.max_registers) for c in table} == {
+        (gs, cap) for gs in (4, 16) for cap in (None, 64, 128)}
+    best = min(table, key=lambda c: c.median_us)
+    assert (k.group_size, k.block, k.max_registers) == (best.group_size, best.block,
+                                                        best.max_registers)
+    assert k.registers <= (k.max_registers or 255)
+    ref = conv2d_reference(x, w, 1, 0)
+    assert rel_err(run_poisoned(k, x), ref) < 1e-5
+    k2, table2 = autotune(conv2d_nchw, w, x.shape, cache=cache, group_sizes=(4, 16), slices=(1,))
+    assert table2 == [] and k2.stats["tuned"]["cached"]
+    assert (k2.group_size, k2.block, k2.max_registers) == (k.group_size, k.block, k.max_registers)
+    assert rel_err(run_poisoned(k2, x), ref) < 1e-5
+
+
+@pytest.mark.parametrize("cap", [24, 64, 128, 255])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_register_budget_computes_the_same(cap, batch):
+    w = prune_random((24, 96, 1, 1), 0.8, seed=3)
+    x = np.random.default_rng(4).standard_normal((batch, 96, 9, 7)).astype(np.float32)
+    k = conv2d_nchw.compile(w, x.shape, group_size=8, cache=False, max_registers=cap,
+                            assemble=True)
+    assert k.registers <= cap
+    assert rel_err(run_poisoned(k, x), conv2d_reference(x, w, 1, 0)) < 1e-5
+    w3 = prune_random((16, 8, 3, 3), 0.7, seed=4)  # with padding and slices too
+    x3 = np.random.default_rng(5).standard_normal((batch, 8, 10, 10)).astype(np.float32)
+    k3 = conv2d_nchw.compile(w3, x3.shape, padding=1, group_size=8, slices=2, cache=False,
+                             max_registers=cap, assemble=True)
+    assert rel_err(run_poisoned(k3, x3), conv2d_reference(x3, w3, 1, 1)) < 1e-5
 
 
 @pytest.mark.parametrize("block", [64, 256])
