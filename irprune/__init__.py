@@ -19,6 +19,7 @@ from .errors import (  # noqa: E402
 from .geometry import ConvGeometry  # noqa: E402
 from .kernel import SparseConvKernel  # noqa: E402
 from .llvm_opt import DEFAULT_CPU  # noqa: E402
+from .register_budget import DEFAULT_MAX_REGISTERS  # noqa: E402
 from .template import SparseConvTemplate, sparse_conv  # noqa: E402
 
 
@@ -26,7 +27,7 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
            group_size: int | None = None, cpu: str = DEFAULT_CPU, cache=None,
            assemble: bool = False, tune: bool = False, groups: int = 1,
            slices: int = 1, tile: tuple[int, int] | None = None,
-           max_registers: int | None = None) -> SparseConvKernel:
+           max_registers: int | None = DEFAULT_MAX_REGISTERS) -> SparseConvKernel:
     """Compile a pruned conv2d (NCHW, fp32) into a kernel with the weights as immediates.
 
     Args:
@@ -45,7 +46,8 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
             time from shared memory; irprune.row_tile).
         max_registers: a register budget for ptxas, 24..255 (None: ptxas
             chooses); more registers keep more input loads in flight
-            (irprune.register_budget).
+            (irprune.register_budget). The default, 128, is what most layers
+            gain from untuned; ``tune=True`` times budgets as well.
         cpu: GPU architecture to compile for (``"sm_80"``, ``"sm_90"``, ...).
         cache: the disk cache (None: the default, see irprune.cache; False: none;
             or a folder).

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import IrpruneError
+from .register_budget import DEFAULT_MAX_REGISTERS
 
 STAGES = ("nvvm", "llvm", "llvm-pruned", "ptx")
 
@@ -24,6 +25,15 @@ def _shape(text: str) -> tuple[int, ...]:
     if len(dims) != 4:
         raise argparse.ArgumentTypeError(f"expected 4 numbers N,C,H,W, got {text!r}")
     return dims
+
+
+def _budget(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of registers or 'none', got {text!r}") from None
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -124,8 +134,9 @@ def _layer_args(c) -> None:
                    help="rows of threads that split each pixel's input channels (default 1)")
     c.add_argument("--tile", type=_pair, default=None, metavar="ROWS,CHUNK",
                    help="the row-tile layout: ROWS output rows a block, CHUNK input channels a tile")
-    c.add_argument("--max-registers", type=int, default=None, metavar="N",
-                   help="register budget for ptxas, 24..255 (default: ptxas chooses)")
+    c.add_argument("--max-registers", type=_budget, default=DEFAULT_MAX_REGISTERS, metavar="N",
+                   help=f"register budget for ptxas, 24..255, or 'none' to let ptxas choose "
+                        f"(default {DEFAULT_MAX_REGISTERS})")
     c.add_argument("--arch", default="sm_90", help="GPU architecture (default sm_90)")
 
 

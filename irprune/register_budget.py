@@ -32,6 +32,13 @@ MAX_REGISTERS = 255
 #: tools/experiments/maxnreg_ab.py).
 CANDIDATES = (None, 64, 128)
 
+#: The budget :func:`irprune.conv2d` (and so the command line and the PyTorch converter) gives
+#: an untuned kernel. At the default group size and block it ran a 1x1 layer at batch 1
+#: 2.0-2.3x faster (geomean of 17 layers) than ptxas's own choice, the seed suite 1.34x at
+#: batch 1 and 1.09x at batch 64; slower on two of 37 rows (vgg16_c2 batch 1, 41 -> 49 us;
+#: resnet_3x3_28 batch 64, 164 -> 219 us), which tuning covers (docs/perf-log.md).
+DEFAULT_MAX_REGISTERS = 128
+
 _DIRECTIVE = re.compile(r"^[ \t]*\.maxnreg[ \t]+\d+[ \t]*\n", re.M)
 # A kernel's entry: `.entry name(` ... `)`; parameters hold no parentheses.
 _ENTRY_HEAD = re.compile(r"\.entry\s+[\w$]+\s*\([^()]*\)[ \t]*\n")
