@@ -284,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-weights", type=int, default=300_000,
                    help="refuse irprune layers with more dense weights than this (default 300000)")
     b.add_argument("--no-tune", action="store_true",
-                   help="compile each layer with the default group size and 128-thread blocks "
-                        "instead of timing every candidate (irprune.tune)")
+                   help="compile each layer as irprune.conv2d does untuned (default group size, "
+                        "128-thread blocks, register budget 128) instead of timing every "
+                        "candidate (irprune.tune)")
     b.add_argument("--commit", help="commit to record (default: git rev-parse HEAD)")
     b.add_argument("--out", default="bench-out", help="folder for results.json, tables.md, plots/")
     b.add_argument("--report", metavar="JSON", nargs="+",

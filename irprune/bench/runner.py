@@ -229,12 +229,13 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
 def configs(cfg: BenchConfig, u: Unit) -> list[tuple[int, int, tuple[int, int] | None, int | None]]:
     """The (group size, slices, tile, register budget) configurations compiled for a unit: the
     tuner's candidates, each with its register budgets, or the default."""
+    from ..register_budget import DEFAULT_MAX_REGISTERS
     from ..template import default_group_size
     from ..tune import candidate_configs, candidate_register_caps
 
     g = u.layer.geometry(u.batch)
-    if not cfg.tune:
-        return [(default_group_size(g), 1, None, None)]
+    if not cfg.tune:  # what irprune.conv2d gives untuned
+        return [(default_group_size(g), 1, None, DEFAULT_MAX_REGISTERS)]
     return [(gs, sl, tile, cap) for gs, sl, tile in candidate_configs(g)
             for cap in candidate_register_caps(tile)]
 
