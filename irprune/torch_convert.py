@@ -46,6 +46,7 @@ class LayerReport:
     compile_seconds: float = 0.0
     irprune_us: float | None = None   # per call, when timed by irprune.torch_select
     torch_us: float | None = None
+    tuned: dict | None = None         # the configuration convert(..., tune=True) chose
 
 
 class SparseConv2d(nn.Module):
@@ -235,7 +236,7 @@ def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
 
 def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.5, cache=None,
             progress: bool = True, group_size: int | None = None, jobs: int | None = None,
-            select: str = "threshold") -> nn.Module:
+            select: str = "threshold", tune: bool = False) -> nn.Module:
     """A copy of ``model`` with every Conv2d/Linear of sparsity >= ``threshold`` as an irprune kernel.
 
     ``example_input`` is run through the model once (no gradients) to learn
@@ -251,11 +252,21 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
     that PyTorch runs faster to PyTorch (:mod:`irprune.torch_select`; their
     report says ``"slower"`` with both times). ``"threshold"`` (default)
     converts every layer past the threshold.
+
+    ``tune=True`` (CUDA example input) times every candidate configuration of
+    each converted layer on the GPU at its input shape (group size, slices,
+    row tiles, register budgets, block: :mod:`irprune.torch_tune`) and keeps
+    the fastest; each report's ``tuned`` says which. The candidates compile in
+    the workers first, so this costs about as many compiles as
+    ``irprune bench`` does per layer; the choices are cached.
     """
     if not 0.0 <= float(threshold) <= 1.0:
         raise IrpruneError(f"threshold must be in [0, 1]; got {threshold}", stage="torch")
     if select not in ("threshold", "fastest"):
         raise IrpruneError(f"select must be 'threshold' or 'fastest'; got {select!r}", stage="torch")
+    if tune and not example_input.is_cuda:
+        raise IrpruneError("tune=True times each layer on the GPU: give a CUDA example input",
+                           stage="torch")
     if select == "fastest" and not example_input.is_cuda:
         raise IrpruneError("select='fastest' times each layer on the GPU: give a CUDA example input "
                            "(or use select='threshold')", stage="torch")
@@ -317,6 +328,10 @@ def convert(model: nn.Module, example_input: torch.Tensor, threshold: float = 0.
             shape = rep.input_shape
         layers.append((rep, m, layer, shape))
     _compile_all(layers, cache, progress, jobs)
+    if tune and layers:
+        from .torch_tune import tune_layers
+
+        tune_layers(layers, cache, progress, jobs)
     for rep, m, layer, shape in layers:
         k = layer.kernel_for(shape)
         layer.padding = k.geometry.padding  # "same"/"valid" resolved to a number

@@ -93,6 +93,9 @@ def test_bad_inputs_are_refused():
     m = pruned_tiny()
     with pytest.raises(IrpruneError, match="threshold must be in"):
         convert(m, torch.randn(1, 3, 8, 8), threshold=2, progress=False)
+    with pytest.raises(IrpruneError, match="tune=True times each layer on the GPU") as e:
+        convert(m, torch.randn(1, 3, 8, 8), tune=True, progress=False)
+    assert "\n" not in str(e.value)
     c = convert(m, torch.randn(1, 3, 8, 8), cache=False, progress=False, jobs=1)
     with pytest.raises(IrpruneError, match="float32"):
         c(torch.randn(1, 3, 8, 8, dtype=torch.float64))

@@ -119,3 +119,33 @@ def test_select_fastest_times_every_layer_on_the_gpu_and_keeps_pytorchs_result()
         assert _rel(c(x), ref) < 1e-5 and _rel(graphed(c)(x), ref) < 1e-5
         keep_faster(c, None)  # all irprune again
         assert _rel(c(x), ref) < 1e-5
+
+
+def test_a_tuned_conversion_keeps_each_layers_fastest_kernel_and_pytorchs_result(tmp_path):
+    from irprune.torch_convert import convert
+    from tests.test_torch_convert import pruned_tiny
+
+    _fp32()
+    m = pruned_tiny(amount=0.9, seed=5).cuda()
+    x = torch.randn(2, 3, 24, 20, device="cuda")
+    c = convert(m, x, cache=tmp_path, progress=False, jobs=8, tune=True)
+    rep = {r.name: r for r in c.irprune_report if r.status == "converted"}
+    assert set(rep) == {"conv1", "dw", "grouped", "fc"}
+    for name, r in rep.items():
+        k = getattr(c, name).kernel_for((2, *r.input_shape[1:]) if name != "fc"
+                                        else (2, r.input_shape[1], 1, 1))
+        assert r.tuned == {"group_size": k.group_size, "slices": k.slices, "tile": k.tile,
+                           "max_registers": k.max_registers, "block": k.block}, name
+        assert k.stats["tuned"]["table"], name  # every candidate was timed
+    with torch.no_grad():
+        ref, got = m(x), c(x)
+    assert _rel(got, ref) < 1e-5
+    # The choices are cached: a second conversion times nothing and chooses the same.
+    again = convert(m, x, cache=tmp_path, progress=False, jobs=8, tune=True)
+    for r in again.irprune_report:
+        if r.status == "converted":
+            assert r.tuned == rep[r.name].tuned
+            k = next(iter(getattr(again, r.name).kernels.values()))
+            assert k.stats["tuned"]["cached"]
+    with torch.no_grad():
+        assert _rel(again(x), ref) < 1e-5

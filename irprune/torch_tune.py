@@ -1,0 +1,108 @@
+"""Tuning a converted model: each layer's kernel chosen by timing on the GPU (``convert(..., tune=True)``).
+
+:func:`irprune.torch_convert.convert` compiles every layer at irprune's
+default configuration. With ``tune=True`` it then calls :func:`tune_layers`:
+every candidate configuration of every layer (irprune.tune: group size,
+slices, row tiles, register budgets) is compiled side by side in worker
+processes into the disk cache, and :func:`irprune.tune.autotune` then times
+each layer's candidates on the GPU, in this process, from that cache. A
+layer keeps its fastest kernel for the input shape it was tuned at; the
+choice is cached like any autotune choice, so converting the same model
+again on the same GPU times nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+#: Configurations one worker process compiles (a process start costs about a second).
+CONFIGS_PER_CALL = 4
+
+
+def compile_candidates(weight, shape, stride, padding, bias, groups, cpu, configs,
+                       cache_dir) -> int:
+    """Worker: compile each (group size, slices, tile, register budgets) of ``configs`` for one
+    layer into the disk cache at ``cache_dir`` (for each, first the kernel without a budget,
+    which the budgets reuse); return how many kernels that is."""
+    from .templates.conv2d import conv2d_nchw
+    from .tune import template_for
+
+    n = 0
+    for gs, sl, tile, caps in configs:
+        tmpl = template_for(conv2d_nchw, tile)
+        for cap in caps:
+            tmpl.compile(weight, shape, stride=stride, padding=padding, bias=bias, groups=groups,
+                         cpu=cpu, group_size=gs, slices=sl, tile=tile, max_registers=cap,
+                         cache=cache_dir, assemble=True)
+            n += 1
+    return n
+
+
+def _device_arch() -> str:
+    from numba import cuda
+
+    cc = cuda.get_current_device().compute_capability
+    return f"sm_{cc[0]}{cc[1]}"
+
+
+def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
+    """Tune each ``(report, module, SparseConv2d, shape)`` of ``layers`` on the current GPU.
+
+    The layer's kernel for ``shape`` becomes the fastest candidate (its block
+    set) and ``report.tuned`` says which it is.
+    """
+    import tempfile
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import worker
+    from .cache import DiskCache
+    from .geometry import ConvGeometry
+    from .kernel import _resolve_cache
+    from .templates.conv2d import conv2d_nchw
+    from .tune import _configs, autotune, candidate_register_caps, choice_key, device_id
+    from .validate import check_weight
+
+    cpu = _device_arch()
+    store = _resolve_cache(cache)
+    bar = Progress(TextColumn("irprune: tuning layers"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), transient=True, disable=not progress)
+    with bar, (tempfile.TemporaryDirectory(prefix="irprune-tune-") if store is None
+               else nullcontext(str(store.root))) as root:
+        disk = DiskCache(root)
+        dev = device_id()
+        calls = []
+        for _, _, layer, shape in layers:
+            g = layer.kernel_for(shape).geometry  # the default kernel resolved "same"/"valid"
+            w = check_weight(layer.weight_values)
+            # The key autotune looks its choice up under (the same geometry it computes).
+            gk = ConvGeometry.from_weight(w.shape, shape, g.stride, g.padding, layer.groups)
+            if disk.get("tune", choice_key(conv2d_nchw, w, gk, layer.bias_values, False, cpu,
+                                           dev)) is not None:
+                continue  # tuned before on this GPU: autotune below only loads the choice
+            configs = [(gs, sl, tile, candidate_register_caps(tile))
+                       for gs, sl, tile in _configs(conv2d_nchw, g, None, None, None)]
+            for i in range(0, len(configs), CONFIGS_PER_CALL):
+                calls.append(("irprune.torch_tune", "compile_candidates", dict(
+                    weight=w, shape=shape, stride=g.stride, padding=g.padding,
+                    bias=layer.bias_values, groups=layer.groups, cpu=cpu,
+                    configs=configs[i:i + CONFIGS_PER_CALL], cache_dir=root)))
+        # The biggest layers' candidates first, so that the last worker is not the slowest.
+        calls.sort(key=lambda c: -int(np.count_nonzero(c[2]["weight"])))
+        task = bar.add_task("compile", total=len(calls) + len(layers))
+        if calls:
+            worker.run_in_workers(calls, jobs, env={"IRPRUNE_JOBS": "1", "IRPRUNE_CACHE": "1"},
+                                  done=lambda i: bar.advance(task))
+        for rep, _, layer, shape in layers:
+            g = layer.kernel_for(shape).geometry
+            # Every candidate is in the cache now: this compiles nothing and times them all.
+            k, _ = autotune(conv2d_nchw, layer.weight_values, shape, stride=g.stride,
+                            padding=g.padding, bias=layer.bias_values, groups=layer.groups,
+                            cpu=cpu, cache=disk)
+            layer.kernels[tuple(shape[1:])] = k
+            t = k.stats["tuned"]
+            rep.tuned = {key: t[key] for key in ("group_size", "slices", "tile", "max_registers",
+                                                  "block")}
+            bar.advance(task)
