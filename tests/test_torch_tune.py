@@ -31,3 +31,52 @@ def test_compile_candidates_caches_every_configuration_and_budget(tmp_path):
     # Nothing else was compiled: a configuration not asked for is not in the cache.
     k = conv2d_nchw.compile(w, shape, padding=1, group_size=2, cache=DiskCache(tmp_path))
     assert not k.stats["cached"]
+
+
+def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monkeypatch):
+    """The whole tuning path with the GPU's two parts (device name, timing) stood in for: the
+    candidates compile in the workers, autotune then compiles nothing, keeps the fastest (by a
+    made-up timing) and the report says which; tuning again reuses the cached choice."""
+    import irprune.kernel as K
+    import irprune.launch as L
+    import irprune.torch_tune as TT
+    import irprune.tune as T
+    from irprune import worker
+    from irprune.torch_convert import LayerReport, SparseConv2d
+
+    monkeypatch.setattr(TT, "_device_arch", lambda: "sm_90")
+    monkeypatch.setattr(T, "device_id", lambda: "stand-in GPU sm_90")
+    monkeypatch.setattr(L, "_require_gpu", lambda: None)
+
+    def made_up_us(k):  # deterministic: small groups, no slices, a budget of 64, big blocks win
+        return k.group_size * 10 + k.slices + {None: 0.5, 64: 0.1, 128: 0.3}[k.max_registers] \
+            - k.block / 1e4
+    real = T.autotune
+    monkeypatch.setattr(T, "autotune", lambda *a, **kw: real(*a, measure=made_up_us, **kw))
+
+    w = prune_random((8, 6, 3, 3), 0.8, seed=4)
+    shape = (2, 6, 9, 9)
+    layer = SparseConv2d(w, None, 1, 1, 1, cache=str(tmp_path), assemble=True)
+    rep = LayerReport("c", "conv2d", "converted", 0.8, 0, shape)
+    layer.kernel_for(shape)  # what convert compiles first: the default kernel
+
+    compiles, calls = [], []
+    real_parts, real_workers = K.compile_parts, worker.run_in_workers
+    monkeypatch.setattr(K, "compile_parts", lambda jobs: compiles.append(1) or real_parts(jobs))
+    monkeypatch.setattr(worker, "run_in_workers",
+                        lambda c, *a, **kw: calls.append(len(c)) or real_workers(c, *a, **kw))
+    TT.tune_layers([(rep, None, layer, shape)], str(tmp_path), progress=False, jobs=2)
+    assert calls and not compiles  # every candidate came from the workers through the cache
+    assert rep.tuned == {"group_size": 4, "slices": 1, "tile": None, "max_registers": 64,
+                         "block": 256}
+    k = layer.kernel_for(shape)
+    assert (k.group_size, k.max_registers, k.block) == (4, 64, 256)
+    assert len(k.stats["tuned"]["table"]) == 2 * 3 * 3  # group sizes 4, 8 x budgets x blocks
+
+    layer2 = SparseConv2d(w, None, 1, 1, 1, cache=str(tmp_path), assemble=True)
+    rep2 = LayerReport("c", "conv2d", "converted", 0.8, 0, shape)
+    layer2.kernel_for(shape)
+    calls.clear()
+    TT.tune_layers([(rep2, None, layer2, shape)], str(tmp_path), progress=False, jobs=2)
+    assert not calls and rep2.tuned == rep.tuned
+    assert layer2.kernel_for(shape).stats["tuned"]["cached"]
