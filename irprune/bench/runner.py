@@ -170,22 +170,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
            "records": []}
 
     # Phase 1: compile every irprune kernel on the CPU cores, in parallel.
-    want_irprune = "irprune" in cfg.impls
-    jobs, refused = [], {}
-    for u in units:
-        if not want_irprune:
-            break
-        if u.layer.num_weights > cfg.max_weights:
-            refused[(u.layer.name, u.batch)] = (
-                f"layer has {u.layer.num_weights:,} weights; this run compiles layers of at most "
-                f"{cfg.max_weights:,} (--max-weights): one kernel's code, and ptxas's time on it, "
-                f"grow with the nonzeros; raise --max-weights to include it (large layers compile in parts)")
-            continue
-        for gs, sl, tile, cap in configs(cfg, u):
-            if cap is None:  # one IR template serves every register budget
-                jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl, tile))
-            jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir, gs, sl,
-                                tile, cap) for s in u.sparsities]
+    jobs, refused = compile_plan(cfg, units, cache_dir) if "irprune" in cfg.impls else ([], {})
     compiled: dict = {}
     if jobs:
         t0 = time.perf_counter()
@@ -224,6 +209,29 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
                 write_json(doc, out_json)
             torch.cuda.empty_cache()
     return doc
+
+
+def compile_plan(cfg: BenchConfig, units: list[Unit], cache_dir: str
+                 ) -> tuple[list[CompileJob], dict]:
+    """The compile jobs of a run (one IR template per configuration, one kernel per
+    configuration, register budget and sparsity) and the layers refused by ``max_weights``
+    ({(layer, batch): why})."""
+    jobs, refused = [], {}
+    for u in units:
+        if u.layer.num_weights > cfg.max_weights:
+            refused[(u.layer.name, u.batch)] = (
+                f"layer has {u.layer.num_weights:,} weights; this run compiles layers of at most "
+                f"{cfg.max_weights:,} (--max-weights): one kernel's code, and ptxas's time on it, "
+                f"grow with the nonzeros; raise --max-weights to include it (large layers compile in parts)")
+            continue
+        templated = set()
+        for gs, sl, tile, cap in configs(cfg, u):
+            if (gs, sl, tile) not in templated:  # one IR template serves every register budget
+                templated.add((gs, sl, tile))
+                jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl, tile))
+            jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir, gs, sl,
+                                tile, cap) for s in u.sparsities]
+    return jobs, refused
 
 
 def configs(cfg: BenchConfig, u: Unit) -> list[tuple[int, int, tuple[int, int] | None, int | None]]:

@@ -1,0 +1,45 @@
+"""The bench's compile plan, on the CPU: which kernels a run compiles before it times anything."""
+
+from __future__ import annotations
+
+from irprune.bench.runner import BenchConfig, compile_plan, configs, plan
+from irprune.register_budget import CANDIDATES, DEFAULT_MAX_REGISTERS
+from irprune.template import default_group_size
+
+
+def test_a_tuned_run_compiles_each_configuration_with_each_budget_and_one_template():
+    cfg = BenchConfig(suites=["seed"], layers=["resnet_3x3_28", "vgg16_c3"], batches=(64,),
+                      sparsities=(0.9, 0.95))
+    units = plan(cfg)
+    jobs, refused = compile_plan(cfg, units, "/tmp/x")
+    assert not refused
+    for u in units:
+        cfgs = configs(cfg, u)
+        pixel = {(gs, sl) for gs, sl, tile, _ in cfgs if tile is None}
+        tiles = {(gs, tile) for gs, _, tile, _ in cfgs if tile is not None}
+        assert pixel and tiles  # 50,176 output pixels at batch 64: row tiles are candidates
+        assert {cap for *_, tile, cap in cfgs if tile is None} == set(CANDIDATES)
+        assert all(cap is None for *_, tile, cap in cfgs if tile is not None)
+        mine = [j for j in jobs if j.layer.name == u.layer.name]
+        templates = [j for j in mine if j.sparsity is None]
+        kernels = [j for j in mine if j.sparsity is not None]
+        assert len(templates) == len({(gs, sl, tile) for gs, sl, tile, _ in cfgs})
+        assert len(kernels) == 2 * len(cfgs)  # two sparsities
+
+
+def test_an_untuned_run_compiles_what_irprune_conv2d_gives():
+    cfg = BenchConfig(suites=["seed"], layers=["lenet5_c1"], batches=(1,), sparsities=(0.9,),
+                      tune=False)
+    (u,) = plan(cfg)
+    gs = default_group_size(u.layer.geometry(1))
+    assert configs(cfg, u) == [(gs, 1, None, DEFAULT_MAX_REGISTERS)]
+    jobs, _ = compile_plan(cfg, [u], "/tmp/x")
+    assert [(j.sparsity, j.config) for j in jobs] == [
+        (None, (gs, 1, None, None)), (0.9, (gs, 1, None, DEFAULT_MAX_REGISTERS))]
+
+
+def test_layers_over_max_weights_are_refused_with_the_reason():
+    cfg = BenchConfig(suites=["mobilenet1x1"], layers=["pw_1024_1024_7"], batches=(1,),
+                      sparsities=(0.9,))
+    jobs, refused = compile_plan(cfg, plan(cfg), "/tmp/x")
+    assert not jobs and "--max-weights" in refused[("pw_1024_1024_7", 1)]
