@@ -483,13 +483,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
         base = _compile_conv2d(template, w, input_shape, stride, padding, b, relu, gs, cpu,
                                pipeline, store if store is not None else False, False, groups,
                                slices, tile)
-        k = base.with_max_registers(max_registers)
-        if assemble:
-            k.ptxas()
-        if store is not None:
-            store.put("kernel", key, _cache_entry(k))
-            k.cache_key = key
-        return k
+        return _finish(base.with_max_registers(max_registers), assemble, store, key)
 
     t0 = time.perf_counter()
     irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store, slices=slices,
@@ -563,6 +557,11 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
                          kernel_name=irt.kernel_name, cpu=cpu, asm=_stages(asm, parts), stats=stats,
                          weight=w, weight_param=weight_arr.data_param, parts=parts, slices=slices,
                          tile=tile)
+    return _finish(k, assemble, store, key)
+
+
+def _finish(k: SparseConvKernel, assemble: bool, store, key) -> SparseConvKernel:
+    """A freshly made kernel assembled if asked and put in the disk cache under ``key``."""
     if assemble:
         k.ptxas()
     if store is not None:

@@ -39,13 +39,6 @@ def compile_candidates(weight, shape, stride, padding, bias, groups, cpu, config
     return n
 
 
-def _device_arch() -> str:
-    from numba import cuda
-
-    cc = cuda.get_current_device().compute_capability
-    return f"sm_{cc[0]}{cc[1]}"
-
-
 def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
     """Tune each ``(report, module, SparseConv2d, shape)`` of ``layers`` on the current GPU.
 
@@ -62,10 +55,11 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
     from .geometry import ConvGeometry
     from .kernel import _resolve_cache
     from .templates.conv2d import conv2d_nchw
-    from .tune import _configs, autotune, candidate_register_caps, choice_key, device_id
+    from .tune import (_configs, autotune, candidate_register_caps, choice_key, device_arch,
+                       device_id)
     from .validate import check_weight
 
-    cpu = _device_arch()
+    cpu = device_arch()
     store = _resolve_cache(cache)
     bar = Progress(TextColumn("irprune: tuning layers"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), transient=True, disable=not progress)
@@ -74,8 +68,9 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
         disk = DiskCache(root)
         dev = device_id()
         calls = []
-        for _, _, layer, shape in layers:
-            g = layer.kernel_for(shape).geometry  # the default kernel resolved "same"/"valid"
+        # The default kernels' geometries: they resolved "same"/"valid" padding.
+        geoms = [layer.kernel_for(shape).geometry for _, _, layer, shape in layers]
+        for (_, _, layer, shape), g in zip(layers, geoms):
             w = check_weight(layer.weight_values)
             # The key autotune looks its choice up under (the same geometry it computes).
             gk = ConvGeometry.from_weight(w.shape, shape, g.stride, g.padding, layer.groups)
@@ -95,8 +90,7 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
         if calls:
             worker.run_in_workers(calls, jobs, env={"IRPRUNE_JOBS": "1", "IRPRUNE_CACHE": "1"},
                                   done=lambda i: bar.advance(task))
-        for rep, _, layer, shape in layers:
-            g = layer.kernel_for(shape).geometry
+        for (rep, _, layer, shape), g in zip(layers, geoms):
             # Every candidate is in the cache now: this compiles nothing and times them all.
             k, _ = autotune(conv2d_nchw, layer.weight_values, shape, stride=g.stride,
                             padding=g.padding, bias=layer.bias_values, groups=layer.groups,

@@ -208,6 +208,14 @@ def device_id() -> str:
     return f"{name} sm_{dev.compute_capability[0]}{dev.compute_capability[1]}"
 
 
+def device_arch() -> str:
+    """The current GPU's architecture as irprune compiles for it (``"sm_90"``)."""
+    from numba import cuda
+
+    cc = cuda.get_current_device().compute_capability
+    return f"sm_{cc[0]}{cc[1]}"
+
+
 def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, cpu: str,
                device: str, tiles=None, register_caps=None) -> str:
     from dataclasses import asdict
@@ -246,8 +254,7 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     w = check_weight(weight)
     g = ConvGeometry.from_weight(w.shape, input_shape, stride, padding, groups)
     if cpu is None:
-        cc = cuda.get_current_device().compute_capability
-        cpu = f"sm_{cc[0]}{cc[1]}"
+        cpu = device_arch()
     store = _resolve_cache(cache)
     if register_caps is not None:
         from .register_budget import check_max_registers

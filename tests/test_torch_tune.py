@@ -44,7 +44,7 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
     from irprune import worker
     from irprune.torch_convert import LayerReport, SparseConv2d
 
-    monkeypatch.setattr(TT, "_device_arch", lambda: "sm_90")
+    monkeypatch.setattr(T, "device_arch", lambda: "sm_90")
     monkeypatch.setattr(T, "device_id", lambda: "stand-in GPU sm_90")
     monkeypatch.setattr(L, "_require_gpu", lambda: None)
 

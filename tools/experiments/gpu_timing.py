@@ -1,4 +1,27 @@
-"""The experiments' one GPU measurement: check a kernel against float64, then time it per block size."""
+"""The experiments' shared pieces: a suite layer's built-in kernel, and the one GPU measurement
+(check a kernel against float64, then time it per block size)."""
+
+
+def layer_of(name):
+    """The benchmark's layer called ``name`` (any suite)."""
+    from irprune.bench.suites import SUITES
+    return {l.name: l for ls in SUITES.values() for l in ls}[name]
+
+
+def built_in_kernel(name, group_size, slices, cache_dir):
+    """(kernel, weights, layer): layer ``name`` at sparsity 0.9 (the bench's weights) compiled
+    with the built-in template at (group size, slices), through the disk cache at ``cache_dir``."""
+    import os
+    os.environ.setdefault("IRPRUNE_JOBS", "1")
+    from irprune.bench.compile_jobs import bench_weights
+    from irprune.cache import DiskCache
+    from irprune.templates.conv2d import conv2d_nchw
+    l = layer_of(name)
+    w = bench_weights(l, 0.9, 0)
+    k = conv2d_nchw.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
+                            group_size=group_size, slices=slices, cache=DiskCache(cache_dir),
+                            max_registers=None)
+    return k, w, l
 
 
 def best_time(k, w, layer, batch: int, blocks=(64, 128, 256), rotation: int = 4,

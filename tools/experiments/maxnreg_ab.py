@@ -11,10 +11,10 @@ by side in one run: the 1x1 layers at batch 1 at their tuned (group size,
 slices) of the a9fb0ec run and at group sizes 8 and 16, and the seed
 suite's pixel-layout choices of the 41aa51f run.
 """
-import json, os, re, sys
+import json, os, sys
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_timing import best_time
+from gpu_timing import best_time, built_in_kernel
 
 CACHE = "/tmp/mrcache"
 CAPS = (0, 64, 128, 255)
@@ -40,27 +40,9 @@ def jobs():
     return out
 
 
-def layer_of(name):
-    from irprune.bench.suites import SUITES
-    return {l.name: l for ls in SUITES.values() for l in ls}[name]
-
-
-def cap_ptx(ptx, n):
-    if not n:
-        return ptx
-    return re.sub(r"(\.entry\s+\w+\s*\([^)]*\))", lambda m: m.group(1) + f"\n.maxnreg {n}", ptx, count=1)
-
 
 def build(job):
-    os.environ.setdefault("IRPRUNE_JOBS", "1")
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.cache import DiskCache
-    from irprune.templates.conv2d import conv2d_nchw
-    l = layer_of(job[0])
-    w = bench_weights(l, 0.9, 0)
-    k = conv2d_nchw.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
-                            group_size=job[1], slices=job[2], cache=DiskCache(CACHE))
-    return k, w, l
+    return built_in_kernel(job[0], job[1], job[2], CACHE)
 
 
 def prebuild(job):
@@ -69,9 +51,11 @@ def prebuild(job):
 
 def variant(args):
     from irprune.codegen import run_ptxas
+    from irprune.register_budget import set_max_registers
     job, cap = args
     k, w, l = build(job)
-    return [(cap_ptx(p.ptx, cap), run_ptxas(cap_ptx(p.ptx, cap), k.cpu)) for p in k.parts]
+    ptxs = [set_max_registers(p.ptx, cap or None) for p in k.parts]
+    return [(ptx, run_ptxas(ptx, k.cpu)) for ptx in ptxs]
 
 
 def main():

@@ -13,7 +13,7 @@ timed per block size (best of the blocks), side by side in one run.
 import json, os, re, sys
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_timing import best_time
+from gpu_timing import best_time, built_in_kernel
 
 CACHE = "/tmp/pfcache"
 # (layer, group size, slices, batch, blocks): the tuned choices of the a9fb0ec run.
@@ -33,10 +33,6 @@ VARIANTS = [("base", None, 0, 1), ("L1d1", "L1", 1, 1), ("L1d2", "L1", 2, 1),
 _LD = re.compile(r"^(\s*)ld\.global\.nc\.b32\s+%r\d+,\s*\[(%rd\d+)(?:\+(-?\d+))?\];", re.M)
 
 
-def layer_of(name):
-    from irprune.bench.suites import SUITES
-    return {l.name: l for ls in SUITES.values() for l in ls}[name]
-
 
 def with_prefetch(ptx, level, shift, every):
     n = [0]
@@ -51,15 +47,7 @@ def with_prefetch(ptx, level, shift, every):
 
 
 def build(job):
-    os.environ.setdefault("IRPRUNE_JOBS", "1")
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.cache import DiskCache
-    from irprune.templates.conv2d import conv2d_nchw
-    l = layer_of(job[0])
-    w = bench_weights(l, 0.9, 0)
-    k = conv2d_nchw.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
-                            group_size=job[1], slices=job[2], cache=DiskCache(CACHE))
-    return k, w, l
+    return built_in_kernel(job[0], job[1], job[2], CACHE)
 
 
 def prebuild(job):

@@ -6,12 +6,12 @@
     python3 smem2_ab.py pad    # the shared-memory tile with a padded row pitch (smemp) and
                                # output rows padded to whole warps (rowpad_template.txt)
 """
-import importlib, json, os, re, sys
+import importlib, json, os, sys
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen import gen_rowpad, gen_smem, gen_smem2
 from gpu_timing import best_time
-from smem_ab import layer_of
+from gpu_timing import layer_of
 
 CACHE = "/tmp/smem2cache"
 # (layer, kind, (TR, CC) or None, group size, slices, batches, maxnreg or None)

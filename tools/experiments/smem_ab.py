@@ -3,7 +3,7 @@ import importlib, json, os, sys
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen import gen_smem
-from gpu_timing import best_time
+from gpu_timing import best_time, layer_of
 
 CACHE = "/tmp/smemcache"
 # (layer, (TR, CC) or None for the built-in template, group size, slices, batches)
@@ -24,11 +24,6 @@ JOBS = [
     ("vgg16_c3", (1, 2), 64, 1, (64,)),
     ("vgg16_c3", (2, 2), 32, 1, (64,)),
 ]
-
-
-def layer_of(name):
-    from irprune.bench.suites import SUITES
-    return {l.name: l for ls in SUITES.values() for l in ls}[name]
 
 
 def template(job):
