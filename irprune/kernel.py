@@ -32,9 +32,10 @@ MAX_BLOCK_THREADS = 1024
 MAX_SHARED_BYTES = 48 * 1024
 
 
-def shared_bytes(slices: int, group_size: int, block: int) -> int:
-    """Shared memory for the partial sums of slices 1.. of a block: one float per (slice, channel, pixel)."""
-    return 4 * (slices - 1) * group_size * block
+def shared_bytes(slices: int, group_size: int, block: int, groups_per_block: int = 1) -> int:
+    """Shared memory for the partial sums of slices 1.. of a block: one float per (slice,
+    channel, pixel) of each of its ``groups_per_block`` channel groups."""
+    return 4 * (slices - 1) * group_size * block * groups_per_block
 
 
 def check_slices(slices, g: ConvGeometry) -> int:
@@ -46,33 +47,38 @@ def check_slices(slices, g: ConvGeometry) -> int:
 MAX_BLOCK_REGISTERS = 65536
 
 
-def block_fits(slices: int, group_size: int, block: int, registers: int | None = None) -> bool:
-    """Whether a block of ``block`` x ``slices`` threads can launch: threads, shared memory and,
-    when ptxas's count is known, registers (allocated per thread in multiples of 8)."""
-    threads = block * slices
+def block_fits(slices: int, group_size: int, block: int, registers: int | None = None,
+               groups_per_block: int = 1) -> bool:
+    """Whether a block of ``block`` x ``slices`` x ``groups_per_block`` threads can launch:
+    threads, shared memory and, when ptxas's count is known, registers (allocated per
+    thread in multiples of 8)."""
+    threads = block * slices * groups_per_block
     return (threads <= MAX_BLOCK_THREADS and _registers_fit(threads, registers)
-            and shared_bytes(slices, group_size, block) <= MAX_SHARED_BYTES)
+            and shared_bytes(slices, group_size, block, groups_per_block) <= MAX_SHARED_BYTES)
 
 
 def _registers_fit(threads: int, registers: int | None) -> bool:
     return -(-(registers or 0) // 8) * 8 * threads <= MAX_BLOCK_REGISTERS
 
 
-def check_launch_shape(slices: int, group_size: int, block: int, registers: int | None = None) -> None:
+def check_launch_shape(slices: int, group_size: int, block: int, registers: int | None = None,
+                       groups_per_block: int = 1) -> None:
     """Refuse a block of more than 1024 threads, more registers than a block has, or partial
     sums over 48 KB of shared memory, in one line naming the numbers."""
-    if block * slices > MAX_BLOCK_THREADS:
-        validate._fail(f"block {block} x slices {slices} = {block * slices} threads; "
-                       f"a block holds at most {MAX_BLOCK_THREADS}", "launch")
-    if not _registers_fit(block * slices, registers):
-        validate._fail(f"block {block} x slices {slices} threads x {registers} registers "
+    shape = f"block {block} x slices {slices}" + (
+        f" x groups_per_block {groups_per_block}" if groups_per_block > 1 else "")
+    threads = block * slices * groups_per_block
+    if threads > MAX_BLOCK_THREADS:
+        validate._fail(f"{shape} = {threads} threads; a block holds at most {MAX_BLOCK_THREADS}",
+                       "launch")
+    if not _registers_fit(threads, registers):
+        validate._fail(f"{shape} threads x {registers} registers "
                        f"(ptxas) exceed the {MAX_BLOCK_REGISTERS} registers of a block; "
-                       "use a smaller block or fewer slices", "launch")
-    need = shared_bytes(slices, group_size, block)
+                       "use a smaller block, fewer slices or fewer groups per block", "launch")
+    need = shared_bytes(slices, group_size, block, groups_per_block)
     if need > MAX_SHARED_BYTES:
-        validate._fail(f"slices {slices} x group size {group_size} x block {block} need {need} "
-                       f"bytes of shared memory; at most {MAX_SHARED_BYTES}: use fewer slices "
-                       "or a smaller block", "launch")
+        validate._fail(f"{shape} x group size {group_size} need {need} bytes of shared memory; "
+                       f"at most {MAX_SHARED_BYTES}: use fewer slices or a smaller block", "launch")
 
 
 def _count_fma_ptx(ptx: str) -> int:
@@ -176,6 +182,10 @@ class SparseConvKernel:
     tile: tuple[int, int] | None = None
     #: The register budget of its PTX (irprune.register_budget; None: ptxas chooses).
     max_registers: int | None = None
+    #: Channel groups one block runs, one per threadIdx.z (a launch choice like ``block``,
+    #: which irprune.tune picks): their warps read the same input pixels, so all but the
+    #: first read hits L1. Must divide each part's group count; 1 for a row-tile kernel.
+    groups_per_block: int = 1
     _loaded: dict = field(default_factory=dict, repr=False)
     _launch_memo: dict = field(default_factory=dict, repr=False)
 
@@ -237,7 +247,8 @@ class SparseConvKernel:
             from .row_tile import tile_floats
 
             return 4 * tile_floats(self.geometry, *self.tile)
-        return shared_bytes(self.slices, min(self.group_size, self.geometry.K), self.block)
+        return shared_bytes(self.slices, min(self.group_size, self.geometry.K), self.block,
+                            self.groups_per_block)
 
     def grid_for(self, batch: int) -> tuple[int, int, int]:
         """The grid of a call on ``batch`` images: one thread per output pixel on x (a row-tile
@@ -253,6 +264,16 @@ class SparseConvKernel:
                       ) -> list[tuple[KernelPart, tuple[int, int, int], tuple[int, int, int]]]:
         """(part, grid, block) of each launch that makes up one call on ``batch`` images (default: the compiled batch)."""
         gx, _, gz = self.grid_for(self.geometry.N if batch is None else batch)
+        per = self.groups_per_block
+        if type(per) is not int or per < 1:
+            validate._fail(f"groups_per_block must be a positive int, got {per!r}", "launch")
+        if per > 1 and self.tile:
+            validate._fail("a row-tile kernel runs one channel group per block; set "
+                           "groups_per_block = 1", "launch")
+        uneven = [p.groups for p in self.parts if p.groups % per]
+        if uneven:
+            validate._fail(f"groups_per_block {per} does not divide the {uneven[0]} channel "
+                           "groups of a part; use a divisor of it", "launch")
         if self.tile:
             rows = self.tile[0]
             if self.block != rows * self.geometry.OW:
@@ -265,9 +286,9 @@ class SparseConvKernel:
                                "compile with fewer rows", "launch")
         else:
             check_launch_shape(self.slices, min(self.group_size, self.geometry.K), self.block,
-                               self.registers)
-        block = (self.block, self.slices, 1)
-        return [(p, (gx, p.groups, gz), block) for p in self.parts]
+                               self.registers, per)
+        block = (self.block, self.slices, per)
+        return [(p, (gx, p.groups // per, gz), block) for p in self.parts]
 
     def ptxas(self) -> PtxasResult:
         """Assemble each part's PTX with ptxas (once; parts in parallel): cubins and resources.
@@ -340,7 +361,7 @@ class SparseConvKernel:
 
 
 #: Bumped when what :func:`_cache_entry` stores changes shape.
-_ENTRY_FORMAT = 5
+_ENTRY_FORMAT = 6
 
 
 def _cache_entry(k: SparseConvKernel) -> dict:

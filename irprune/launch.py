@@ -96,10 +96,10 @@ def _launches(kernel, batch: int, device: int) -> list:
     Memoized per (device, batch, block): a layer called again with the same
     batch size repeats no lookups, grid arithmetic or config construction,
     which matters when a model calls dozens of small layers per image. The
-    block size is in the key because the tuner and the benchmark change
-    ``kernel.block`` between launches of one kernel.
+    launch shape is in the key because the tuner and the benchmark change
+    ``kernel.block`` and ``kernel.groups_per_block`` between launches of one kernel.
     """
-    key = (device, batch, kernel.block)
+    key = (device, batch, kernel.block, kernel.groups_per_block)
     hit = kernel._launch_memo.get(key)
     if hit is None:
         from cuda.core import LaunchConfig

@@ -82,6 +82,11 @@ _SHARED_ARRAY_RE = re.compile(r"^@([-a-zA-Z$._0-9]+) = [^\n]*addrspace\(3\) glob
 
 #: The special register that selects a block's channel group (blockIdx.y).
 GROUP_INDEX_INTRINSIC = "@llvm.nvvm.read.ptx.sreg.ctaid.y"
+#: With several channel groups in one block (``SparseConvKernel.groups_per_block``),
+#: blockDim.z groups share a block and threadIdx.z picks one of them: the group is
+#: blockIdx.y * blockDim.z + threadIdx.z.
+GROUPS_PER_BLOCK_INTRINSIC = "@llvm.nvvm.read.ptx.sreg.ntid.z"
+GROUP_IN_BLOCK_INTRINSIC = "@llvm.nvvm.read.ptx.sreg.tid.z"
 
 
 def numba_nvvm_ir(py_func, argtypes, cc=(9, 0)) -> str:

@@ -98,5 +98,5 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
             layer.kernels[tuple(shape[1:])] = k
             t = k.stats["tuned"]
             rep.tuned = {key: t[key] for key in ("group_size", "slices", "tile", "max_registers",
-                                                  "block")}
+                                                  "block", "groups_per_block")}
             bar.advance(task)

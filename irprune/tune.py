@@ -10,7 +10,10 @@ And for layers with many output pixels the built-in template has a second
 launch layout, row tiles (irprune.row_tile): a block of whole output rows
 that reads its input from shared memory, with ``(rows, chunk)`` as its knobs.
 Each pixel-layout kernel is also timed with register budgets for ptxas
-(irprune.register_budget), which set how many loads a thread keeps in flight.
+(irprune.register_budget), which set how many loads a thread keeps in flight,
+and with several channel groups per block (``groups_per_block``, threadIdx.z):
+their warps read the same input pixels, so the input comes from L2 once per
+block instead of once per group.
 None of this is predictable enough from the shape alone (the best choice
 moves with batch, sparsity and GPU), so :func:`autotune` compiles each
 candidate configuration (through the disk cache), times each with every
@@ -42,8 +45,10 @@ GROUP_TARGETS = (4, 8, 16, 32, 64)
 #: The largest IR template (group_size x C x R x S dense chains) a candidate may need: the
 #: template's unrolling time grows with it (6 s for 36,864 chains on the 2-core machine).
 MAX_TEMPLATE_CHAINS = 80_000
+#: Candidate channel groups per block (pixel layout; each must divide the group count).
+GROUPS_PER_BLOCK = (1, 2, 4, 8)
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 4
+TUNE_FORMAT = 5
 #: Row tiles are timed with the largest this many candidate group sizes of at least
 #: irprune.row_tile.MIN_GROUP (each (group size, tile) pair is a compile).
 TILE_GROUP_SIZES = 2
@@ -61,6 +66,8 @@ class Choice:
     tile: tuple[int, int] | None = None
     #: The register budget given to ptxas (None: ptxas's own choice).
     max_registers: int | None = None
+    #: Channel groups per block (threadIdx.z; SparseConvKernel.groups_per_block).
+    groups_per_block: int = 1
 
 
 def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
@@ -157,6 +164,32 @@ def kernel_blocks(k, blocks=BLOCKS) -> list[int]:
     return candidate_blocks(k.group_size, k.slices, blocks, k.registers)
 
 
+def candidate_groups_per_block(k, candidates=GROUPS_PER_BLOCK) -> list[int]:
+    """Groups per block worth timing for compiled kernel ``k``: each of ``candidates`` that
+    divides every part's group count (1 only for a row-tile kernel, whose block is its rows)."""
+    if k.tile:
+        return [1]
+    return [m for m in candidates if all(p.groups % m == 0 for p in k.parts)] or [1]
+
+
+def launch_shapes(k, blocks=BLOCKS, groups_per_block=GROUPS_PER_BLOCK) -> list[tuple[int, int]]:
+    """(block, groups_per_block) pairs to time compiled kernel ``k`` with: :func:`kernel_blocks`
+    with one group per block, and for each further candidate of
+    :func:`candidate_groups_per_block` the blocks (32 as well: the groups then make the
+    block) whose threads, registers and shared memory fit."""
+    from .kernel import block_fits
+
+    out = [(b, 1) for b in kernel_blocks(k, blocks)] if 1 in groups_per_block else []
+    if k.tile:
+        return out
+    gs = min(k.group_size, k.geometry.K)
+    for m in candidate_groups_per_block(k, groups_per_block):
+        if m > 1:
+            out += [(b, m) for b in sorted({32, *blocks})
+                    if block_fits(k.slices, gs, b, k.registers, m)]
+    return out
+
+
 def _configs(template, g: ConvGeometry, group_sizes, slices, tiles) -> list:
     """autotune's (group_size, slices, tile) candidates (see its docstring)."""
     from .templates.conv2d import conv2d_nchw
@@ -217,7 +250,8 @@ def device_arch() -> str:
 
 
 def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, cpu: str,
-               device: str, tiles=None, register_caps=None) -> str:
+               device: str, tiles=None, register_caps=None,
+               groups_per_block=GROUPS_PER_BLOCK) -> str:
     from dataclasses import asdict
 
     from .cache import digest, toolchain_fingerprint
@@ -225,13 +259,13 @@ def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, 
     return digest("tune", TUNE_FORMAT, template.source_digest(), asdict(g), weight.tobytes(),
                   b"" if bias is None else np.asarray(bias, np.float32).tobytes(), bool(relu), cpu,
                   device, toolchain_fingerprint(), repr(tiles),  # with or without row tiles
-                  repr(register_caps))
+                  repr(register_caps), repr(tuple(groups_per_block)))
 
 
 def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
              relu: bool = False, cpu: str | None = None, cache=None, group_sizes=None,
              blocks=BLOCKS, measure=None, log=None, groups: int = 1, slices=None, tiles=None,
-             register_caps=None):
+             register_caps=None, groups_per_block=GROUPS_PER_BLOCK):
     """Compile and time the candidates; return the fastest kernel (its ``block`` set) and the table.
 
     ``measure(kernel) -> microseconds`` times one configured kernel (default:
@@ -241,7 +275,8 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     built-in row-tile template; a row-tile template of one's own is timed with
     row tiles only. ``register_caps`` overrides the register budgets timed with
     each pixel-layout configuration (default :func:`candidate_register_caps`;
-    None in it means ptxas's own choice). Returns ``(kernel, table)`` where ``table`` lists every
+    None in it means ptxas's own choice); ``groups_per_block`` the channel
+    groups per block tried with each (:func:`launch_shapes`). Returns ``(kernel, table)`` where ``table`` lists every
     measured :class:`Choice`, empty when the choice came from the cache.
     """
     from .geometry import check_weight
@@ -260,8 +295,12 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
         from .register_budget import check_max_registers
 
         register_caps = [check_max_registers(c) for c in register_caps] or [None]
+    groups_per_block = tuple(groups_per_block)
+    if not groups_per_block or any(type(m) is not int or m < 1 for m in groups_per_block):
+        raise ValidationError(f"groups_per_block must list positive ints, got {groups_per_block}",
+                              stage="tune")
     key = choice_key(template, w, g, bias, relu, cpu, device_id(), tiles,
-                     None if register_caps is None else tuple(register_caps))
+                     None if register_caps is None else tuple(register_caps), groups_per_block)
     compile_kw = dict(stride=stride, padding=padding, bias=bias, relu=relu, cpu=cpu,
                       cache=store if store is not None else False, assemble=True, groups=groups)
     if store is not None:
@@ -270,10 +309,11 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
             k = template_for(template, hit.tile).compile(
                 w, input_shape, group_size=hit.group_size, slices=hit.slices, tile=hit.tile,
                 max_registers=hit.max_registers, **compile_kw)
-            k.block = hit.block
+            k.block, k.groups_per_block = hit.block, hit.groups_per_block
             k.stats["tuned"] = {"group_size": hit.group_size, "block": hit.block,
                                 "slices": hit.slices, "tile": hit.tile,
-                                "max_registers": hit.max_registers, "cached": True}
+                                "max_registers": hit.max_registers,
+                                "groups_per_block": hit.groups_per_block, "cached": True}
             return k, []
     configs = _configs(template, g, group_sizes, slices, tiles)
     if not configs or any(b < 32 or b > 1024 or b % 32 for b in blocks):
@@ -306,16 +346,20 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
             if log:
                 log(f"tune: group_size {gs} slices {sl} tile {tile} max_registers {cap} "
                     f"compiled in {time.perf_counter() - t0:.1f} s")
-            for b in kernel_blocks(k, blocks):
-                k.block = b
+            for b, m in launch_shapes(k, blocks, groups_per_block):
+                k.block, k.groups_per_block = b, m
                 us = measure(k)
-                table.append(Choice(gs, b, round(us, 3), sl, tile, cap))
+                table.append(Choice(gs, b, round(us, 3), sl, tile, cap, m))
                 if best is None or us < best.median_us:
-                    best, best_k = Choice(gs, b, us, sl, tile, cap), k
-    best_k.block = best.block
+                    best, best_k = Choice(gs, b, us, sl, tile, cap, m), k
+    if best is None:
+        raise ValidationError("no candidate configuration could be launched (every block was "
+                              "too large for the kernels' registers)", stage="tune")
+    best_k.block, best_k.groups_per_block = best.block, best.groups_per_block
     best_k.stats["tuned"] = {"group_size": best.group_size, "block": best.block,
                              "slices": best.slices, "tile": best.tile,
-                             "max_registers": best.max_registers, "cached": False,
+                             "max_registers": best.max_registers,
+                             "groups_per_block": best.groups_per_block, "cached": False,
                              "table": [c.__dict__ for c in table]}
     if store is not None:
         store.put("tune", key, best)

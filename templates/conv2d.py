@@ -9,7 +9,8 @@ own; the passes then strip the chains of zero weights and turn the rest into
 immediates.
 
 Launch layout: one thread per output pixel (n, oh, ow) on grid x; grid y
-selects a group of ``group_size`` output channels. irprune lowers the code of
+selects a group of ``group_size`` output channels (irprune may also run
+several groups in one block, one per threadIdx.z). irprune lowers the code of
 group 0 (blockIdx.y bound to 0) and instantiates one code region per group
 from it, each with that group's weights as immediates, chosen by the block
 index: every (k, c, r, s) has a chain of its own and a block only runs the
@@ -94,15 +95,21 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size, slices):
         part = cuda.shared.array(0, float32)
         tx = cuda.threadIdx.x
         bx = cuda.blockDim.x
+        # A block may hold several channel groups, one per threadIdx.z
+        # (irprune's launch choice): each group owns its own bx columns of
+        # every row of partial sums, which stays disjoint when a ragged last
+        # group (fewer channels, its own IR template) shares the block.
+        col = cuda.threadIdx.z * bx + tx
+        row = bx * cuda.blockDim.z
         if sl > 0:
             for kk in range(group_size):
-                part[((sl - 1) * group_size + kk) * bx + tx] = acc[kk]
+                part[((sl - 1) * group_size + kk) * row + col] = acc[kk]
         cuda.syncthreads()
         if sl > 0:
             return
         for q in range(1, slices):
             for kk in range(group_size):
-                acc[kk] += part[((q - 1) * group_size + kk) * bx + tx]
+                acc[kk] += part[((q - 1) * group_size + kk) * row + col]
     if not valid:
         return
     for kk in range(group_size):

@@ -48,9 +48,10 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
     monkeypatch.setattr(T, "device_id", lambda: "stand-in GPU sm_90")
     monkeypatch.setattr(L, "_require_gpu", lambda: None)
 
-    def made_up_us(k):  # deterministic: small groups, no slices, a budget of 64, big blocks win
+    def made_up_us(k):  # deterministic: small groups, no slices, a budget of 64, big blocks
+        # and two groups per block win
         return k.group_size * 10 + k.slices + {None: 0.5, 64: 0.1, 128: 0.3}[k.max_registers] \
-            - k.block / 1e4
+            - k.block / 1e4 - k.groups_per_block / 1e2
     real = T.autotune
     monkeypatch.setattr(T, "autotune", lambda *a, **kw: real(*a, measure=made_up_us, **kw))
 
@@ -68,10 +69,12 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
     TT.tune_layers([(rep, None, layer, shape)], str(tmp_path), progress=False, jobs=2)
     assert calls and not compiles  # every candidate came from the workers through the cache
     assert rep.tuned == {"group_size": 4, "slices": 1, "tile": None, "max_registers": 64,
-                         "block": 256}
+                         "block": 256, "groups_per_block": 2}
     k = layer.kernel_for(shape)
-    assert (k.group_size, k.max_registers, k.block) == (4, 64, 256)
-    assert len(k.stats["tuned"]["table"]) == 2 * 3 * 3  # group sizes 4, 8 x budgets x blocks
+    assert (k.group_size, k.max_registers, k.block, k.groups_per_block) == (4, 64, 256, 2)
+    # x 3 budgets: group size 4 (two groups) with one group a block (blocks 64-256) or both
+    # (32-256); group size 8 (one group) with one
+    assert len(k.stats["tuned"]["table"]) == 3 * (3 + 4) + 3 * 3
 
     layer2 = SparseConv2d(w, None, 1, 1, 1, cache=str(tmp_path), assemble=True)
     rep2 = LayerReport("c", "conv2d", "converted", 0.8, 0, shape)

@@ -319,7 +319,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             rec["error"] = refused[(layer.name, u.batch)]
             return None
         from ..template import default_group_size
-        from ..tune import kernel_blocks, template_for
+        from ..tune import launch_shapes, template_for
 
         g = layer.geometry(u.batch)
         sizes = configs(cfg, u)
@@ -340,17 +340,17 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             cached_s = time.perf_counter() - t0
             if not k.registers and len(sizes) > 1:
                 k.ptxas()  # the register count decides which blocks can launch
-            for b in (kernel_blocks(k) if len(sizes) > 1 else (k.block,)):
-                k.block = b
+            for b, m in (launch_shapes(k) if len(sizes) > 1 else ((k.block, 1),)):
+                k.block, k.groups_per_block = b, m
                 fn = I.irprune_run(inp, k)
                 us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us
                       if len(sizes) > 1 else 0.0)
                 table.append({"group_size": gs, "slices": sl, "tile": tile, "max_registers": cap,
-                              "block": b, "median_us": round(us, 3)})
+                              "block": b, "groups_per_block": m, "median_us": round(us, 3)})
                 if best is None or us < best[0]:
-                    best = (us, k, b, res, cached_s)
-        _, k, b, res, cached_s = best
-        k.block = b
+                    best = (us, k, b, m, res, cached_s)
+        _, k, b, m, res, cached_s = best
+        k.block, k.groups_per_block = b, m
         s = res["stats"]["seconds"]
         cold = sum(s.get(n, 0.0) for n in ("numba", "bind", "unroll", "passes", "ptx", "ptxas"))
         rec["compile"] = {"cold_s": round(cold, 3), "cached_s": round(cached_s, 4),
@@ -362,6 +362,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
         rec["tile"] = list(k.tile) if k.tile else None
         rec["max_registers"] = k.max_registers
         rec["block"] = b
+        rec["groups_per_block"] = m
         rec["default_group_size"] = default_group_size(g)
         if len(table) > 1:
             rec["tuning"] = table

@@ -241,6 +241,17 @@ class Module:
         parts = [c.render() if isinstance(c, Function) else c for c in self.chunks]
         return "\n".join(parts).rstrip("\n") + "\n"
 
+    def declares(self, symbol: str) -> bool:
+        """Whether the module declares or defines global ``symbol`` (``@name``)."""
+        pat = re.compile(r"^(?:declare|define)\b[^\n]*" + re.escape(symbol) + r"\(", re.M)
+        return any(pat.search(c) if isinstance(c, str) else pat.search(c.header)
+                   for c in self.chunks)
+
+    def declare(self, declaration: str, symbol: str) -> None:
+        """Append ``declaration`` (a ``declare ...`` line) unless ``symbol`` is declared already."""
+        if not self.declares(symbol):
+            self.chunks.append(declaration)
+
     def rename_symbol(self, old: str, new: str) -> None:
         """Rename a global symbol (``@old`` -> ``@new``) everywhere in the module."""
         pat = re.compile(r'@(?:"' + re.escape(old) + r'"|' + re.escape(old) + r")(?![-a-zA-Z$._0-9])")

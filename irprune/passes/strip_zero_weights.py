@@ -15,7 +15,9 @@ Channel groups. The IR template is the code of one group of output channels
 (group 0: blockIdx.y bound to 0). When ``ctx.regions`` lists the layer's
 groups, the pass instantiates one region per group from that template, each
 with only the chains of that group's nonzero weights, and a ``switch`` on
-blockIdx.y in front that sends each block to its group's region. A region's
+the group index in front that sends each block to its group's region (the
+index is blockIdx.y * blockDim.z + threadIdx.z: a launch may run several
+groups in one block, one per threadIdx.z). A region's
 weights, constants and outputs sit a fixed number of bytes further along
 their arrays than group 0's (``ctx.channel_strides``: bytes per output
 channel), so the region reads them through its own base pointers,
@@ -36,7 +38,7 @@ import numpy as np
 
 from ..errors import PassError
 from ..ir.textir import Block, Function, Instruction, Module, sub_locals
-from ..lowering import GROUP_INDEX_INTRINSIC
+from ..lowering import GROUP_IN_BLOCK_INTRINSIC, GROUP_INDEX_INTRINSIC, GROUPS_PER_BLOCK_INTRINSIC
 from .base import ModulePass, PassContext, Region
 from .trace_weight_uses import TraceMap
 
@@ -264,14 +266,22 @@ class StripZeroWeights(ModulePass):
             blocks += rblocks
         if len(regions) > 1:
             targets = " ".join(f"i32 {i}, label %{label}" for i, label in cases)
+            # The group is blockIdx.y * blockDim.z + threadIdx.z: a launch may put
+            # several groups in one block (their warps then share the input
+            # through L1); with blockDim.z = 1 this is blockIdx.y. The code is
+            # the same for every such launch, so it is a launch choice, not a compile one.
             dispatch = Block(label="irp.dispatch", instructions=[
-                Instruction.parse(f"%irp.group = tail call i32 {GROUP_INDEX_INTRINSIC}()"),
+                Instruction.parse(f"%irp.group.block = tail call i32 {GROUP_INDEX_INTRINSIC}()"),
+                Instruction.parse(f"%irp.group.count = tail call i32 {GROUPS_PER_BLOCK_INTRINSIC}()"),
+                Instruction.parse(f"%irp.group.lane = tail call i32 {GROUP_IN_BLOCK_INTRINSIC}()"),
+                Instruction.parse("%irp.group.first = mul i32 %irp.group.block, %irp.group.count"),
+                Instruction.parse("%irp.group = add i32 %irp.group.first, %irp.group.lane"),
                 Instruction.parse(f"switch i32 %irp.group, label %irp.nogroup [ {targets} ]"),
             ])
             blocks = [dispatch, Block(label="irp.nogroup",
                                       instructions=[Instruction.parse("ret void")])] + blocks
-            decl = f"declare i32 {GROUP_INDEX_INTRINSIC}()"
-            if not any(isinstance(c, str) and decl in c for c in module.chunks):
-                module.chunks.append(decl)
+            for intrinsic in (GROUP_INDEX_INTRINSIC, GROUPS_PER_BLOCK_INTRINSIC,
+                              GROUP_IN_BLOCK_INTRINSIC):
+                module.declare(f"declare i32 {intrinsic}()", intrinsic)
         fn.blocks = blocks
         ctx.stats.setdefault(self.name, {}).update({**totals, "regions": len(regions)})

@@ -19,7 +19,7 @@ def test_autotune_measures_every_candidate_and_caches_the_choice(tmp_path):
     x = np.random.default_rng(1).standard_normal((2, 16, 12, 12)).astype(np.float32)
     cache = DiskCache(tmp_path)
     k, table = autotune(conv2d_nchw, w, x.shape, padding=1, cache=cache, group_sizes=(8, 32),
-                        slices=(1, 2), register_caps=(None,))
+                        slices=(1, 2), register_caps=(None,), groups_per_block=(1,))
     # Every block for one row; with two rows also 32 (threads x registers fit here).
     assert len(table) == 2 * len(BLOCKS) + 2 * (len(BLOCKS) + 1)
     assert {c.slices for c in table} == {1, 2}
@@ -27,7 +27,7 @@ def test_autotune_measures_every_candidate_and_caches_the_choice(tmp_path):
     assert (k.group_size, k.block, k.slices) == (best.group_size, best.block, best.slices)
     assert rel_err(run_poisoned(k, x), conv2d_reference(x, w, 1, 1)) < 1e-5
     k2, table2 = autotune(conv2d_nchw, w, x.shape, padding=1, cache=cache, group_sizes=(8, 32),
-                          slices=(1, 2), register_caps=(None,))
+                          slices=(1, 2), register_caps=(None,), groups_per_block=(1,))
     assert table2 == [] and (k2.group_size, k2.block, k2.slices) == (k.group_size, k.block, k.slices)
     assert k2.stats["tuned"]["cached"]
 
@@ -41,14 +41,17 @@ def test_autotune_times_register_budgets_and_reloads_the_chosen_one(tmp_path):
     assert {(c.group_size, c.max_registers) for c in table} == {
         (gs, cap) for gs in (4, 16) for cap in (None, 64, 128)}
     best = min(table, key=lambda c: c.median_us)
-    assert (k.group_size, k.block, k.max_registers) == (best.group_size, best.block,
-                                                        best.max_registers)
+    assert (k.group_size, k.block, k.max_registers, k.groups_per_block) == (
+        best.group_size, best.block, best.max_registers, best.groups_per_block)
+    # Group size 4 makes 8 groups: 1, 2, 4 and 8 of them a block were all timed.
+    assert {c.groups_per_block for c in table if c.group_size == 4} == {1, 2, 4, 8}
     assert k.registers <= (k.max_registers or 255)
     ref = conv2d_reference(x, w, 1, 0)
     assert rel_err(run_poisoned(k, x), ref) < 1e-5
     k2, table2 = autotune(conv2d_nchw, w, x.shape, cache=cache, group_sizes=(4, 16), slices=(1,))
     assert table2 == [] and k2.stats["tuned"]["cached"]
-    assert (k2.group_size, k2.block, k2.max_registers) == (k.group_size, k.block, k.max_registers)
+    assert (k2.group_size, k2.block, k2.max_registers, k2.groups_per_block) == (
+        k.group_size, k.block, k.max_registers, k.groups_per_block)
     assert rel_err(run_poisoned(k2, x), ref) < 1e-5
 
 
