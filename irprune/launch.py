@@ -106,10 +106,30 @@ def _launches(kernel, batch: int, device: int) -> list:
 
         fns = _functions(kernel)
         shmem = kernel.shared_bytes
+        launches = kernel.part_launches(batch)
+        for fn, (_, _, block) in zip(fns, launches):
+            _check_threads(fn, block)
         hit = [(fn.kernel, LaunchConfig(grid=grid, block=block, shmem_size=shmem))
-               for fn, (_, grid, block) in zip(fns, kernel.part_launches(batch))]
+               for fn, (_, grid, block) in zip(fns, launches)]
         kernel._launch_memo[key] = hit
     return hit
+
+
+def _check_threads(fn, block) -> None:
+    """Refuse, in one line, a block with more threads than the loaded function's registers allow.
+
+    The driver knows the registers of what it loaded even where ptxas never
+    ran here (PTX JIT-compiled at load): a launch over that limit would fail
+    with CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES.
+    """
+    attrs = getattr(fn, "attrs", None)
+    threads = block[0] * block[1] * block[2]
+    if attrs is None or threads <= attrs.maxthreads:
+        return
+    validate._fail(f"block {block[0]} x {block[1]} x {block[2]} = {threads} threads, but the "
+                   f"kernel's {attrs.regs} registers a thread allow at most {attrs.maxthreads} "
+                   "a block; use a smaller block, fewer slices or fewer groups per block, or "
+                   "compile with a lower max_registers", "launch")
 
 
 _streams: dict = {}

@@ -134,3 +134,17 @@ def test_launch_shapes_add_the_blocks_that_fit_each_count():
     k.stats["ptxas"] = {"registers": 128}  # what ptxas reports once it has run
     assert (256, 4) not in launch_shapes(k) and (128, 4) in launch_shapes(k)
     assert launch_shapes(k, groups_per_block=(1,)) == [(64, 1), (128, 1), (256, 1)]
+
+
+def test_a_block_over_what_the_loaded_function_allows_is_refused():
+    """The driver's limit for the loaded function (its registers) bounds every launch."""
+    from collections import namedtuple
+
+    from irprune.launch import _check_threads
+
+    attrs = namedtuple("FuncAttr", "regs maxthreads")
+    fn = type("Fn", (), {"attrs": attrs(regs=128, maxthreads=512)})()
+    _check_threads(fn, (128, 1, 4))
+    with pytest.raises(ValidationError, match=r"128 x 2 x 4 = 1024 threads, but the kernel's "
+                                              r"128 registers a thread allow at most 512"):
+        _check_threads(fn, (128, 2, 4))

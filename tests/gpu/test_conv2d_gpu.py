@@ -199,14 +199,30 @@ def test_sliced_kernels_match_float64_reference(geom, slices, group_size, block)
     rng = np.random.default_rng(slices * 100 + group_size)
     w = prune_random(wshape, 0.7, seed=int(rng.integers(1 << 30)))
     b = rng.standard_normal(wshape[0]).astype(np.float32)
+    # 1024 threads a block leave 64 registers a thread: the default budget (128) may not launch.
     k = irprune.conv2d(w, ishape, stride=stride, padding=pad, bias=b, relu=True,
-                       group_size=min(group_size, wshape[0]), slices=slices)
+                       group_size=min(group_size, wshape[0]), slices=slices,
+                       max_registers=64 if slices * block > 512 else 128)
     k.block = block
     for n in (1, 3):
         x = rng.standard_normal((n, *ishape[1:])).astype(np.float32)
         out = run_poisoned_batch(k, x)
         assert not np.isnan(out).any(), "some output elements were never written"
         assert rel_err(out, conv2d_reference(x, w, stride, pad, b, True)) < RTOL
+
+
+def test_a_block_over_the_loaded_kernels_registers_is_refused_in_one_line():
+    """The driver's count for a kernel JIT-compiled from PTX (no ptxas here) bounds the block."""
+    w = prune_random((16, 64, 1, 1), 0.5, seed=2)
+    k = irprune.conv2d(w, (1, 64, 8, 8), group_size=16, slices=8, max_registers=255)
+    k.block = 128  # 1024 threads: fine below 64 registers a thread
+    x = np.random.default_rng(2).standard_normal((1, 64, 8, 8)).astype(np.float32)
+    try:
+        out = run_poisoned_batch(k, x)
+    except irprune.ValidationError as exc:
+        assert "registers a thread allow at most" in str(exc) and "\n" not in str(exc)
+        return
+    assert rel_err(out, conv2d_reference(x, w, 1, 0)) < RTOL  # ptxas kept it under 64
 
 
 def run_poisoned_batch(k, x):

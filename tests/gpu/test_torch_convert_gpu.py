@@ -135,7 +135,8 @@ def test_a_tuned_conversion_keeps_each_layers_fastest_kernel_and_pytorchs_result
         k = getattr(c, name).kernel_for((2, *r.input_shape[1:]) if name != "fc"
                                         else (2, r.input_shape[1], 1, 1))
         assert r.tuned == {"group_size": k.group_size, "slices": k.slices, "tile": k.tile,
-                           "max_registers": k.max_registers, "block": k.block}, name
+                           "max_registers": k.max_registers, "block": k.block,
+                           "groups_per_block": k.groups_per_block}, name
         assert k.stats["tuned"]["table"], name  # every candidate was timed
     with torch.no_grad():
         ref, got = m(x), c(x)
