@@ -214,7 +214,7 @@ def test_sliced_kernels_match_float64_reference(geom, slices, group_size, block)
 def test_a_block_over_the_loaded_kernels_registers_is_refused_in_one_line():
     """The driver's count for a kernel JIT-compiled from PTX (no ptxas here) bounds the block."""
     w = prune_random((16, 64, 1, 1), 0.5, seed=2)
-    k = irprune.conv2d(w, (1, 64, 8, 8), group_size=16, slices=8, max_registers=255)
+    k = irprune.conv2d(w, (1, 64, 8, 8), group_size=4, slices=8, max_registers=255)
     k.block = 128  # 1024 threads: fine below 64 registers a thread
     x = np.random.default_rng(2).standard_normal((1, 64, 8, 8)).astype(np.float32)
     try:
