@@ -168,8 +168,8 @@ def candidate_groups_per_block(k, candidates=GROUPS_PER_BLOCK) -> list[int]:
     """Groups per block worth timing for compiled kernel ``k``: each of ``candidates`` that
     divides every part's group count (1 only for a row-tile kernel, whose block is its rows)."""
     if k.tile:
-        return [1]
-    return [m for m in candidates if all(p.groups % m == 0 for p in k.parts)] or [1]
+        return [m for m in candidates if m == 1]
+    return [m for m in candidates if all(p.groups % m == 0 for p in k.parts)]
 
 
 def launch_shapes(k, blocks=BLOCKS, groups_per_block=GROUPS_PER_BLOCK) -> list[tuple[int, int]]:
@@ -353,8 +353,9 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
                 if best is None or us < best.median_us:
                     best, best_k = Choice(gs, b, us, sl, tile, cap, m), k
     if best is None:
-        raise ValidationError("no candidate configuration could be launched (every block was "
-                              "too large for the kernels' registers)", stage="tune")
+        raise ValidationError("no candidate launch fits: every block was too large for the "
+                              "kernels' registers, or no groups_per_block divides their group "
+                              "count (1 always does)", stage="tune")
     best_k.block, best_k.groups_per_block = best.block, best.groups_per_block
     best_k.stats["tuned"] = {"group_size": best.group_size, "block": best.block,
                              "slices": best.slices, "tile": best.tile,

@@ -148,3 +148,11 @@ def test_a_block_over_what_the_loaded_function_allows_is_refused():
     with pytest.raises(ValidationError, match=r"128 x 2 x 4 = 1024 threads, but the kernel's "
                                               r"128 registers a thread allow at most 512"):
         _check_threads(fn, (128, 2, 4))
+
+
+def test_groups_per_block_candidates_keep_only_divisors():
+    w, b, x, ref, kw, _ = _layer("1x1_four_groups")
+    k = irprune.conv2d(w, x.shape, cache=False, **kw)
+    assert candidate_groups_per_block(k, (3, 8)) == []   # neither divides 4 groups
+    assert launch_shapes(k, groups_per_block=(3, 8)) == []
+    assert candidate_groups_per_block(k, (2, 3)) == [2]
