@@ -144,50 +144,43 @@ def template_for(template, tile):
     return template
 
 
-def candidate_blocks(group_size: int, slices: int, blocks=BLOCKS, registers: int | None = None) -> list[int]:
-    """Blocks (threads along the pixels) that fit ``slices`` rows (irprune.kernel.block_fits:
-    threads, shared memory, and registers once ptxas's count is known); with slices, 32 as
-    well (the rows then make the block)."""
+def candidate_blocks(group_size: int, slices: int, blocks=BLOCKS, registers: int | None = None,
+                     groups_per_block: int = 1) -> list[int]:
+    """Blocks (threads along the pixels) that fit ``slices`` rows of ``groups_per_block``
+    channel groups (irprune.kernel.block_fits: threads, shared memory, and registers once
+    ptxas's count is known); with slices or several groups, 32 as well (the rows or groups
+    then make the block)."""
     from .kernel import block_fits
 
-    extra = (32,) if slices > 1 else ()
-    return [b for b in (*extra, *blocks) if block_fits(slices, group_size, b, registers)]
+    extra = (32,) if slices > 1 or groups_per_block > 1 else ()
+    return [b for b in dict.fromkeys((*extra, *blocks))
+            if block_fits(slices, group_size, b, registers, groups_per_block)]
 
 
-def kernel_blocks(k, blocks=BLOCKS) -> list[int]:
+def kernel_blocks(k, blocks=BLOCKS, groups_per_block: int = 1) -> list[int]:
     """The blocks to time a compiled kernel with: its own for a row-tile kernel (fixed by the
     layout; none if its registers do not fit), else :func:`candidate_blocks`."""
     from .kernel import _registers_fit
 
     if k.tile:
         return [k.block] if _registers_fit(k.block, k.registers) else []
-    return candidate_blocks(k.group_size, k.slices, blocks, k.registers)
+    return candidate_blocks(min(k.group_size, k.geometry.K), k.slices, blocks, k.registers,
+                            groups_per_block)
 
 
 def candidate_groups_per_block(k, candidates=GROUPS_PER_BLOCK) -> list[int]:
     """Groups per block worth timing for compiled kernel ``k``: each of ``candidates`` that
-    divides every part's group count (1 only for a row-tile kernel, whose block is its rows)."""
+    divides every part's group count (only 1 for a row-tile kernel, whose block is its rows)."""
     if k.tile:
         return [m for m in candidates if m == 1]
     return [m for m in candidates if all(p.groups % m == 0 for p in k.parts)]
 
 
 def launch_shapes(k, blocks=BLOCKS, groups_per_block=GROUPS_PER_BLOCK) -> list[tuple[int, int]]:
-    """(block, groups_per_block) pairs to time compiled kernel ``k`` with: :func:`kernel_blocks`
-    with one group per block, and for each further candidate of
-    :func:`candidate_groups_per_block` the blocks (32 as well: the groups then make the
-    block) whose threads, registers and shared memory fit."""
-    from .kernel import block_fits
-
-    out = [(b, 1) for b in kernel_blocks(k, blocks)] if 1 in groups_per_block else []
-    if k.tile:
-        return out
-    gs = min(k.group_size, k.geometry.K)
-    for m in candidate_groups_per_block(k, groups_per_block):
-        if m > 1:
-            out += [(b, m) for b in sorted({32, *blocks})
-                    if block_fits(k.slices, gs, b, k.registers, m)]
-    return out
+    """(block, groups_per_block) pairs to time compiled kernel ``k`` with: for each count of
+    :func:`candidate_groups_per_block`, the :func:`kernel_blocks` that fit it."""
+    return [(b, m) for m in candidate_groups_per_block(k, groups_per_block)
+            for b in kernel_blocks(k, blocks, m)]
 
 
 def _configs(template, g: ConvGeometry, group_sizes, slices, tiles) -> list:

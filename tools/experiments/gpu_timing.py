@@ -24,6 +24,16 @@ def built_in_kernel(name, group_size, slices, cache_dir):
     return k, w, l
 
 
+def install_ptx(k, parts):
+    """Put rewritten PTX and its ptxas results (``[(ptx, PtxasResult), ...]``, one per part) into
+    kernel ``k``, forget any module already loaded for it, and return the most registers."""
+    for p, (ptx, r) in zip(k.parts, parts):
+        p.ptx, p._ptxas = ptx, r
+    k._loaded.clear()
+    k._launch_memo.clear()
+    return max(r.registers for _, r in parts)
+
+
 def best_time(k, w, layer, batch: int, blocks=(64, 128, 256), rotation: int = 4,
               pad_bytes: int = 0):
     """(median us, block, largest relative error) of the fastest block that launches.

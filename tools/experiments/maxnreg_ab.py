@@ -14,7 +14,7 @@ suite's pixel-layout choices of the 41aa51f run.
 import json, os, sys
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_timing import best_time, built_in_kernel
+from gpu_timing import best_time, built_in_kernel, install_ptx
 
 CACHE = "/tmp/mrcache"
 CAPS = (0, 64, 128, 255)
@@ -69,11 +69,7 @@ def main():
     rows = []
     for (job, cap), parts in zip(todo, built):
         k, w, l = build(job)
-        for p, (ptx, r) in zip(k.parts, parts):
-            p.ptx, p._ptxas = ptx, r
-        k._loaded.clear()
-        k._launch_memo.clear()
-        regs = max(r.registers for _, r in parts)
+        regs = install_ptx(k, parts)
         blocks = (32, 64, 128) if job[2] > 1 else (64, 128, 256)
         best = best_time(k, w, l, job[3], blocks)
         row = {"layer": job[0], "gs": job[1], "slices": job[2], "batch": job[3], "cap": cap,

@@ -13,7 +13,7 @@ timed per block size (best of the blocks), side by side in one run.
 import json, os, re, sys
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_timing import best_time, built_in_kernel
+from gpu_timing import best_time, built_in_kernel, install_ptx
 
 CACHE = "/tmp/pfcache"
 # (layer, group size, slices, batch, blocks): the tuned choices of the a9fb0ec run.
@@ -76,11 +76,7 @@ def main():
     rows = []
     for (job, v), parts in zip(todo, built):
         k, w, l = build(job)
-        for p, (ptx, r) in zip(k.parts, parts):
-            p.ptx, p._ptxas = ptx, r
-        k._loaded.clear()
-        k._launch_memo.clear()
-        regs = max(r.registers for _, r in parts)
+        regs = install_ptx(k, parts)
         t, blk, err = best_time(k, w, l, job[3], job[4], pad_bytes=v[2] * l.H * l.W * 4 * 2 + 4096)
         row = {"layer": job[0], "gs": job[1], "slices": job[2], "batch": job[3], "variant": v[0],
                "us": round(t, 2), "block": blk, "err": f"{err:.1e}", "regs": regs}

@@ -15,7 +15,7 @@ tuned kernel of the af3c68d run (group size, slices, budget, block).
 import json, os, re, sys
 from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_timing import best_time, built_in_kernel
+from gpu_timing import best_time, built_in_kernel, install_ptx
 
 CACHE = "/tmp/zcache"
 GROUPS = (4, 8, 16)
@@ -68,8 +68,7 @@ def assemble(args):
 def variant_kernel(name, gs, slices, budget, m, parts):
     k, w, l = built_in_kernel(name, gs, slices, CACHE)
     k = k.with_max_registers(budget)
-    for p, (ptx, r) in zip(k.parts, parts):
-        p.ptx, p._ptxas = ptx, r
+    install_ptx(k, parts)
     if m:
         def launches(batch=None, k=k, m=m):
             g = k.geometry
