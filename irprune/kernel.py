@@ -16,9 +16,10 @@ from .validate import check_weight
 from .ir.textir import parse_module
 from .limits import check_grid, check_layer_size, max_part_nnz, split_groups
 from .llvm_opt import DEFAULT_CPU
-from .parts import PartJob, compile_parts
+from .parts import PartJob, compile_parts, merge_stats
 from .passes import DEFAULT_PIPELINE, parse_pipeline
-from .passes.base import count_instructions
+from .region_shares import share_count, split_pipeline
+from .worker import Worker, worker_count
 from .passes.trace_weight_uses import TraceMap
 
 #: Threads per block along the output pixels.
@@ -385,17 +386,6 @@ def _resolve_cache(cache):
     return DiskCache(cache)
 
 
-def _merge_stats(total: dict, part: dict) -> None:
-    """Add one part's per-pass numbers into ``total`` (numbers summed, the rest kept)."""
-    for name, st in part.items():
-        acc = total.setdefault(name, {})
-        for key, v in st.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and key in acc:
-                acc[key] = round(acc[key] + v, 4) if isinstance(v, float) else acc[key] + v
-            elif key not in acc:
-                acc[key] = v
-
-
 def _joined(parts: list[KernelPart], attr: str, comment: str):
     """A loader of one text for all parts (each after a header line when there are several)."""
     def load():
@@ -506,11 +496,73 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
                                slices, tile)
         return _finish(base.with_max_registers(max_registers), assemble, store, key)
 
-    t0 = time.perf_counter()
-    irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store, slices=slices,
-                               tile=tile)
-    t1 = time.perf_counter()
+    full, rest = divmod(g.K, gs)
+    sizes = [gs] * full + ([rest] if rest else [])  # a smaller last group when gs does not divide K
+    group_nnz = [int(np.count_nonzero(w[i * gs:i * gs + size])) for i, size in enumerate(sizes)]
+    split = split_groups(group_nnz, max_part_nnz())
+    passes = parse_pipeline(pipeline)  # a bad pipeline fails here, before any worker starts
+    # One part would leave the other cores idle: its regions' passes are shared
+    # out, and the share workers start now so that their start-up overlaps the IR template's.
+    shares = (share_count(sum(group_nnz), len(sizes), worker_count())
+              if len(split) == 1 and split_pipeline(passes)[0] else 1)
+    helpers = [Worker(preload=("irprune.parts",)) for _ in range(shares - 1)]
+    try:
+        t0 = time.perf_counter()
+        irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store, slices=slices,
+                                   tile=tile)
+        t1 = time.perf_counter()
+        jobs = _part_jobs(template, irt, g, w, b, gs, relu, cpu, store, slices, tile, pipeline,
+                          split)
+        jobs[0].shares = shares
+        results = compile_parts(jobs, helpers=helpers)
+    finally:
+        for h in helpers:
+            h.close()
+    before = results[0].template_instructions
+    pass_stats, parts, first = {}, [], 0
+    for job, r in zip(jobs, results):
+        merge_stats(pass_stats, r.stats)
+        parts.append(KernelPart(first_group=first, groups=len(job.regions),
+                                nnz=sum(group_nnz[first:first + len(job.regions)]),
+                                llvm=r.llvm, ptx=r.ptx))
+        first += len(job.regions)
+    stages = results[0].stages  # a split layer shows its first part's pass stages
+    after = sum(r.instructions for r in results)
+    fmas = sum(_count_fma_ptx(r.ptx) for r in results)
+    ptx_lines = sum(r.ptx.count("\n") for r in results)
+    t3 = time.perf_counter()
+    # With parts side by side, the PTX share of the wall time is its share of the work.
+    work_ptx = sum(r.seconds_ptx for r in results)
+    work = work_ptx + sum(r.seconds_passes for r in results)
+    t_ptx = (t3 - t1) * work_ptx / work if work else 0.0
 
+    nnz = int(np.count_nonzero(w))
+    asm = {"nvvm": irt.nvvm, "llvm": irt.text}
+    asm.update({n: t for n, t in stages.items() if isinstance(t, str)})
+    loaders = {n: t for n, t in stages.items() if not isinstance(t, str)}
+    stats = {
+        "weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
+        "group_size": gs, "slices": slices, "tile": list(tile) if tile else None,
+        "max_registers": None,
+        "groups": -(-g.K // gs), "parts": len(parts),
+        "instructions_template": before, "instructions_pruned": after,
+        "fma_ptx": fmas, "ptx_lines": ptx_lines,
+        "passes": pass_stats, "cached": False,
+        "seconds": {"ir_template": round(t1 - t0, 3), **{k: round(v, 3) for k, v in irt.timings.items()},
+                    "passes": round(t3 - t1 - t_ptx, 3), "ptx": round(t_ptx, 3)},
+        # Peak memory of whichever process compiled each part (this one, or a worker).
+        "part_peak_mib": max(r.peak_mib for r in results),
+    }
+    k = SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
+                         kernel_name=irt.kernel_name, cpu=cpu, asm=_stages(asm, parts, loaders), stats=stats,
+                         weight=w, weight_param=jobs[0].weight_param, parts=parts, slices=slices,
+                         tile=tile)
+    return _finish(k, assemble, store, key)
+
+
+def _part_jobs(template, irt, g: ConvGeometry, w, b, gs: int, relu, cpu: str, store, slices,
+               tile, pipeline: str, split: list[tuple[int, int]]) -> list[PartJob]:
+    """One job per part of ``split`` ((first group, count) each): the regions it instantiates."""
     weight_arr = irt.array("weight")[0]
     # Group gi's arrays start k0 = gi * gs output channels further along.
     strides = {weight_arr.data_param: g.Cg * g.R * g.S * 4,
@@ -531,54 +583,12 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
         ragged = template.ir_template(g, rest, relu, b is not None, cpu, cache=store,
                                       slices=slices, tile=tile).text
         regions.append((full * gs, rest, True, input_shift(full * gs)))
-    group_nnz = [int(np.count_nonzero(w[r[0]:r[0] + r[1]])) for r in regions]
     constants = {c.data_param: b if b is not None else np.zeros(0, np.float32)
                  for c in irt.array("constant")}  # with no bias the parameter must still go
-    jobs = [PartJob(template=irt.text, ragged=ragged, regions=regions[first:first + count],
+    return [PartJob(template=irt.text, ragged=ragged, regions=regions[first:first + count],
                     weight_param=weight_arr.data_param, weights=w, constants=constants,
                     channel_strides=strides, pipeline=pipeline, cpu=cpu, keep_stages=not i)
-            for i, (first, count) in enumerate(split_groups(group_nnz, max_part_nnz()))]
-    parse_pipeline(pipeline)  # a bad pipeline fails here, before any worker starts
-    before = count_instructions(parse_module(irt.text))
-    results = compile_parts(jobs)
-    pass_stats, parts, first = {}, [], 0
-    for job, r in zip(jobs, results):
-        _merge_stats(pass_stats, r.stats)
-        parts.append(KernelPart(first_group=first, groups=len(job.regions),
-                                nnz=sum(group_nnz[first:first + len(job.regions)]),
-                                llvm=r.llvm, ptx=r.ptx))
-        first += len(job.regions)
-    stages = results[0].stages  # a split layer shows its first part's pass stages
-    after = sum(r.instructions for r in results)
-    fmas = sum(_count_fma_ptx(r.ptx) for r in results)
-    ptx_lines = sum(r.ptx.count("\n") for r in results)
-    t3 = time.perf_counter()
-    # With parts side by side, the PTX share of the wall time is its share of the work.
-    work_ptx = sum(r.seconds_ptx for r in results)
-    work = work_ptx + sum(r.seconds_passes for r in results)
-    t_ptx = (t3 - t1) * work_ptx / work if work else 0.0
-
-    nnz = int(np.count_nonzero(w))
-    asm = {"nvvm": irt.nvvm, "llvm": irt.text}
-    asm.update(stages)
-    stats = {
-        "weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
-        "group_size": gs, "slices": slices, "tile": list(tile) if tile else None,
-        "max_registers": None,
-        "groups": -(-g.K // gs), "parts": len(parts),
-        "instructions_template": before, "instructions_pruned": after,
-        "fma_ptx": fmas, "ptx_lines": ptx_lines,
-        "passes": pass_stats, "cached": False,
-        "seconds": {"ir_template": round(t1 - t0, 3), **{k: round(v, 3) for k, v in irt.timings.items()},
-                    "passes": round(t3 - t1 - t_ptx, 3), "ptx": round(t_ptx, 3)},
-        # Peak memory of whichever process compiled each part (this one, or a worker).
-        "part_peak_mib": max(r.peak_mib for r in results),
-    }
-    k = SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
-                         kernel_name=irt.kernel_name, cpu=cpu, asm=_stages(asm, parts), stats=stats,
-                         weight=w, weight_param=weight_arr.data_param, parts=parts, slices=slices,
-                         tile=tile)
-    return _finish(k, assemble, store, key)
+            for i, (first, count) in enumerate(split)]
 
 
 def _finish(k: SparseConvKernel, assemble: bool, store, key) -> SparseConvKernel:

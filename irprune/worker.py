@@ -34,20 +34,55 @@ def _call(module: str, function: str, kwargs: dict):
     return getattr(importlib.import_module(module), function)(**kwargs)
 
 
+class Worker:
+    """One worker process, started now and given its call later.
+
+    Starting it ahead lets its interpreter start-up and ``preload`` imports
+    overlap the caller's own work (a layer's shares start while its IR
+    template is still being made). A worker takes one call; one never
+    called is stopped by :meth:`close` (or leaving its ``with`` block).
+    """
+
+    def __init__(self, env: dict | None = None, preload: tuple[str, ...] = ()):
+        cmd = [sys.executable, "-m", "irprune.worker", *preload]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+        self._used = False
+
+    def call(self, module: str, function: str, kwargs: dict):
+        """Call ``module.function(**kwargs)`` in the worker; return its result or raise its error."""
+        if self._used:
+            raise IrpruneError("a worker takes one call; start another", stage="worker")
+        self._used = True
+        out, err = self._proc.communicate(
+            pickle.dumps((module, function, kwargs), protocol=pickle.HIGHEST_PROTOCOL))
+        if self._proc.returncode != 0:
+            log = err.decode(errors="replace")
+            raise IrpruneError(f"a worker process failed (exit {self._proc.returncode}): "
+                               f"{(log.strip().splitlines() or ['no output'])[-1]}",
+                               stage="worker", log=log)
+        result = pickle.loads(out)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def close(self) -> None:
+        """Stop the worker if it was never called."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def run_one(module: str, function: str, kwargs: dict, env: dict | None = None):
     """Call ``module.function(**kwargs)`` in a fresh subprocess; return its result or raise its error."""
-    proc = subprocess.run([sys.executable, "-m", "irprune.worker"],
-                          input=pickle.dumps((module, function, kwargs), protocol=pickle.HIGHEST_PROTOCOL),
-                          capture_output=True, env={**os.environ, **(env or {})})
-    if proc.returncode != 0:
-        log = proc.stderr.decode(errors="replace")
-        raise IrpruneError(f"a worker process failed (exit {proc.returncode}): "
-                           f"{(log.strip().splitlines() or ['no output'])[-1]}",
-                           stage="worker", log=log)
-    out = pickle.loads(proc.stdout)
-    if isinstance(out, BaseException):
-        raise out
-    return out
+    with Worker(env) as w:
+        return w.call(module, function, kwargs)
 
 
 def run_in_workers(calls: list[tuple[str, str, dict]], workers: int | None = None,
@@ -72,6 +107,8 @@ def run_in_workers(calls: list[tuple[str, str, dict]], workers: int | None = Non
 def main() -> None:
     from .gcpause import gc_paused
 
+    for name in sys.argv[1:]:  # imported while the caller has not sent the call yet
+        importlib.import_module(name)
     module, function, kwargs = pickle.loads(sys.stdin.buffer.read())
     try:
         with gc_paused():

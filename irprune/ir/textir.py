@@ -145,6 +145,13 @@ class Instruction:
             return self.callee.startswith(PURE_CALLEE_PREFIXES)
         return False
 
+    def __getstate__(self) -> dict:
+        # The operand memo is rebuilt on demand: a module sent between
+        # processes (irprune.region_shares) should not carry it.
+        state = dict(self.__dict__)
+        state.pop("_ops", None)
+        return state
+
     def __repr__(self) -> str:
         return f"Instruction({self.text.strip()!r})"
 

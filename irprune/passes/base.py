@@ -52,6 +52,7 @@ class PassContext:
             (e.g. the bias), folded like weights but never stripped.
         analyses: results of analyses, by pass name.
         stats: per-pass numbers (instructions before/after, removed, ...).
+        share: see the attribute's comment.
         regions: the channel groups to instantiate from the IR template (None:
             the module is the whole kernel, one region).
         channel_strides: parameter -> bytes from one output channel's data to
@@ -71,6 +72,10 @@ class PassContext:
     channel_strides: dict[str, int] = field(default_factory=dict)
     verify: bool = True
     print_between: Callable[[str, str], None] | None = None
+    #: ``(first, count)``: instantiate only these of ``regions`` (one share of
+    #: a part compiled in several processes, see irprune.region_shares); the
+    #: regions keep their part-wide indices, names and switch cases.
+    share: tuple[int, int] | None = None
 
 
 class ModulePass:
@@ -81,6 +86,10 @@ class ModulePass:
     is_analysis: ClassVar[bool] = False
     #: Names of analyses that must have run before this pass.
     requires: ClassVar[tuple[str, ...]] = ()
+    #: True when what the pass does to one channel-group region depends on
+    #: nothing outside it, so that shares of a part's regions can go through
+    #: it in separate processes and be joined afterwards (irprune.region_shares).
+    region_local: ClassVar[bool] = False
 
     def apply(self, ctx: PassContext, module: Module) -> None:  # pragma: no cover
         raise NotImplementedError

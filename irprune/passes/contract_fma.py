@@ -27,6 +27,7 @@ class ContractFma(ModulePass):
     """Replace ``fadd(acc, fmul(a, b))`` (one use of the product) by ``llvm.fmuladd(a, b, acc)``."""
 
     name = "contract-fma"
+    region_local = True
 
     def apply(self, ctx: PassContext, module: Module) -> None:
         fused = 0

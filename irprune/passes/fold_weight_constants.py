@@ -24,6 +24,7 @@ class FoldWeightConstants(ModulePass):
     """Replace weight (and bias) loads by their values; drop the weight parameters."""
 
     name = "fold-weight-constants"
+    region_local = True
 
     def apply(self, ctx: PassContext, module: Module) -> None:
         if ctx.weights is None:

@@ -32,6 +32,7 @@ holds the nonzero chains, so nothing downstream sees the dense layer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,9 @@ from .base import ModulePass, PassContext, Region
 from .trace_weight_uses import TraceMap
 
 ZERO = "0.000000e+00"
+DISPATCH_LABEL = "irp.dispatch"
+NOGROUP_LABEL = "irp.nogroup"
+_CASE_RE = re.compile(r'i32 (\d+), label (%(?:"[^"]*"|[-a-zA-Z$._0-9]+))')
 
 
 def region_prefix(index: int, count: int) -> str:
@@ -208,6 +212,36 @@ class TemplatePlan:
         return blocks, stats
 
 
+def dispatch_blocks(cases: list[tuple[int, str]]) -> list[Block]:
+    """The blocks in front of the regions: a ``switch`` on the group index to each region's label.
+
+    The group is blockIdx.y * blockDim.z + threadIdx.z: a launch may put
+    several groups in one block (their warps then share the input through
+    L1); with blockDim.z = 1 this is blockIdx.y. The code is the same for
+    every such launch, so it is a launch choice, not a compile one.
+    """
+    targets = " ".join(f"i32 {i}, label %{label}" for i, label in cases)
+    dispatch = Block(label=DISPATCH_LABEL, instructions=[
+        Instruction.parse(f"%irp.group.block = tail call i32 {GROUP_INDEX_INTRINSIC}()"),
+        Instruction.parse(f"%irp.group.count = tail call i32 {GROUPS_PER_BLOCK_INTRINSIC}()"),
+        Instruction.parse(f"%irp.group.lane = tail call i32 {GROUP_IN_BLOCK_INTRINSIC}()"),
+        Instruction.parse("%irp.group.first = mul i32 %irp.group.block, %irp.group.count"),
+        Instruction.parse("%irp.group = add i32 %irp.group.first, %irp.group.lane"),
+        Instruction.parse(f"switch i32 %irp.group, label %{NOGROUP_LABEL} [ {targets} ]"),
+    ])
+    return [dispatch, Block(label=NOGROUP_LABEL, instructions=[Instruction.parse("ret void")])]
+
+
+def dispatch_cases(fn: Function) -> list[tuple[int, str]]:
+    """The (group, label) cases of the switch that :func:`dispatch_blocks` made in ``fn``."""
+    if not fn.blocks or fn.blocks[0].label != DISPATCH_LABEL:
+        raise PassError(f"function @{fn.name} does not start with the group switch",
+                        stage="join-shares")
+    switch = fn.blocks[0].instructions[-1].text
+    inner = switch[switch.index("[") + 1:switch.rindex("]")]
+    return [(int(group), label[1:]) for group, label in _CASE_RE.findall(inner)]
+
+
 def _group_zero_mask(ctx: PassContext, region: Region, flats: int) -> np.ndarray:
     """Weight-is-zero per template weight (flat index) for ``region``'s channels."""
     w = ctx.weights.reshape(ctx.weights.shape[0], -1)
@@ -223,6 +257,7 @@ class StripZeroWeights(ModulePass):
 
     name = "strip-zero-weights"
     requires = ("trace-weight-uses",)
+    region_local = True
 
     def apply(self, ctx: PassContext, module: Module) -> None:
         if ctx.weights is None:
@@ -234,7 +269,12 @@ class StripZeroWeights(ModulePass):
         blocks: list[Block] = []
         cases = []
         totals = {"weights_stripped": 0, "accumulates_stripped": 0, "dead_inputs_erased": 0}
-        for i, reg in enumerate(regions):
+        first, count = ctx.share or (0, len(regions))
+        if not (0 <= first and count >= 1 and first + count <= len(regions)):
+            raise PassError(f"share {ctx.share} is outside the {len(regions)} regions",
+                            stage=f"pass:{self.name}")
+        for i in range(first, first + count):
+            reg = regions[i]
             rfn, rtm = (reg.fn, reg.trace) if reg.fn is not None else (fn, tm)
             plan = plans.get(id(rfn))
             if plan is None:
@@ -265,23 +305,9 @@ class StripZeroWeights(ModulePass):
             rblocks[0].instructions[:0] = prologue
             blocks += rblocks
         if len(regions) > 1:
-            targets = " ".join(f"i32 {i}, label %{label}" for i, label in cases)
-            # The group is blockIdx.y * blockDim.z + threadIdx.z: a launch may put
-            # several groups in one block (their warps then share the input
-            # through L1); with blockDim.z = 1 this is blockIdx.y. The code is
-            # the same for every such launch, so it is a launch choice, not a compile one.
-            dispatch = Block(label="irp.dispatch", instructions=[
-                Instruction.parse(f"%irp.group.block = tail call i32 {GROUP_INDEX_INTRINSIC}()"),
-                Instruction.parse(f"%irp.group.count = tail call i32 {GROUPS_PER_BLOCK_INTRINSIC}()"),
-                Instruction.parse(f"%irp.group.lane = tail call i32 {GROUP_IN_BLOCK_INTRINSIC}()"),
-                Instruction.parse("%irp.group.first = mul i32 %irp.group.block, %irp.group.count"),
-                Instruction.parse("%irp.group = add i32 %irp.group.first, %irp.group.lane"),
-                Instruction.parse(f"switch i32 %irp.group, label %irp.nogroup [ {targets} ]"),
-            ])
-            blocks = [dispatch, Block(label="irp.nogroup",
-                                      instructions=[Instruction.parse("ret void")])] + blocks
+            blocks = dispatch_blocks(cases) + blocks
             for intrinsic in (GROUP_INDEX_INTRINSIC, GROUPS_PER_BLOCK_INTRINSIC,
                               GROUP_IN_BLOCK_INTRINSIC):
                 module.declare(f"declare i32 {intrinsic}()", intrinsic)
         fn.blocks = blocks
-        ctx.stats.setdefault(self.name, {}).update({**totals, "regions": len(regions)})
+        ctx.stats.setdefault(self.name, {}).update({**totals, "regions": count})

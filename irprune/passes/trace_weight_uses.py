@@ -210,6 +210,7 @@ class TraceWeightUses(ModulePass):
 
     name = "trace-weight-uses"
     is_analysis = True
+    region_local = True
 
     def apply(self, ctx: PassContext, module: Module) -> None:
         if ctx.weight_param is None:
