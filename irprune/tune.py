@@ -41,14 +41,17 @@ SLICE_TARGETS = (1, 2, 4, 8)
 #: shared-memory reduction costs more than the slice's own work.
 MIN_SLICE_CHANNELS = 4
 #: Candidate channel-group sizes (each replaced by a nearby divisor of K when one is close).
-GROUP_TARGETS = (2, 4, 8, 16, 32, 64)
+#: Group size 2 was timed on the 17 1x1 layers at 6450689 and won once, by 1.9%
+#: (docs/perf-log.md, "Group size 2 and 16 groups per block"): not worth its compiles.
+GROUP_TARGETS = (4, 8, 16, 32, 64)
 #: The largest IR template (group_size x C x R x S dense chains) a candidate may need: the
 #: template's unrolling time grows with it (6 s for 36,864 chains on the 2-core machine).
 MAX_TEMPLATE_CHAINS = 80_000
 #: Candidate channel groups per block (pixel layout; each must divide the group count).
-GROUPS_PER_BLOCK = (1, 2, 4, 8, 16)
+#: 16 never won at 6450689.
+GROUPS_PER_BLOCK = (1, 2, 4, 8)
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 6
+TUNE_FORMAT = 7
 #: Row tiles are timed with the largest this many candidate group sizes of at least
 #: irprune.row_tile.MIN_GROUP (each (group size, tile) pair is a compile).
 TILE_GROUP_SIZES = 2

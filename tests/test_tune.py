@@ -22,7 +22,7 @@ def test_candidates_are_bounded_and_prefer_divisors(shape):
     # Only the smallest candidate may exceed the template budget (some group must exist).
     assert all(s * C * R * R <= MAX_TEMPLATE_CHAINS for s in sizes[1:])
     if K == 64:
-        assert sizes == [2, 4, 8, 16, 32, 64]
+        assert sizes == [4, 8, 16, 32, 64]
     if K == 50:
         assert 10 in sizes and 25 in sizes
 
