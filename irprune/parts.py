@@ -49,6 +49,8 @@ class PartResult:
     seconds_ptx: float = 0.0
     #: Peak resident memory of the process that compiled the part (MiB).
     peak_mib: float = 0.0
+    #: Processes its region-local passes ran in (irprune.region_shares).
+    shares: int = 1
 
 
 def _context(job: PartJob):
@@ -161,7 +163,7 @@ def compile_part(job: PartJob, helpers: list | None = None) -> PartResult:
                       stats=ctx.stats, template_instructions=template_instructions,
                       stages=stages if job.keep_stages else {},
                       seconds_passes=t1 - t0, seconds_ptx=time.perf_counter() - t1,
-                      peak_mib=max(peak, peak_rss_mib()))
+                      peak_mib=max(peak, peak_rss_mib()), shares=max(1, len(bounds)))
 
 
 def merge_stats(total: dict, part: dict) -> None:

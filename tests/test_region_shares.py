@@ -30,6 +30,7 @@ def test_shares_make_the_same_code_as_one_process(monkeypatch, kw):
     one = _compile(monkeypatch, "1", w, (1, 3, 6, 7), **kw)
     three = _compile(monkeypatch, "3", w, (1, 3, 6, 7), **kw)
     assert one.stats["parts"] == three.stats["parts"] == 1
+    assert (one.stats["shares"], three.stats["shares"]) == (1, 3)
     assert three.asm["ptx"] == one.asm["ptx"]
     assert three.asm["llvm-pruned"] == one.asm["llvm-pruned"]
     # Every stage, the region-local ones joined from the shares' texts when read.
