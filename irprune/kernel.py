@@ -16,10 +16,10 @@ from .validate import check_weight
 from .ir.textir import parse_module
 from .limits import check_grid, check_layer_size, max_part_nnz, split_groups
 from .llvm_opt import DEFAULT_CPU
-from .parts import PartJob, compile_parts, merge_stats
+from .parts import PartJob, compile_parts, merge_stats, start_share_workers
 from .passes import DEFAULT_PIPELINE, parse_pipeline
 from .region_shares import share_count, split_pipeline
-from .worker import Worker, worker_count
+from .worker import worker_count
 from .passes.trace_weight_uses import TraceMap
 
 #: Threads per block along the output pixels.
@@ -505,13 +505,13 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     # out, and the share workers start now so that their start-up overlaps the IR template's.
     shares = (share_count(sum(group_nnz), len(sizes), worker_count())
               if len(split) == 1 and split_pipeline(passes)[0] else 1)
-    helpers = [Worker(preload=("irprune.parts",)) for _ in range(shares - 1)]
+    helpers = start_share_workers(shares)
     try:
         t0 = time.perf_counter()
         irt = template.ir_template(g, gs, relu, b is not None, cpu, cache=store, slices=slices,
                                    tile=tile)
         t1 = time.perf_counter()
-        jobs = _part_jobs(template, irt, g, w, b, gs, relu, cpu, store, slices, tile, pipeline,
+        jobs = _part_jobs(template, irt, g, w, b, sizes, relu, cpu, store, slices, tile, pipeline,
                           split)
         jobs[0].shares = shares
         results = compile_parts(jobs, helpers=helpers)
@@ -561,9 +561,12 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     return _finish(k, assemble, store, key)
 
 
-def _part_jobs(template, irt, g: ConvGeometry, w, b, gs: int, relu, cpu: str, store, slices,
-               tile, pipeline: str, split: list[tuple[int, int]]) -> list[PartJob]:
-    """One job per part of ``split`` ((first group, count) each): the regions it instantiates."""
+def _part_jobs(template, irt, g: ConvGeometry, w, b, sizes: list[int], relu, cpu: str, store,
+               slices, tile, pipeline: str, split: list[tuple[int, int]]) -> list[PartJob]:
+    """One job per part of ``split`` ((first group, count) each): the regions it instantiates.
+
+    ``sizes``: the channels of each group (all the group size, the last maybe fewer).
+    """
     weight_arr = irt.array("weight")[0]
     # Group gi's arrays start k0 = gi * gs output channels further along.
     strides = {weight_arr.data_param: g.Cg * g.R * g.S * 4,
@@ -577,13 +580,12 @@ def _part_jobs(template, irt, g: ConvGeometry, w, b, gs: int, relu, cpu: str, st
     def input_shift(k0: int) -> dict[str, int]:
         return {x_param: (k0 // g.Kg) * g.Cg * g.H * g.W * 4} if g.groups > 1 else {}
 
-    full, rest = divmod(g.K, gs)
-    regions = [(i * gs, gs, False, input_shift(i * gs)) for i in range(full)]
+    gs = sizes[0]
+    regions = [(i * gs, size, size != gs, input_shift(i * gs)) for i, size in enumerate(sizes)]
     ragged = None
-    if rest:  # a smaller last group is made from an IR template of its own size
-        ragged = template.ir_template(g, rest, relu, b is not None, cpu, cache=store,
+    if sizes[-1] != gs:  # a smaller last group is made from an IR template of its own size
+        ragged = template.ir_template(g, sizes[-1], relu, b is not None, cpu, cache=store,
                                       slices=slices, tile=tile).text
-        regions.append((full * gs, rest, True, input_shift(full * gs)))
     constants = {c.data_param: b if b is not None else np.zeros(0, np.float32)
                  for c in irt.array("constant")}  # with no bias the parameter must still go
     return [PartJob(template=irt.text, ragged=ragged, regions=regions[first:first + count],

@@ -88,6 +88,13 @@ class ShareResult:
     peak_mib: float
 
 
+def start_share_workers(shares: int) -> list:
+    """Workers for the shares after the first of ``shares``, started now with this module imported."""
+    from .worker import Worker
+
+    return [Worker(preload=(__name__,)) for _ in range(shares - 1)]
+
+
 def compile_share(job: PartJob, share: tuple[int, int]) -> ShareResult:
     """Run the region-local head of ``job``'s pipeline over regions ``share`` = (first, count)."""
     from .ir.textir import parse_module
@@ -128,10 +135,8 @@ def compile_part(job: PartJob, helpers: list | None = None) -> PartResult:
     if len(bounds) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .worker import Worker
-
         helpers = list(helpers or [])
-        helpers += [Worker(preload=("irprune.parts",)) for _ in range(len(bounds) - 1 - len(helpers))]
+        helpers += start_share_workers(len(bounds) - len(helpers))
         with ThreadPoolExecutor(max_workers=len(bounds) - 1) as pool:
             # Sent first: the workers' shares run while this process does its own.
             futures = [pool.submit(h.call, "irprune.parts", "compile_share", {"job": job, "share": b})

@@ -19,7 +19,7 @@ only parts of :data:`SHARE_MIN_NNZ` nonzeros per share or more are cut.
 from __future__ import annotations
 
 from .errors import PassError
-from .ir.textir import Function, Module
+from .ir.textir import Function, Module, parse_module
 from .passes.base import ModulePass
 from .passes.strip_zero_weights import dispatch_blocks, dispatch_cases
 
@@ -96,8 +96,6 @@ def join_shares(modules: list[Module]) -> Module:
 
 def join_share_texts(texts: list[str]) -> str:
     """:func:`join_shares` on module texts (a stage's text of each share), as text."""
-    from .ir.textir import parse_module
-
     return join_shares([parse_module(t) for t in texts]).render()
 
 
