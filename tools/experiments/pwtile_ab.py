@@ -116,7 +116,6 @@ def main():
                 gs, sl, budget, blk, per = base[name]
                 k, w, l = built_in_kernel(name, gs, sl, CACHE)
                 k = k.with_max_registers(budget)
-                from irprune.bench.compile_jobs import bench_weights  # noqa: F401
                 k.groups_per_block = per
                 blocks = (blk,)
                 row = {"layer": name, "kind": "tuned", "gs": gs, "slices": sl, "m": per,
