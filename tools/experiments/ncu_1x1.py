@@ -2,13 +2,10 @@
 
 Each named layer's tuned kernel of the 6450689 run (group size, slices, budget,
 block, groups per block; batch 1, sparsity 0.9) is checked against float64 and
-launched a few times on fresh inputs; run under ncu, which replays each launch
-with the caches flushed (inputs from DRAM, as in the bench):
+then launched 32 times over 16 inputs, as the bench rotates them; ncu_1x1.sh
+profiles the last launch with the caches left as they are (--cache-control none):
 
-    ncu --clock-control none -k regex:irprune --launch-skip 2 --launch-count 1 \
-        --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis \
-        --section LaunchStats --section Occupancy --csv --page details \
-        python3 ncu_1x1.py LAYER > LAYER.csv
+    bash ncu_1x1.sh   # from the repository root: ncu's raw metrics of each layer's last launch
 
 after ``python3 ncu_1x1.py prebuild`` (every tuned kernel into the cache, in parallel).
 """
@@ -33,15 +30,19 @@ def main():
         k = k.with_max_registers(budget)
         k.ptxas()  # the cubin, as the bench loads it
         k.block, k.groups_per_block = blk, per
-        x = torch.randn(1, l.C, l.H, l.W, device="cuda")
+        xs = [torch.randn(1, l.C, l.H, l.W, device="cuda") for _ in range(16)]
+        x = xs[0]
         ref = torch.nn.functional.conv2d(x.double(), torch.from_numpy(w).double().cuda(),
                                          stride=l.stride, padding=l.padding)
-        for _ in range(4):
-            y = k(x)
+        y = k(x)
         torch.cuda.synchronize()
         err = float((y.double() - ref).abs().max() / ref.abs().max())
         print(name, (gs, sl, budget, blk, per), "registers", k.registers, f"err {err:.1e}",
               file=sys.stderr, flush=True)
+        # Then 32 launches over the 16 inputs, as the bench rotates them (profile the last ones).
+        for i in range(32):
+            k(xs[i % 16], out=y)
+        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":
