@@ -95,6 +95,17 @@ def _csv(conv, what: str):
 
 
 _dims = _csv(int, "integers")
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
 _floats = _csv(float, "numbers")
 
 
@@ -171,7 +182,8 @@ def cmd_bench(args) -> int:
                           batches=args.batches, sparsities=args.sparsities,
                           impls=args.impls or BenchConfig.__dataclass_fields__["impls"].default,
                           jobs=args.jobs or (os.cpu_count() or 1), cache_dir=args.cache_dir,
-                          max_weights=args.max_weights, commit=args.commit, tune=not args.no_tune)
+                          max_weights=args.max_weights, commit=args.commit, tune=not args.no_tune,
+                          baseline_processes=args.baseline_processes)
         try:
             doc = run(cfg, out_json=out / "results.json", log=lambda m: print(m, file=sys.stderr))
         except (KeyError, ValueError) as exc:
@@ -287,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compile each layer as irprune.conv2d does untuned (default group size, "
                         "128-thread blocks, register budget 128) instead of timing every "
                         "candidate (irprune.tune)")
+    b.add_argument("--baseline-processes", type=_positive_int, default=3, metavar="N",
+                   help="time cuDNN and cuSPARSE in N processes and keep each one's fastest "
+                        "(default 3: cuDNN's time moves between processes; irprune is timed once)")
     b.add_argument("--commit", help="commit to record (default: git rev-parse HEAD)")
     b.add_argument("--out", default="bench-out", help="folder for results.json, tables.md, plots/")
     b.add_argument("--report", metavar="JSON", nargs="+",

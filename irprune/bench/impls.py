@@ -103,6 +103,23 @@ def cusparse_csr(inp: Inputs, w):
     return run
 
 
+#: The library baselines: timed by cuDNN / cuSPARSE, checked like every implementation.
+BASELINES = ("cudnn_fp32", "cudnn_tf32", "cudnn_fp16", "cusparse_csr")
+
+
+def baseline(impl: str, inp: Inputs, w):
+    """The run function of library baseline ``impl`` (one of :data:`BASELINES`)."""
+    if impl == "cudnn_fp32":
+        return cudnn(inp, w, tf32=False)
+    if impl == "cudnn_tf32":
+        return cudnn(inp, w, tf32=True)
+    if impl == "cudnn_fp16":
+        return cudnn_fp16(inp, w)
+    if impl == "cusparse_csr":
+        return cusparse_csr(inp, w)
+    raise ValueError(f"unknown baseline {impl!r}; choose from {', '.join(BASELINES)}")
+
+
 def irprune_run(inp: Inputs, kernel):
     def run(i):
         return kernel(inp.xs[i], out=inp.ys[i])

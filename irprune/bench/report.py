@@ -201,7 +201,9 @@ def markdown(doc: dict, plot_paths: list[Path] | None = None, rel_to: Path | Non
                   f"commit {e.get('commit')}; torch {e.get('torch')} (CUDA {e.get('cuda_runtime')}, "
                   f"cuDNN {e.get('cudnn')}), numba-cuda {e.get('numba-cuda')}, llvmlite {e.get('llvmlite')}; "
                   f"empty kernel in a graph {e.get('empty_launch_us')} us, device copy "
-                  f"{e.get('copy_bandwidth_GBps')} GB/s (read + write)"]
+                  f"{e.get('copy_bandwidth_GBps')} GB/s (read + write)"
+                  + (f"; cuDNN and cuSPARSE: the fastest of {e['baseline_processes']} processes "
+                     "(irprune: one)" if e.get("baseline_processes", 1) > 1 else "")]
     lines += ["", "Each suite's ratios come from its own run: every implementation of a row was "
               "measured side by side in that run.", "",
               "## Summary at sparsity 0.9", "", summary(doc), "",

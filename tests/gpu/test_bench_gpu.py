@@ -29,6 +29,15 @@ def test_bench_checks_and_times_every_impl(tmp_path):
     best = min(tuning, key=lambda t: t["median_us"])
     assert recs["irprune"]["max_registers"] == best["max_registers"]
     assert (tmp_path / "r.json").is_file()
+    # The baselines were timed in three processes (the default) and keep their fastest;
+    # irprune was timed once.
+    from irprune.bench.impls import BASELINES
+
+    assert doc["environment"]["baseline_processes"] == 3
+    for impl in BASELINES:
+        times = recs[impl]["process_us"]
+        assert len(times) == 3 and recs[impl]["median_us"] == min(times), (impl, times)
+    assert "process_us" not in recs["irprune"]
 
 
 def test_a_wrong_result_is_recorded_and_never_timed(tmp_path, monkeypatch):
