@@ -183,7 +183,8 @@ def cmd_bench(args) -> int:
                           impls=args.impls or BenchConfig.__dataclass_fields__["impls"].default,
                           jobs=args.jobs or (os.cpu_count() or 1), cache_dir=args.cache_dir,
                           max_weights=args.max_weights, commit=args.commit, tune=not args.no_tune,
-                          baseline_processes=args.baseline_processes)
+                          baseline_processes=args.baseline_processes,
+                          choices_from=args.choices_from)
         try:
             doc = run(cfg, out_json=out / "results.json", log=lambda m: print(m, file=sys.stderr))
         except (KeyError, ValueError) as exc:
@@ -302,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--baseline-processes", type=_positive_int, default=3, metavar="N",
                    help="time cuDNN and cuSPARSE in N processes and keep each one's fastest "
                         "(default 3: cuDNN's time moves between processes; irprune is timed once)")
+    b.add_argument("--choices-from", metavar="JSON",
+                   help="an earlier run's results.json: compile and time only the configuration "
+                        "its tuner chose for each layer it has (no tuning; other layers are tuned)")
     b.add_argument("--commit", help="commit to record (default: git rev-parse HEAD)")
     b.add_argument("--out", default="bench-out", help="folder for results.json, tables.md, plots/")
     b.add_argument("--report", metavar="JSON", nargs="+",

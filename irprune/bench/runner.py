@@ -50,6 +50,9 @@ class BenchConfig:
     #: Processes that time the library baselines (irprune.bench.baseline_processes): each
     #: baseline keeps its fastest; cuDNN's time moves by up to 1.8x between processes.
     baseline_processes: int = 3
+    #: An earlier run's results.json: irprune compiles and times only the configuration that
+    #: run's tuner chose for each (layer, batch, sparsity) it has, instead of tuning again.
+    choices_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,12 +166,15 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
     units = plan(cfg)
     if not units:
         raise ValueError("nothing to run: no layer matched")
+    if cfg.choices_from is not None:
+        cfg._choices = load_choices(cfg.choices_from)  # a bad file fails before any compile
     cache_dir = cfg.cache_dir or tempfile.mkdtemp(prefix="irprune-bench-cache-")
     doc = {"environment": environment(cfg.commit),
            "config": {"suites": cfg.suites, "quick": cfg.quick, "max_weights": cfg.max_weights,
                       "target_ms": cfg.target_ms, "repeats": cfg.repeats, "jobs": cfg.jobs,
                       "cache_dir_fresh": cfg.cache_dir is None, "tolerance": TOLERANCE,
                       "tune": cfg.tune, "baseline_processes": cfg.baseline_processes,
+                      "choices_from": cfg.choices_from,
                       "cudnn_benchmark": True},
            "records": []}
 
@@ -241,22 +247,54 @@ def compile_plan(cfg: BenchConfig, units: list[Unit], cache_dir: str
                 f"grow with the nonzeros; raise --max-weights to include it (large layers compile in parts)")
             continue
         templated = set()
-        for gs, sl, tile, cap in configs(cfg, u):
-            if (gs, sl, tile) not in templated:  # one IR template serves every register budget
-                templated.add((gs, sl, tile))
-                jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl, tile))
-            jobs += [CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir, gs, sl,
-                                tile, cap) for s in u.sparsities]
+        for s in u.sparsities:
+            for gs, sl, tile, cap in configs(cfg, u, s):
+                if (gs, sl, tile) not in templated:  # one IR template serves every budget
+                    templated.add((gs, sl, tile))
+                    jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl, tile))
+                jobs.append(CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir,
+                                       gs, sl, tile, cap))
     return jobs, refused
 
 
-def configs(cfg: BenchConfig, u: Unit) -> list[tuple[int, int, tuple[int, int] | None, int | None]]:
-    """The (group size, slices, tile, register budget) configurations compiled for a unit: the
-    tuner's candidates, each with its register budgets, or the default."""
+def load_choices(path: str) -> dict:
+    """{(layer, batch, sparsity): the irprune record} of each timed irprune row of an earlier
+    run's results.json (its tuner's choice: group size, slices, tile, budget, launch shape)."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read choices from {path}: {exc}") from None
+    commit = doc.get("environment", {}).get("commit")
+    out = {}
+    for r in doc.get("records", []):
+        if r.get("impl") == "irprune" and r.get("status") == "ok" and r.get("group_size"):
+            out[(r["layer"], r["batch"], r["sparsity"])] = dict(r, commit=commit)
+    if not out:
+        raise ValueError(f"{path} has no timed irprune record to take choices from")
+    return out
+
+
+def _choice(cfg: BenchConfig, u: Unit, sparsity: float) -> dict | None:
+    if cfg.choices_from is None:
+        return None
+    if not hasattr(cfg, "_choices"):
+        cfg._choices = load_choices(cfg.choices_from)
+    return cfg._choices.get((u.layer.name, u.batch, sparsity))
+
+
+def configs(cfg: BenchConfig, u: Unit, sparsity: float
+            ) -> list[tuple[int, int, tuple[int, int] | None, int | None]]:
+    """The (group size, slices, tile, register budget) configurations compiled for a unit at
+    ``sparsity``: an earlier run's choice (``choices_from``), else the tuner's candidates, each
+    with its register budgets, or the default."""
     from ..register_budget import DEFAULT_MAX_REGISTERS
     from ..template import default_group_size
     from ..tune import candidate_configs, candidate_register_caps
 
+    chosen = _choice(cfg, u, sparsity)
+    if chosen is not None:
+        tile = tuple(chosen["tile"]) if chosen.get("tile") else None
+        return [(chosen["group_size"], chosen["slices"], tile, chosen["max_registers"])]
     g = u.layer.geometry(u.batch)
     if not cfg.tune:  # what irprune.conv2d gives untuned
         return [(default_group_size(g), 1, None, DEFAULT_MAX_REGISTERS)]
@@ -338,7 +376,8 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
         from ..tune import launch_shapes, template_for
 
         g = layer.geometry(u.batch)
-        sizes = configs(cfg, u)
+        sizes = configs(cfg, u, sp)
+        chosen = _choice(cfg, u, sp)
         failed = [compiled.get((layer.name, u.batch, sp, *c), {}) for c in sizes]
         failed = [r for r in failed if not r.get("ok")]
         if failed:
@@ -356,7 +395,13 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             cached_s = time.perf_counter() - t0
             if not k.registers and len(sizes) > 1:
                 k.ptxas()  # the register count decides which blocks can launch
-            for b, m in (launch_shapes(k) if len(sizes) > 1 else ((k.block, 1),)):
+            if chosen is not None:  # the earlier run's launch shape, not timed again here
+                shapes = ((chosen["block"], chosen.get("groups_per_block", 1)),)
+                rec["choice_from"] = {"file": cfg.choices_from,
+                                      "commit": chosen.get("commit") or None}
+            else:
+                shapes = launch_shapes(k) if len(sizes) > 1 else ((k.block, 1),)
+            for b, m in shapes:
                 k.block, k.groups_per_block = b, m
                 fn = I.irprune_run(inp, k)
                 us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us

@@ -14,7 +14,7 @@ def test_a_tuned_run_compiles_each_configuration_with_each_budget_and_one_templa
     jobs, refused = compile_plan(cfg, units, "/tmp/x")
     assert not refused
     for u in units:
-        cfgs = configs(cfg, u)
+        cfgs = configs(cfg, u, 0.9)
         pixel = {(gs, sl) for gs, sl, tile, _ in cfgs if tile is None}
         tiles = {(gs, tile) for gs, _, tile, _ in cfgs if tile is not None}
         assert pixel and tiles  # 50,176 output pixels at batch 64: row tiles are candidates
@@ -32,7 +32,7 @@ def test_an_untuned_run_compiles_what_irprune_conv2d_gives():
                       tune=False)
     (u,) = plan(cfg)
     gs = default_group_size(u.layer.geometry(1))
-    assert configs(cfg, u) == [(gs, 1, None, DEFAULT_MAX_REGISTERS)]
+    assert configs(cfg, u, 0.9) == [(gs, 1, None, DEFAULT_MAX_REGISTERS)]
     jobs, _ = compile_plan(cfg, [u], "/tmp/x")
     assert [(j.sparsity, j.config) for j in jobs] == [
         (None, (gs, 1, None, None)), (0.9, (gs, 1, None, DEFAULT_MAX_REGISTERS))]
@@ -43,3 +43,40 @@ def test_layers_over_max_weights_are_refused_with_the_reason():
                       sparsities=(0.9,))
     jobs, refused = compile_plan(cfg, plan(cfg), "/tmp/x")
     assert not jobs and "--max-weights" in refused[("pw_1024_1024_7", 1)]
+
+
+def _choices_file(tmp_path, records):
+    import json
+
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps({"environment": {"commit": "abc123"}, "records": records}))
+    return str(path)
+
+
+def test_choices_from_an_earlier_run_compile_only_that_runs_configuration(tmp_path):
+    chosen = {"suite": "resnet50", "layer": "l1_1x1_64_64", "batch": 1, "sparsity": 0.9,
+              "impl": "irprune", "status": "ok", "group_size": 32, "slices": 1, "tile": None,
+              "max_registers": 128, "block": 32, "groups_per_block": 2}
+    other = dict(chosen, impl="cudnn_fp32", group_size=None)
+    path = _choices_file(tmp_path, [chosen, other, dict(chosen, sparsity=0.5, group_size=8)])
+    cfg = BenchConfig(suites=["resnet50"], layers=["l1_1x1_64_64", "l1_1x1_64_256"],
+                      batches=(1,), sparsities=(0.9,), choices_from=path)
+    u64, u256 = plan(cfg)
+    assert configs(cfg, u64, 0.9) == [(32, 1, None, 128)]
+    # A layer the earlier run did not time is tuned as usual.
+    assert len(configs(cfg, u256, 0.9)) > 1
+    jobs, _ = compile_plan(cfg, [u64], "/tmp/x")
+    assert [(j.sparsity, j.config) for j in jobs] == [(None, (32, 1, None, None)),
+                                                      (0.9, (32, 1, None, 128))]
+
+
+def test_a_choices_file_without_irprune_rows_or_unreadable_fails_in_one_line(tmp_path):
+    import pytest
+
+    from irprune.bench.runner import load_choices
+
+    path = _choices_file(tmp_path, [{"impl": "cudnn_fp32", "status": "ok"}])
+    with pytest.raises(ValueError, match="no timed irprune record"):
+        load_choices(path)
+    with pytest.raises(ValueError, match="cannot read choices from"):
+        load_choices(str(tmp_path / "missing.json"))

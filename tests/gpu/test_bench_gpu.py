@@ -58,3 +58,27 @@ def test_a_wrong_result_is_recorded_and_never_timed(tmp_path, monkeypatch):
     rec = next(r for r in doc["records"] if r["impl"] == "irprune")
     assert rec["status"] == "wrong" and rec["median_us"] is None and "launches" not in rec
     assert 5e-4 < rec["rel_err"] < 2e-3
+
+
+def test_a_run_can_time_an_earlier_runs_choice_without_tuning(tmp_path):
+    pytest.importorskip("torch", reason="the benchmark's baselines need PyTorch")
+    import json
+
+    from irprune.bench.runner import BenchConfig, run
+
+    chosen = {"suite": "seed", "layer": "lenet5_c2", "batch": 1, "sparsity": 0.9,
+              "impl": "irprune", "status": "ok", "group_size": 10, "slices": 2, "tile": None,
+              "max_registers": 64, "block": 64, "groups_per_block": 5}
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps({"environment": {"commit": "abc123"}, "records": [chosen]}))
+    cfg = BenchConfig(suites=["seed"], layers=["lenet5_c2"], batches=(1,), sparsities=(0.9,),
+                      impls=("irprune", "cudnn_fp32"), jobs=2, target_ms=2, repeats=3,
+                      baseline_processes=1, choices_from=str(path))
+    doc = run(cfg, log=print)
+    rec = next(r for r in doc["records"] if r["impl"] == "irprune")
+    assert rec["status"] == "ok" and rec["rel_err"] < 1e-5, rec
+    assert (rec["group_size"], rec["slices"], rec["max_registers"], rec["block"],
+            rec["groups_per_block"]) == (10, 2, 64, 64, 5)
+    assert rec["choice_from"]["commit"] == "abc123" and "tuning" not in rec
+    fp32 = next(r for r in doc["records"] if r["impl"] == "cudnn_fp32")
+    assert "process_us" not in fp32  # one process asked for
