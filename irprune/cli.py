@@ -95,6 +95,7 @@ def _csv(conv, what: str):
 
 
 _dims = _csv(int, "integers")
+_floats = _csv(float, "numbers")
 
 
 def _positive_int(text: str) -> int:
@@ -106,7 +107,6 @@ def _positive_int(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return n
-_floats = _csv(float, "numbers")
 
 
 def cmd_opt(args) -> int:

@@ -45,53 +45,21 @@ def _key(rec: dict) -> tuple:
 
 
 def retime(cfg, log=print) -> list[dict]:
-    """Check and time every baseline of ``cfg``'s units in this process, as the main run does.
-
-    One dict per (unit, sparsity, baseline): its key fields, ``status`` (ok,
-    wrong, error) and ``median_us`` (None unless ok).
-    """
+    """Check and time every baseline of ``cfg``'s units in this process, as the main run does
+    (the same unit loop, inputs and weights, with only the baselines); their records."""
     import torch
-    import torch.nn.functional as F
 
-    from . import impls as I
-    from .compile_jobs import bench_weights
-    from .runner import TOLERANCE, environment, plan, rel_err, weight_seed
-    from .timing import measure
+    from .runner import _run_unit, environment, plan
 
     torch.backends.cudnn.benchmark = True  # as in the main run
     l2 = environment(None)["l2_bytes"] or 50 << 20
-    wanted = [i for i in cfg.impls if i in BASELINES]
-    out = []
-    for u in plan(cfg):
-        layer, batch = u.layer, u.batch
-        inp = I.make_inputs(layer, batch, l2, seed=weight_seed(layer, 0.0) + batch)
-        x64 = inp.xs[0].double()
-        for sp in u.sparsities:
-            w = bench_weights(layer, sp, weight_seed(layer, sp))
-            ref = F.conv2d(x64, torch.from_numpy(w).cuda().double(), stride=layer.stride,
-                           padding=layer.padding)
-            for impl in wanted:
-                rec = {"suite": u.suite, "layer": layer.name, "batch": batch, "sparsity": sp,
-                       "impl": impl, "median_us": None, "status": "ok"}
-                try:
-                    fn = I.baseline(impl, inp, w)
-                    y = fn(0)
-                    torch.cuda.synchronize()
-                    err = rel_err(y, ref)
-                    if err > TOLERANCE[impl]:
-                        rec.update(status="wrong", rel_err=err)
-                    else:
-                        rec["median_us"] = measure(fn, rotation=inp.rotation,
-                                                   target_ms=cfg.target_ms,
-                                                   repeats=cfg.repeats).median_us
-                except Exception as exc:  # recorded; the main run's time stands
-                    rec.update(status="error", error=f"{type(exc).__name__}: {exc}"[:200])
-                    torch.cuda.synchronize()
-                out.append(rec)
-        log(f"baselines re-timed: {u.suite}/{layer.name} b{batch}")
-        del inp
+    only = dataclasses.replace(cfg, impls=tuple(i for i in cfg.impls if i in BASELINES))
+    doc = {"records": []}
+    for u in plan(only):
+        _run_unit(u, only, doc, {}, {}, None, l2, None, None, None)
+        log(f"baselines re-timed: {u.suite}/{u.layer.name} b{u.batch}")
         torch.cuda.empty_cache()
-    return out
+    return doc["records"]
 
 
 def run_processes(cfg, count: int, log=print) -> list[list[dict]]:
@@ -150,7 +118,7 @@ def main(argv: list[str]) -> int:
         return 2
     cfg = config_from_json(Path(argv[0]).read_text())
     recs = retime(cfg, log=lambda m: print(m, file=sys.stderr))
-    Path(argv[1]).write_text(json.dumps(recs))
+    Path(argv[1]).write_text(json.dumps(recs, default=float))  # as write_json does
     return 0
 
 

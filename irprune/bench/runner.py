@@ -213,7 +213,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
         for u in units:
             prog.update(task, description=f"timing {u.suite}/{u.layer.name} b{u.batch}")
             _run_unit(u, cfg, doc, compiled, refused, cache_dir, l2, empty_t.median_us, bw,
-                      conv2d_nchw, prog, task)
+                      conv2d_nchw, lambda: prog.advance(task))
             if out_json is not None:  # a run cut short still leaves what it measured
                 write_json(doc, out_json)
             torch.cuda.empty_cache()
@@ -302,7 +302,10 @@ def configs(cfg: BenchConfig, u: Unit, sparsity: float
             for cap in candidate_register_caps(tile)]
 
 
-def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw, tmpl, prog, task):
+def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw, tmpl,
+              advance=lambda: None):
+    """Check and time every implementation of ``cfg.impls`` on unit ``u``, appending one record
+    per (sparsity, implementation) to ``doc["records"]``; ``advance`` is called per sparsity."""
     import torch
     import torch.nn.functional as F
 
@@ -357,7 +360,7 @@ def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw,
                 rec["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                 torch.cuda.synchronize()
             doc["records"].append(rec)
-        prog.advance(task)
+        advance()
     del inp
 
 
