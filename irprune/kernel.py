@@ -256,7 +256,7 @@ class SparseConvKernel:
         kernel: one block per ``rows`` output rows of an image)."""
         g = self.geometry
         pixels = batch * g.OH * g.OW
-        check_grid(pixels, self.groups, self.block)
+        check_grid(pixels, self.groups)
         if self.tile:
             return (batch * -(-g.OH // self.tile[0]), self.groups, 1)
         return (-(-pixels // self.block), self.groups, 1)

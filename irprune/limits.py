@@ -70,14 +70,20 @@ def check_layer_size(weights: np.ndarray) -> int:
 #: CUDA's grid limits: blocks along x and along y.
 MAX_GRID_X = 2**31 - 1
 MAX_GRID_Y = 65535
+#: The most output pixels (N * OH * OW) one call may have: the built-in templates
+#: index a pixel in 32-bit unsigned arithmetic (a multiply-high instead of some 50
+#: instructions of 64-bit floor division in every thread).
+MAX_PIXELS = 2**31 - 1
 
 
-def check_grid(pixels: int, groups: int, block_min: int = 64) -> None:
-    """Refuse a layer whose launch grid CUDA cannot express (too many pixels or channel groups)."""
-    if -(-pixels // block_min) > MAX_GRID_X:
+def check_grid(pixels: int, groups: int) -> None:
+    """Refuse a layer whose launch grid the templates or CUDA cannot express (too many pixels
+    or channel groups). MAX_PIXELS is below MAX_GRID_X blocks of any size, so the grid's
+    x extent needs no check of its own."""
+    if pixels > MAX_PIXELS:
         raise ValidationError(
-            f"N*OH*OW = {pixels} output pixels need more than CUDA's {MAX_GRID_X} blocks "
-            "along x (MAX_GRID_X); run the batch in smaller pieces", stage="validate")
+            f"N*OH*OW = {pixels} output pixels exceed the {MAX_PIXELS} one call can index "
+            "(MAX_PIXELS); run the batch in smaller pieces", stage="validate")
     if groups > MAX_GRID_Y:
         raise ValidationError(
             f"{groups} channel groups exceed CUDA's {MAX_GRID_Y} blocks along y (MAX_GRID_Y); "

@@ -17,7 +17,7 @@ index: every (k, c, r, s) has a chain of its own and a block only runs the
 code of its own group.
 """
 
-from numba import cuda, float32
+from numba import cuda, float32, int64, uint32
 
 from irprune.template import sparse_conv
 
@@ -51,10 +51,17 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size, slices):
         # a clamped pixel and store nothing.
         valid = pix < pixels
         pix = min(pix, pixels - 1)
-    n = pix // (OH * OW)
-    rem = pix - n * (OH * OW)
-    oh = rem // OW
-    ow = rem - oh * OW
+    # The pixel's (n, oh, ow) in 32-bit unsigned arithmetic (irprune refuses
+    # 2**31 pixels or more): Numba's int64 floor division by the constant
+    # OH * OW is some 50 dependent instructions of 64-bit multiplies and sign
+    # fixes that every thread runs before its first load; unsigned 32-bit it
+    # is a multiply-high and a shift, and LLVM folds oh * OW + ow back into
+    # the remainder when the input row pitch allows.
+    p32 = uint32(pix)
+    n = int64(p32 // uint32(OH * OW))
+    rem = p32 % uint32(OH * OW)
+    oh = int64(rem // uint32(OW))
+    ow = int64(rem % uint32(OW))
     # Grid y picks the group of output channels; irprune builds the IR
     # template for group 0 and derives the other groups from it.
     k0 = cuda.blockIdx.y * group_size

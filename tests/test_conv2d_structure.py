@@ -151,3 +151,17 @@ def test_without_padding_loads_are_not_clamped_or_zeroed():
     assert "selp.f32" not in ptx and "max.s64" not in ptx and "min.s64" not in ptx
     _, padded = compiled("3x3_pad", 0.5)
     assert "selp.f32" in padded.asm["ptx"]
+
+
+@pytest.mark.parametrize("geom", sorted(GEOMETRIES))
+def test_pixel_index_math_is_32_bit(geom):
+    """A thread finds its (n, oh, ow) with 32-bit unsigned multiply-highs before its first load:
+    Numba's int64 floor division (a signed 64-bit multiply-high and its sign fixes, some 50
+    SASS instructions in a chain) must not come back. For a 1x1 layer LLVM folds oh * OW + ow
+    into the remainder, so no 64-bit multiply-high is left at all."""
+    _, k = compiled(geom, 0.5)
+    ptx = k.asm["ptx"]
+    assert "mul.hi.u32" in ptx
+    assert "mul.hi.s64" not in ptx and "div.s64" not in ptx and "rem.s64" not in ptx
+    if geom == "1x1":
+        assert "mul.hi.u64" not in ptx

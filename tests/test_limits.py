@@ -117,8 +117,9 @@ def test_grids_cuda_cannot_launch_are_refused():
     check_grid(10_000, 100)
     with pytest.raises(ValidationError, match="MAX_GRID_Y"):
         check_grid(10, 70_000)
-    with pytest.raises(ValidationError, match="MAX_GRID_X"):
-        check_grid(2**31 * 64, 1)
+    check_grid(2**31 - 1, 1)
+    with pytest.raises(ValidationError, match="MAX_PIXELS"):
+        check_grid(2**31, 1)
     w = np.zeros((70_000, 1, 1, 1), np.float32)
     w[0] = 1
     with pytest.raises(ValidationError, match="MAX_GRID_Y"):
