@@ -19,7 +19,7 @@ Launched as plain Numba it is a correct dense convolution for any shapes;
 :func:`irprune.row_tile.tile_floats` floats (keep the two in step).
 """
 
-from numba import cuda, float32, int64, uint32
+from numba import cuda, float32
 
 from irprune.template import sparse_conv
 
@@ -50,22 +50,20 @@ def conv2d_rows(x, w, bias, y, stride, padding, relu, group_size, rows, chunk):
     CL = min(IW, T)  # threads that fill one tile row
     RP = T // CL  # tile rows filled at once
     tiles = (OH + rows - 1) // rows
-    # Index math in 32-bit unsigned arithmetic: Numba's int64 floor division
-    # by a constant is a long chain of 64-bit multiplies and sign fixes.
-    b = uint32(cuda.blockIdx.x)
-    n = int64(b // uint32(tiles))
-    oh0 = int64(b % uint32(tiles)) * rows
+    b = cuda.blockIdx.x
+    n = b // tiles
+    oh0 = (b - n * tiles) * rows
     tid = cuda.threadIdx.x
-    ohl = int64(uint32(tid) // uint32(OW))
-    ow = int64(uint32(tid) % uint32(OW))
+    ohl = tid // OW
+    ow = tid - ohl * OW
     # Rows past the output's last redo that last row and store the same
     # values as its own threads: no thread exits between the barriers and the
     # stores (an exit lets LLVM sink every FMA past the barriers, keeping
     # every loaded value live).
     oh = min(oh0 + ohl, OH - 1)
     ohl = oh - oh0
-    rowlane = int64(uint32(tid) // uint32(CL))
-    lane = int64(uint32(tid) % uint32(CL))
+    rowlane = tid // CL
+    lane = tid - rowlane * CL
     k0 = cuda.blockIdx.y * group_size
     cbase = (k0 // (K // (C // Cg))) * Cg
     tile = cuda.shared.array(0, float32)
