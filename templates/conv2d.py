@@ -55,8 +55,8 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size, slices):
     # 2**31 pixels or more): Numba's int64 floor division by the constant
     # OH * OW is some 50 dependent instructions of 64-bit multiplies and sign
     # fixes that every thread runs before its first load; unsigned 32-bit it
-    # is a multiply-high and a shift, and LLVM folds oh * OW + ow back into
-    # the remainder when the input row pitch allows.
+    # is a multiply-high and a shift, and for a 1x1 layer at stride 1 LLVM
+    # folds the input offset oh * W + ow back into the remainder.
     p32 = uint32(pix)
     n = int64(p32 // uint32(OH * OW))
     rem = p32 % uint32(OH * OW)
