@@ -8,20 +8,46 @@ def layer_of(name):
     return {l.name: l for ls in SUITES.values() for l in ls}[name]
 
 
-def built_in_kernel(name, group_size, slices, cache_dir):
+def compile_layer(template, name, group_size, slices, cache_dir, max_registers=None, tile=None,
+                  assemble=False):
     """(kernel, weights, layer): layer ``name`` at sparsity 0.9 (the bench's weights) compiled
-    with the built-in template at (group size, slices), through the disk cache at ``cache_dir``."""
+    with ``template`` at (group size, slices[, tile]) and a register budget (assembled with
+    ``assemble``), through the disk cache at ``cache_dir``."""
     import os
     os.environ.setdefault("IRPRUNE_JOBS", "1")
     from irprune.bench.compile_jobs import bench_weights
     from irprune.cache import DiskCache
-    from irprune.templates.conv2d import conv2d_nchw
     l = layer_of(name)
     w = bench_weights(l, 0.9, 0)
-    k = conv2d_nchw.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
-                            group_size=group_size, slices=slices, cache=DiskCache(cache_dir),
-                            max_registers=None)
+    k = template.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
+                         group_size=group_size, slices=slices, tile=tile,
+                         cache=DiskCache(cache_dir), max_registers=max_registers,
+                         assemble=assemble)
     return k, w, l
+
+
+def built_in_kernel(name, group_size, slices, cache_dir):
+    """compile_layer with the built-in template and no register budget."""
+    from irprune.templates.conv2d import conv2d_nchw
+    return compile_layer(conv2d_nchw, name, group_size, slices, cache_dir)
+
+
+def build_all(build, jobs, workers: int = 16):
+    """Run ``build(job)`` for every job in ``workers`` processes (to fill the disk cache before
+    any timing); print each job that raised, in one line."""
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(workers) as ex:
+        for job, err in zip(jobs, ex.map(_try_build, [(build, j) for j in jobs])):
+            if err:
+                print("compile failed:", job, err[:300], flush=True)
+
+
+def _try_build(arg):
+    build, job = arg
+    try:
+        build(job)
+    except Exception as exc:
+        return str(exc)
 
 
 def install_ptx(k, parts):

@@ -13,11 +13,10 @@ one after the other in this process, inputs rotating over 16 sets.
     python3 index32_ab.py [LAYER ...]     # on the GPU; results in $OUT/index32_ab.json
 """
 import json, math, os, subprocess, sys
-from concurrent.futures import ProcessPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "generated"))
-from gpu_timing import best_time, layer_of
+from gpu_timing import best_time, build_all, compile_layer
 
 CACHE = "/tmp/index32cache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "a889d9e", "results.json")
@@ -46,9 +45,6 @@ def configs():
 
 
 def kernel(variant, cfg):
-    os.environ.setdefault("IRPRUNE_JOBS", "1")
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.cache import DiskCache
     if variant == "int64":
         from conv2d_int64 import conv2d_nchw
         from conv2d_rows_int64 import conv2d_rows
@@ -56,20 +52,12 @@ def kernel(variant, cfg):
         from irprune.templates.conv2d import conv2d_nchw
         from irprune.templates.conv2d_rows import conv2d_rows
     suite, name, batch, gs, sl, tile, budget, blk, per = cfg
-    l = layer_of(name)
-    w = bench_weights(l, 0.9, 0)
-    t = conv2d_rows if tile else conv2d_nchw
-    k = t.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding, group_size=gs,
-                  slices=sl, tile=tile, cache=DiskCache(CACHE), max_registers=budget,
-                  assemble=True)
-    return k, w, l
+    return compile_layer(conv2d_rows if tile else conv2d_nchw, name, gs, sl, CACHE, budget,
+                         tile=tile, assemble=True)
 
 
 def prebuild(job):
-    try:
-        kernel(*job)
-    except Exception as exc:
-        return f"{job}: {exc}"[:300]
+    kernel(*job)
 
 
 def main():
@@ -79,10 +67,7 @@ def main():
     cfgs = [c for c in configs() if not sys.argv[1:] or c[1] in sys.argv[1:]]
     jobs = [(v, c) for c in cfgs for v in ("int64", "index32")]
     print(len(jobs), "kernels", flush=True)
-    with ProcessPoolExecutor(16) as ex:
-        for err in ex.map(prebuild, jobs):
-            if err:
-                print("compile failed:", err, flush=True)
+    build_all(prebuild, jobs)
     rows = []
     for c in cfgs:
         row = {"suite": c[0], "layer": c[1], "batch": c[2], "gs": c[3], "slices": c[4],

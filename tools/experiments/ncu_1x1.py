@@ -11,7 +11,7 @@ after ``python3 ncu_1x1.py prebuild`` (every tuned kernel into the cache, in par
 """
 import os, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_timing import built_in_kernel
+from gpu_timing import build_all, built_in_kernel
 from pwtile_ab import CACHE, prebuild, tuned
 
 
@@ -20,9 +20,7 @@ def main():
     import torch
     base = tuned()
     if sys.argv[1] == "prebuild":  # compile every layer's tuned kernel into the cache, 16 at a time
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(16) as ex:
-            print([e for e in ex.map(prebuild, [("base", n, base[n][:3], None) for n in base]) if e])
+        build_all(prebuild, [("base", n, base[n][:3], None) for n in base])
         return
     for name in sys.argv[1:]:
         gs, sl, budget, blk, per = base[name]

@@ -12,9 +12,8 @@ Every output is checked against float64 before it is timed; inputs rotate over
     python3 pwtile_ab.py [LAYER ...]     # on the GPU; results in $OUT/pwtile_ab.json
 """
 import json, os, sys
-from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_timing import best_time, built_in_kernel, layer_of
+from gpu_timing import best_time, build_all, built_in_kernel, compile_layer, layer_of
 
 CACHE = "/tmp/pwcache"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,35 +35,22 @@ def tuned():
 
 
 def tile_kernel(name, gs, m):
-    os.environ.setdefault("IRPRUNE_JOBS", "1")
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.cache import DiskCache
     from pwtile_template import conv2d_pw_tile
-    l = layer_of(name)
-    w = bench_weights(l, 0.9, 0)
-    k = conv2d_pw_tile.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
-                               group_size=gs, slices=m, cache=DiskCache(CACHE),
-                               max_registers=BUDGET, assemble=True)
-    return k, w, l
+    return compile_layer(conv2d_pw_tile, name, gs, m, CACHE, BUDGET, assemble=True)
+
+
+def base_kernel(name, gs, sl, budget):
+    """Layer ``name``'s tuned configuration with the built-in template, assembled at ``budget``."""
+    from irprune.templates.conv2d import conv2d_nchw
+    return compile_layer(conv2d_nchw, name, gs, sl, CACHE, budget, assemble=True)
 
 
 def prebuild(job):
     kind, name, a, b = job
-    try:
-        if kind == "tile":
-            tile_kernel(name, a, b)
-        else:
-            from irprune.bench.compile_jobs import bench_weights
-            from irprune.cache import DiskCache
-            from irprune.templates.conv2d import conv2d_nchw
-            l = layer_of(name)
-            gs, sl, budget = a
-            conv2d_nchw.compile(bench_weights(l, 0.9, 0), (1, l.C, l.H, l.W), stride=l.stride,
-                                padding=l.padding, group_size=gs, slices=sl,
-                                cache=DiskCache(CACHE), max_registers=budget, assemble=True)
-        return None
-    except Exception as exc:
-        return f"{job}: {exc}"[:300]
+    if kind == "tile":
+        tile_kernel(name, a, b)
+    else:
+        base_kernel(name, *a)
 
 
 def as_tile_launch(k, m):
@@ -105,10 +91,7 @@ def main():
             if gs * m <= l.K and l.K % (gs * m) == 0:
                 jobs.append(("tile", n, gs, m))
     print(len(jobs), "kernels", flush=True)
-    with ProcessPoolExecutor(16) as ex:
-        for err in ex.map(prebuild, jobs):
-            if err:
-                print("compile failed:", err, flush=True)
+    build_all(prebuild, jobs)
     rows = []
     for kind, name, a, m in jobs:
         try:

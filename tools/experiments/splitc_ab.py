@@ -13,9 +13,8 @@ fused reduction). Inputs rotate over 16 sets, as in the bench.
     python3 splitc_ab.py [LAYER ...]     # on the GPU; results in $OUT/splitc_ab.json
 """
 import json, os, sys, time
-from concurrent.futures import ProcessPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_timing import best_time, built_in_kernel, layer_of
+from gpu_timing import best_time, build_all, built_in_kernel, compile_layer, layer_of
 from pwtile_ab import tuned
 
 CACHE = "/tmp/splitcache"
@@ -28,35 +27,17 @@ MIN_SLICE_CHANNELS = 16
 
 
 def split_kernel(name, gs, s):
-    os.environ.setdefault("IRPRUNE_JOBS", "1")
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.cache import DiskCache
     from splitc_template import conv2d_splitc
-    l = layer_of(name)
-    w = bench_weights(l, 0.9, 0)
-    k = conv2d_splitc.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
-                              group_size=gs, slices=s, cache=DiskCache(CACHE),
-                              max_registers=BUDGET, assemble=True)
-    return k, w, l
+    return compile_layer(conv2d_splitc, name, gs, s, CACHE, BUDGET, assemble=True)
 
 
 def prebuild(job):
     kind, name, a, b = job
-    try:
-        if kind == "split":
-            split_kernel(name, a, b)
-        else:
-            from irprune.bench.compile_jobs import bench_weights
-            from irprune.cache import DiskCache
-            from irprune.templates.conv2d import conv2d_nchw
-            l = layer_of(name)
-            gs, sl, budget = a
-            conv2d_nchw.compile(bench_weights(l, 0.9, 0), (1, l.C, l.H, l.W), stride=l.stride,
-                                padding=l.padding, group_size=gs, slices=sl,
-                                cache=DiskCache(CACHE), max_registers=budget, assemble=True)
-        return None
-    except Exception as exc:
-        return f"{job}: {exc}"[:300]
+    if kind == "split":
+        split_kernel(name, a, b)
+    else:
+        from irprune.templates.conv2d import conv2d_nchw
+        compile_layer(conv2d_nchw, name, *a[:2], CACHE, a[2], assemble=True)
 
 
 def as_split_launch(k, s):
@@ -123,10 +104,7 @@ def main():
                     jobs.append(("split", n, gs, s))
     print(len(jobs), "kernels", flush=True)
     t0 = time.time()
-    with ProcessPoolExecutor(16) as ex:
-        for err in ex.map(prebuild, jobs):
-            if err:
-                print("compile failed:", err, flush=True)
+    build_all(prebuild, jobs)
     print(f"compiled in {time.time() - t0:.0f} s", flush=True)
     rows = []
     for kind, name, a, s in jobs:
