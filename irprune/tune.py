@@ -17,7 +17,9 @@ block instead of once per group.
 None of this is predictable enough from the shape alone (the best choice
 moves with batch, sparsity and GPU), so :func:`autotune` compiles each
 candidate configuration (through the disk cache), times each with every
-block size that fits on the GPU, and keeps the fastest. The choice is stored in the
+block size that fits on the GPU, times the fastest few again (:func:`finalists`:
+the best candidates are often within a timing's noise of each other) and keeps
+the fastest of that second round. The choice is stored in the
 disk cache under the weights, shapes, options and GPU, so the next
 ``autotune`` of the same layer on the same GPU compiles one kernel and times
 nothing.
@@ -26,7 +28,7 @@ nothing.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,9 +43,17 @@ SLICE_TARGETS = (1, 2, 4, 8)
 #: shared-memory reduction costs more than the slice's own work.
 MIN_SLICE_CHANNELS = 4
 #: Candidate channel-group sizes (each replaced by a nearby divisor of K when one is close).
-#: Group size 2 was timed on the 17 1x1 layers at 6450689 and won once, by 1.9%
-#: (docs/perf-log.md, "Group size 2 and 16 groups per block"): not worth its compiles.
 GROUP_TARGETS = (4, 8, 16, 32, 64)
+#: Group size 2 is also a candidate where group size 4 leaves fewer threads than this (about
+#: one 256-thread block per SM). Timed on all 17 1x1 layers at 6450689 it won once, on the
+#: layer with the fewest threads (l3_1x1_1024_256: 196 pixels, 12,544 threads at group 4),
+#: by 1.9%, and elsewhere only cost compiles (docs/perf-log.md, "Group size 2 and 16 groups
+#: per block"); at 75ad652, without it, that layer's tuned time was 5% longer.
+FEW_THREADS = 32_768
+#: The fastest this many candidates of the first round are timed again, twice each and
+#: interleaved, before one is kept: on the 1x1 layers the best candidates lie within a few
+#: percent, less than a short timing's run-to-run spread (docs/perf-log.md).
+FINALISTS = 4
 #: The largest IR template (group_size x C x R x S dense chains) a candidate may need: the
 #: template's unrolling time grows with it (6 s for 36,864 chains on the 2-core machine).
 MAX_TEMPLATE_CHAINS = 80_000
@@ -51,7 +61,7 @@ MAX_TEMPLATE_CHAINS = 80_000
 #: 16 never won at 6450689.
 GROUPS_PER_BLOCK = (1, 2, 4, 8)
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 7
+TUNE_FORMAT = 8
 #: Row tiles are timed with the largest this many candidate group sizes of at least
 #: irprune.row_tile.MIN_GROUP (each (group size, tile) pair is a compile).
 TILE_GROUP_SIZES = 2
@@ -74,14 +84,16 @@ class Choice:
 
 
 def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
-    """Group sizes worth timing for ``g``: near each of GROUP_TARGETS, divisors of K preferred.
+    """Group sizes worth timing for ``g``: near each of GROUP_TARGETS (and 2 where group size 4
+    leaves fewer than FEW_THREADS threads), divisors of K preferred.
 
     With convolution groups only divisors of K / groups qualify (a region
     must not straddle two groups).
     """
     crs = g.Cg * g.R * g.S
     out = []
-    for t in GROUP_TARGETS:
+    few = g.N * g.OH * g.OW * -(-g.K // 4) < FEW_THREADS
+    for t in ((2,) if few else ()) + GROUP_TARGETS:
         t = min(t, g.K, max_group)
         if g.groups > 1:
             t = min(t, g.Kg)
@@ -95,6 +107,29 @@ def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
     if g.groups == 1 and g.K <= max_group and g.K * crs <= MAX_TEMPLATE_CHAINS:
         out.append(g.K)
     return sorted(set(out))
+
+
+def finalists(entries, retime, n: int = FINALISTS):
+    """The winner of a second round among the ``n`` fastest of ``entries``.
+
+    ``entries`` are ``(microseconds, item)`` pairs from the first round;
+    ``retime(item)`` times an item again. Each finalist is timed twice, the
+    finalists interleaved (so a drift in the GPU's clocks touches them
+    alike), and the one with the smallest new time wins: the first round's
+    best time is biased low (it is the minimum of many noisy timings), a new
+    timing of the same candidates is not. Returns ``(microseconds, item,
+    rounds)``: the winner's better new time, the winner, and for every
+    finalist ``(first time, [new times], item)``, fastest first.
+    """
+    top = sorted(entries, key=lambda e: e[0])[:max(1, n)]
+    if len(top) < 2:
+        return top[0][0], top[0][1], [(top[0][0], [], top[0][1])]
+    again = [[] for _ in top]
+    for _ in range(2):
+        for i, (_, item) in enumerate(top):
+            again[i].append(float(retime(item)))
+    win = min(range(len(top)), key=lambda i: min(again[i]))
+    return min(again[win]), top[win][1], [(us, t, item) for (us, item), t in zip(top, again)]
 
 
 def candidate_slices(g: ConvGeometry) -> list[int]:
@@ -322,7 +357,7 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
         def measure(k):
             return time_kernel(k, x, y)
 
-    table, best, best_k = [], None, None
+    table, entries = [], []
     for gs, sl, tile in configs:
         tmpl = template_for(template, tile)
         caps = candidate_register_caps(tile) if register_caps is None else (
@@ -346,12 +381,18 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
                 k.block, k.groups_per_block = b, m
                 us = measure(k)
                 table.append(Choice(gs, b, round(us, 3), sl, tile, cap, m))
-                if best is None or us < best.median_us:
-                    best, best_k = Choice(gs, b, us, sl, tile, cap, m), k
-    if best is None:
+                entries.append((us, (k, table[-1])))
+    if not entries:
         raise ValidationError("no candidate launch fits: every block was too large for the "
                               "kernels' registers, or no groups_per_block divides their group "
                               "count (1 always does)", stage="tune")
+
+    def retime(item):
+        k, c = item
+        k.block, k.groups_per_block = c.block, c.groups_per_block
+        return measure(k)
+    us, (best_k, first), _ = finalists(entries, retime)
+    best = replace(first, median_us=us)
     best_k.block, best_k.groups_per_block = best.block, best.groups_per_block
     best_k.stats["tuned"] = {"group_size": best.group_size, "block": best.block,
                              "slices": best.slices, "tile": best.tile,

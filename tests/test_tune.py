@@ -7,7 +7,8 @@ import pytest
 from irprune.errors import LaunchError
 from irprune.geometry import ConvGeometry
 from irprune.launch import gpu_available
-from irprune.tune import MAX_TEMPLATE_CHAINS, autotune, candidate_group_sizes
+from irprune.tune import (FEW_THREADS, FINALISTS, MAX_TEMPLATE_CHAINS, autotune,
+                          candidate_group_sizes, finalists)
 from irprune.templates.conv2d import conv2d_nchw
 
 
@@ -21,10 +22,42 @@ def test_candidates_are_bounded_and_prefer_divisors(shape):
     assert all(1 <= s <= min(K, 64) for s in sizes)
     # Only the smallest candidate may exceed the template budget (some group must exist).
     assert all(s * C * R * R <= MAX_TEMPLATE_CHAINS for s in sizes[1:])
-    if K == 64:
-        assert sizes == [4, 8, 16, 32, 64]
+    if K == 64:  # 256 pixels x 16 groups of 4: few threads, so group size 2 as well
+        assert sizes == [2, 4, 8, 16, 32, 64]
     if K == 50:
         assert 10 in sizes and 25 in sizes
+
+
+def test_group_size_two_only_where_group_size_four_leaves_few_threads():
+    few = ConvGeometry.from_weight((256, 1024, 1, 1), (1, 1024, 14, 14))  # 196 x 64 threads
+    many = ConvGeometry.from_weight((256, 512, 1, 1), (1, 512, 28, 28))  # 784 x 64 threads
+    assert few.N * few.OH * few.OW * 64 < FEW_THREADS <= many.N * many.OH * many.OW * 64
+    assert candidate_group_sizes(few) == [2, 4, 8, 16, 32, 64]
+    assert candidate_group_sizes(many) == [4, 8, 16, 32, 64]
+    # The batch counts: the same layer at batch 4 has threads enough.
+    assert 2 not in candidate_group_sizes(few.with_batch(4))
+
+
+def test_finalists_are_timed_again_interleaved_and_the_new_times_decide():
+    first = {"a": 1.00, "b": 1.01, "c": 1.02, "d": 1.03, "e": 1.04, "f": 0.99}
+    new = {"f": [1.2, 1.1], "a": [1.05, 1.06], "b": [0.98, 1.3], "c": [1.0, 1.0], "d": [2.0, 2.0]}
+    calls = []
+
+    def retime(item):
+        calls.append(item)
+        return new[item][sum(c == item for c in calls) - 1]
+    us, won, rounds = finalists([(t, k) for k, t in first.items()], retime)
+    top = sorted(first, key=first.get)[:FINALISTS]
+    # only the fastest FINALISTS, each twice, one pass over all before the second
+    assert calls == top + top and "e" not in calls
+    # b's first round was not the fastest, nor its mean the smallest: its best new time wins
+    assert (won, us) == ("b", 0.98)
+    assert [(t, again, item) for t, again, item in rounds] == [
+        (first[k], new[k], k) for k in top]
+
+
+def test_a_single_candidate_is_not_timed_again():
+    assert finalists([(2.5, "only")], lambda item: 1 / 0) == (2.5, "only", [(2.5, [], "only")])
 
 
 @pytest.mark.skipif(gpu_available(), reason="checks the no-GPU message")

@@ -8,7 +8,7 @@ import pytest
 from irprune.cache import DiskCache
 from irprune.reference import conv2d_reference, prune_random
 from irprune.templates.conv2d import conv2d_nchw
-from irprune.tune import BLOCKS, autotune
+from irprune.tune import BLOCKS, FINALISTS, autotune
 from tests.gpu.test_conv2d_gpu import rel_err, run_poisoned
 
 pytestmark = pytest.mark.gpu
@@ -23,8 +23,9 @@ def test_autotune_measures_every_candidate_and_caches_the_choice(tmp_path):
     # Every block for one row; with two rows also 32 (threads x registers fit here).
     assert len(table) == 2 * len(BLOCKS) + 2 * (len(BLOCKS) + 1)
     assert {c.slices for c in table} == {1, 2}
-    best = min(table, key=lambda c: c.median_us)
-    assert (k.group_size, k.block, k.slices) == (best.group_size, best.block, best.slices)
+    # The choice is one of the first round's fastest, timed again (irprune.tune.finalists).
+    top = sorted(table, key=lambda c: c.median_us)[:FINALISTS]
+    assert (k.group_size, k.block, k.slices) in {(c.group_size, c.block, c.slices) for c in top}
     assert rel_err(run_poisoned(k, x), conv2d_reference(x, w, 1, 1)) < 1e-5
     k2, table2 = autotune(conv2d_nchw, w, x.shape, padding=1, cache=cache, group_sizes=(8, 32),
                           slices=(1, 2), register_caps=(None,), groups_per_block=(1,))
@@ -40,9 +41,9 @@ def test_autotune_times_register_budgets_and_reloads_the_chosen_one(tmp_path):
     assert {c.max_registers for c in table} == {None, 64, 128}
     assert {(c.group_size, c.max_registers) for c in table} == {
         (gs, cap) for gs in (4, 16) for cap in (None, 64, 128)}
-    best = min(table, key=lambda c: c.median_us)
-    assert (k.group_size, k.block, k.max_registers, k.groups_per_block) == (
-        best.group_size, best.block, best.max_registers, best.groups_per_block)
+    top = sorted(table, key=lambda c: c.median_us)[:FINALISTS]
+    assert (k.group_size, k.block, k.max_registers, k.groups_per_block) in {
+        (c.group_size, c.block, c.max_registers, c.groups_per_block) for c in top}
     # Group size 4 makes 8 groups: 1, 2, 4 and 8 of them a block were all timed.
     assert {c.groups_per_block for c in table if c.group_size == 4} == {1, 2, 4, 8}
     assert k.registers <= (k.max_registers or 255)
