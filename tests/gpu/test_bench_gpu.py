@@ -31,9 +31,11 @@ def test_bench_checks_and_times_every_impl(tmp_path):
 
     fin = recs["irprune"]["finalists"]
     key = ("group_size", "slices", "max_registers", "block", "groups_per_block")
-    top = sorted(tuning, key=lambda t: t["median_us"])[:FINALISTS]
-    assert [tuple(f[k] for k in key) for f in fin] == [tuple(t[k] for k in key) for t in top]
-    assert all(len(f["again_us"]) == 2 for f in fin)
+    assert len(fin) == min(FINALISTS, len(tuning)) and all(len(f["again_us"]) == 2 for f in fin)
+    # (compared as rounded in the table: equal first-round times may sort either way)
+    chosen = {tuple(f[k] for k in key) for f in fin}
+    assert all(t["median_us"] >= max(f["median_us"] for f in fin)
+               for t in tuning if tuple(t[k] for k in key) not in chosen)
     won = min(fin, key=lambda f: min(f["again_us"]))
     assert tuple(recs["irprune"][k] for k in key) == tuple(won[k] for k in key)
     assert (tmp_path / "r.json").is_file()
