@@ -9,7 +9,7 @@ from irprune.cache import DiskCache
 from irprune.reference import conv2d_reference, prune_random
 from irprune.templates.conv2d import conv2d_nchw
 from irprune.templates.conv2d_rows import conv2d_rows
-from irprune.tune import autotune
+from irprune.tune import FINALISTS, autotune
 from tests.conftest import GEOMETRIES
 from tests.gpu.test_conv2d_gpu import RTOL, rel_err, run_poisoned_batch
 
@@ -53,8 +53,9 @@ def test_autotune_times_row_tiles_beside_pixels_and_caches_either(tmp_path):
     tiles = {c.tile for c in table}
     assert None in tiles and {(4, 1), (4, 2), (8, 1), (8, 2)} <= tiles
     assert all(c.block == c.tile[0] * 32 for c in table if c.tile)
-    best = min(table, key=lambda c: c.median_us)
-    assert (k.group_size, k.block, k.tile) == (best.group_size, best.block, best.tile)
+    # One of the first round's fastest, timed again (irprune.tune.finalists), was kept.
+    top = sorted(table, key=lambda c: c.median_us)[:FINALISTS]
+    assert (k.group_size, k.block, k.tile) in {(c.group_size, c.block, c.tile) for c in top}
     assert rel_err(run_poisoned_batch(k, x), conv2d_reference(x, w, 1, 1)) < RTOL
     k2, table2 = autotune(conv2d_nchw, w, x.shape, padding=1, cache=cache, group_sizes=(16, 32),
                           slices=(1,))
