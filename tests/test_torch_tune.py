@@ -49,7 +49,7 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
     monkeypatch.setattr(L, "_require_gpu", lambda: None)
 
     def made_up_us(k):  # deterministic: small groups, no slices, a budget of 64, big blocks
-        # and two groups per block win
+        # and the most groups per block win
         return k.group_size * 10 + k.slices + {None: 0.5, 64: 0.1, 128: 0.3}[k.max_registers] \
             - k.block / 1e4 - k.groups_per_block / 1e2
     real = T.autotune
@@ -68,13 +68,15 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
                         lambda c, *a, **kw: calls.append(len(c)) or real_workers(c, *a, **kw))
     TT.tune_layers([(rep, None, layer, shape)], str(tmp_path), progress=False, jobs=2)
     assert calls and not compiles  # every candidate came from the workers through the cache
-    assert rep.tuned == {"group_size": 4, "slices": 1, "tile": None, "max_registers": 64,
-                         "block": 256, "groups_per_block": 2}
+    # 162 pixels x 2 groups of 4 are few threads (irprune.tune.FEW_THREADS): group size 2 too
+    assert rep.tuned == {"group_size": 2, "slices": 1, "tile": None, "max_registers": 64,
+                         "block": 256, "groups_per_block": 4}
     k = layer.kernel_for(shape)
-    assert (k.group_size, k.max_registers, k.block, k.groups_per_block) == (4, 64, 256, 2)
-    # x 3 budgets: group size 4 (two groups) with one group a block (blocks 64-256) or both
-    # (32-256); group size 8 (one group) with one
-    assert len(k.stats["tuned"]["table"]) == 3 * (3 + 4) + 3 * 3
+    assert (k.group_size, k.max_registers, k.block, k.groups_per_block) == (2, 64, 256, 4)
+    # x 3 budgets: group size 2 (four groups) with one group a block (blocks 64-256), two or
+    # four (32-256); group size 4 (two groups) with one (64-256) or both (32-256); group size 8
+    # (one group) with one
+    assert len(k.stats["tuned"]["table"]) == 3 * (3 + 4 + 4) + 3 * (3 + 4) + 3 * 3
 
     layer2 = SparseConv2d(w, None, 1, 1, 1, cache=str(tmp_path), assemble=True)
     rep2 = LayerReport("c", "conv2d", "converted", 0.8, 0, shape)

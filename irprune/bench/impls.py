@@ -34,7 +34,13 @@ class Inputs:
 
 
 def make_inputs(layer: Layer, batch: int, l2_bytes: int, seed: int, max_rotation: int = 16) -> Inputs:
-    """Random inputs, enough sets that cycling through them does not run from L2."""
+    """Random inputs: enough sets (at most ``max_rotation``) to cover twice the L2's bytes.
+
+    No launch reads the input the previous launch read. A large layer's sets
+    then run from DRAM; a small layer's (12 of the 17 1x1 layers at batch 1:
+    16 sets of pw_256_512_14 are 9.6 MB of the H200's 60 MiB L2) stay in L2,
+    as a network's activations do when the previous layer has just written them.
+    """
     import torch
 
     gen = torch.Generator(device="cuda").manual_seed(seed)
