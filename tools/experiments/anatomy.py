@@ -21,8 +21,9 @@ the other experiments.
 import json, os, re, sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import best_time, build_all, install_ptx
-from dispatch_ab import configs, kernel
+from gpu_timing import (assembled, build_all, config_row, install_ptx, recorded_configs,
+                        time_into)
+from dispatch_ab import RESULTS, kernel
 
 _LOAD = re.compile(r"^(\s*)ld\.global\.nc\.b32\s+(%r\d+), \[[^\]]+\];", re.M)
 
@@ -53,32 +54,24 @@ VARIANTS = {"base": None, "empty": empty, "fixed": constant_loads(0), "half": co
 
 
 def main():
-    from irprune.codegen import run_ptxas
     out = os.environ.get("OUT", ".")
-    cfgs = [c for c in configs() if not sys.argv[1:] or c[1] in sys.argv[1:]]
+    cfgs = recorded_configs(RESULTS, tiles=False, layers=sys.argv[1:])
     print(len(cfgs), "configurations", flush=True)
     build_all(kernel, cfgs)
     rows = []
     for c in cfgs:
-        row = {"suite": c[0], "layer": c[1], "batch": c[2], "gs": c[3], "slices": c[4],
-               "budget": c[5], "block": c[6], "m": c[7]}
+        row = config_row(c)
         try:
             k, w, l = kernel(c)
             original = [p.ptx for p in k.parts]  # install_ptx replaces p.ptx
             for v, rw in VARIANTS.items():
-                parts = [(rw(ptx) if rw else ptx) for ptx in original]
-                parts = [(ptx, run_ptxas(ptx, k.cpu)) for ptx in parts]
-                row[v + "_regs"] = install_ptx(k, parts)
-                k.groups_per_block = c[7]
-                us, _, err = best_time(k, w, l, c[2], (c[6],), rotation=16)
-                row[v] = round(us, 3)
-                row[v + "_err"] = f"{err:.1e}"
+                row[v + "_regs"] = install_ptx(k, assembled(original, rw, k.cpu))
+                time_into(row, v, k, w, l, c)
         except Exception as exc:
             row["error"] = str(exc)[:300]
         rows.append(row)
         print(row["layer"], row["batch"], *(f"{v} {row.get(v)}" for v in VARIANTS), flush=True)
     json.dump(rows, open(os.path.join(out, "anatomy.json"), "w"), indent=1)
-
 
 if __name__ == "__main__":
     main()

@@ -16,10 +16,11 @@ timed alternately (base, tree, base, tree) in this process, inputs rotating over
 
     python3 dispatch_ab.py [LAYER ...]     # on the GPU; results in $OUT/dispatch_ab.json
 """
-import json, math, os, re, sys
+import json, os, re, sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import best_time, build_all, compile_layer, install_ptx
+from gpu_timing import (assembled, build_all, compile_layer, config_row, install_ptx,
+                        print_geomeans, recorded_configs, time_into)
 
 CACHE = "/tmp/dispatchcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "c107ed9", "results.json")
@@ -57,64 +58,35 @@ def tree_dispatch(ptx):
     return ptx
 
 
-def configs():
-    out = []
-    for r in json.load(open(RESULTS))["records"]:
-        if r.get("impl") == "irprune" and r.get("status") == "ok" and not r.get("tile"):
-            out.append((r["suite"], r["layer"], r["batch"], r["group_size"], r["slices"],
-                        r["max_registers"], r["block"], r["groups_per_block"]))
-    return out
-
-
 def kernel(cfg):
     from irprune.templates.conv2d import conv2d_nchw
-    suite, name, batch, gs, sl, budget, blk, per = cfg
-    return compile_layer(conv2d_nchw, name, gs, sl, CACHE, budget, assemble=True)
-
-
-def assembled(k, rewrite):
-    from irprune.codegen import run_ptxas
-    out = []
-    for p in k.parts:
-        ptx = rewrite(p.ptx) if rewrite else p.ptx
-        out.append((ptx, run_ptxas(ptx, k.cpu)))
-    return out
+    return compile_layer(conv2d_nchw, cfg.layer, cfg.gs, cfg.slices, CACHE, cfg.budget,
+                         assemble=True)
 
 
 def main():
     out = os.environ.get("OUT", ".")
-    cfgs = [c for c in configs() if not sys.argv[1:] or c[1] in sys.argv[1:]]
+    cfgs = recorded_configs(RESULTS, tiles=False, layers=sys.argv[1:])
     print(len(cfgs), "configurations", flush=True)
     build_all(kernel, cfgs)
     rows = []
     for c in cfgs:
-        row = {"suite": c[0], "layer": c[1], "batch": c[2], "gs": c[3], "slices": c[4],
-               "budget": c[5], "block": c[6], "m": c[7]}
+        row = config_row(c)
         try:
             k, w, l = kernel(c)
-            builds = {"base": assembled(k, None), "tree": assembled(k, tree_dispatch)}
+            original = [p.ptx for p in k.parts]  # install_ptx replaces p.ptx
+            builds = {"base": assembled(original, None, k.cpu),
+                      "tree": assembled(original, tree_dispatch, k.cpu)}
             for v, b in (("base", "base"), ("tree", "tree"), ("base2", "base"), ("tree2", "tree")):
                 row[v + "_regs"] = install_ptx(k, builds[b])
-                k.groups_per_block = c[7]
-                us, _, err = best_time(k, w, l, c[2], (c[6],), rotation=16)
-                row[v] = round(us, 3)
-                row[v + "_err"] = f"{err:.1e}"
+                time_into(row, v, k, w, l, c)
             row["speedup"] = round(min(row["base"], row["base2"]) / min(row["tree"], row["tree2"]), 3)
         except Exception as exc:
             row["error"] = str(exc)[:300]
         rows.append(row)
         print(row, flush=True)
     json.dump(rows, open(os.path.join(out, "dispatch_ab.json"), "w"), indent=1)
-    groups = {}
-    for r in rows:
-        if "speedup" in r:
-            key = ("1x1" if r["suite"] != "seed" else "seed", r["batch"])
-            groups.setdefault(key, []).append(r["speedup"])
-    for key, v in sorted(groups.items()):
-        print(f"{key[0]} batch {key[1]}: {len(v)} layers, geomean speedup "
-              f"{math.exp(sum(map(math.log, v)) / len(v)):.3f}x, min {min(v):.3f}, max {max(v):.3f}",
-              flush=True)
-
+    print_geomeans(rows)
 
 if __name__ == "__main__":
     main()

@@ -96,3 +96,78 @@ def best_time(k, w, layer, batch: int, blocks=(64, 128, 256), rotation: int = 4,
         if best is None or t < best[0]:
             best = (t, blk, err)
     return best
+
+
+# The A/B scripts' shared pieces (index32_ab, partials_ab, dispatch_ab, anatomy): the
+# configurations a bench run's tuner chose, one row per configuration, a variant's timing into
+# that row, and the geomean summary.
+
+from typing import NamedTuple
+
+
+class Config(NamedTuple):
+    """One irprune configuration a bench run timed."""
+    suite: str
+    layer: str
+    batch: int
+    gs: int
+    slices: int
+    tile: tuple | None
+    budget: int | None
+    block: int
+    m: int  # channel groups per block
+
+
+def recorded_configs(results: str, tiles: bool = True, layers=()) -> list:
+    """The configurations of the irprune records that ran in bench results file ``results``
+    (without the row-tile ones unless ``tiles``; only ``layers`` when given)."""
+    import json
+    out = []
+    for r in json.load(open(results))["records"]:
+        if r.get("impl") != "irprune" or r.get("status") != "ok" or (r.get("tile") and not tiles):
+            continue
+        if layers and r["layer"] not in layers:
+            continue
+        out.append(Config(r["suite"], r["layer"], r["batch"], r["group_size"], r["slices"],
+                          tuple(r["tile"]) if r["tile"] else None, r["max_registers"], r["block"],
+                          r["groups_per_block"]))
+    return out
+
+
+def config_row(c) -> dict:
+    """A results row for configuration ``c``, its timings still to come."""
+    return {"suite": c.suite, "layer": c.layer, "batch": c.batch, "gs": c.gs, "slices": c.slices,
+            "tile": c.tile, "budget": c.budget, "block": c.block, "m": c.m}
+
+
+def assembled(ptxs, rewrite, cpu):
+    """``[(ptx, PtxasResult)]`` for each module of ``ptxs``, rewritten by ``rewrite`` (None: as
+    they are), for install_ptx."""
+    from irprune.codegen import run_ptxas
+    out = []
+    for ptx in ptxs:
+        ptx = rewrite(ptx) if rewrite else ptx
+        out.append((ptx, run_ptxas(ptx, cpu)))
+    return out
+
+
+def time_into(row, name, k, w, layer, c):
+    """Time kernel ``k`` with configuration ``c``'s launch (block, groups per block), checked
+    against float64, inputs over 16 sets; put its time and error into ``row`` under ``name``."""
+    k.groups_per_block = c.m
+    us, _, err = best_time(k, w, layer, c.batch, (c.block,), rotation=16)
+    row[name] = round(us, 3)
+    row[name + "_err"] = f"{err:.1e}"
+
+
+def print_geomeans(rows, key: str = "speedup"):
+    """One line per (1x1 or seed, batch): the geomean, min and max of the rows' ``key``."""
+    import math
+    groups = {}
+    for r in rows:
+        if key in r:
+            groups.setdefault(("1x1" if r["suite"] != "seed" else "seed", r["batch"]), []).append(r[key])
+    for (kind, batch), v in sorted(groups.items()):
+        print(f"{kind} batch {batch}: {len(v)} layers, geomean {key} "
+              f"{math.exp(sum(map(math.log, v)) / len(v)):.3f}x, min {min(v):.3f}, max {max(v):.3f}",
+              flush=True)

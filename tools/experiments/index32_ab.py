@@ -12,11 +12,12 @@ one after the other in this process, inputs rotating over 16 sets.
     python3 index32_ab.py generate        # CPU machine: the a889d9e templates into generated/
     python3 index32_ab.py [LAYER ...]     # on the GPU; results in $OUT/index32_ab.json
 """
-import json, math, os, subprocess, sys
+import json, os, subprocess, sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "generated"))
-from gpu_timing import best_time, build_all, compile_layer
+from gpu_timing import (build_all, compile_layer, config_row, print_geomeans, recorded_configs,
+                        time_into)
 
 CACHE = "/tmp/index32cache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "a889d9e", "results.json")
@@ -33,17 +34,6 @@ def generate():
         open(os.path.join(HERE, "generated", dst), "w").write(text)
 
 
-def configs():
-    """[(suite, layer, batch, gs, slices, tile, budget, block, groups per block)] of the a889d9e run."""
-    out = []
-    for r in json.load(open(RESULTS))["records"]:
-        if r.get("impl") == "irprune" and r.get("status") == "ok":
-            out.append((r["suite"], r["layer"], r["batch"], r["group_size"], r["slices"],
-                        tuple(r["tile"]) if r["tile"] else None, r["max_registers"], r["block"],
-                        r["groups_per_block"]))
-    return out
-
-
 def kernel(variant, cfg):
     if variant == "int64":
         from conv2d_int64 import conv2d_nchw
@@ -51,9 +41,8 @@ def kernel(variant, cfg):
     else:
         from irprune.templates.conv2d import conv2d_nchw
         from irprune.templates.conv2d_rows import conv2d_rows
-    suite, name, batch, gs, sl, tile, budget, blk, per = cfg
-    return compile_layer(conv2d_rows if tile else conv2d_nchw, name, gs, sl, CACHE, budget,
-                         tile=tile, assemble=True)
+    return compile_layer(conv2d_rows if cfg.tile else conv2d_nchw, cfg.layer, cfg.gs, cfg.slices,
+                         CACHE, cfg.budget, tile=cfg.tile, assemble=True)
 
 
 def prebuild(job):
@@ -64,21 +53,17 @@ def main():
     if sys.argv[1:2] == ["generate"]:
         return generate()
     out = os.environ.get("OUT", ".")
-    cfgs = [c for c in configs() if not sys.argv[1:] or c[1] in sys.argv[1:]]
+    cfgs = recorded_configs(RESULTS, layers=sys.argv[1:])
     jobs = [(v, c) for c in cfgs for v in ("int64", "index32")]
     print(len(jobs), "kernels", flush=True)
     build_all(prebuild, jobs)
     rows = []
     for c in cfgs:
-        row = {"suite": c[0], "layer": c[1], "batch": c[2], "gs": c[3], "slices": c[4],
-               "tile": c[5], "budget": c[6], "block": c[7], "m": c[8]}
+        row = config_row(c)
         try:
             for v in ("int64", "index32"):
                 k, w, l = kernel(v, c)
-                k.groups_per_block = c[8]
-                us, _, err = best_time(k, w, l, c[2], (c[7],), rotation=16)
-                row[v] = round(us, 3)
-                row[v + "_err"] = f"{err:.1e}"
+                time_into(row, v, k, w, l, c)
                 row[v + "_regs"] = k.registers
             row["speedup"] = round(row["int64"] / row["index32"], 3)
         except Exception as exc:
@@ -86,16 +71,7 @@ def main():
         rows.append(row)
         print(row, flush=True)
     json.dump(rows, open(os.path.join(out, "index32_ab.json"), "w"), indent=1)
-    groups = {}
-    for r in rows:
-        if "speedup" in r:
-            key = ("1x1" if r["suite"] != "seed" else "seed", r["batch"])
-            groups.setdefault(key, []).append(r["speedup"])
-    for key, v in sorted(groups.items()):
-        print(f"{key[0]} batch {key[1]}: {len(v)} layers, geomean speedup "
-              f"{math.exp(sum(map(math.log, v)) / len(v)):.3f}x, min {min(v):.3f}, max {max(v):.3f}",
-              flush=True)
-
+    print_geomeans(rows)
 
 if __name__ == "__main__":
     main()

@@ -18,11 +18,12 @@ over 16 sets.
     python3 partials_ab.py generate        # CPU machine: the variant into generated/
     python3 partials_ab.py [LAYER ...]     # on the GPU; results in $OUT/partials_ab.json
 """
-import json, math, os, sys
+import json, os, sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "generated"))
-from gpu_timing import best_time, build_all, compile_layer
+from gpu_timing import (build_all, compile_layer, config_row, print_geomeans, recorded_configs,
+                        time_into)
 
 CACHE = "/tmp/partialscache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "c107ed9", "results.json")
@@ -57,23 +58,13 @@ def generate():
     open(os.path.join(HERE, "generated", "conv2d_p2.py"), "w").write(text)
 
 
-def configs():
-    """[(suite, layer, batch, gs, slices, budget, block, groups per block)] of the c107ed9 run."""
-    out = []
-    for r in json.load(open(RESULTS))["records"]:
-        if r.get("impl") == "irprune" and r.get("status") == "ok" and not r.get("tile"):
-            out.append((r["suite"], r["layer"], r["batch"], r["group_size"], r["slices"],
-                        r["max_registers"], r["block"], r["groups_per_block"]))
-    return out
-
-
 def kernel(variant, cfg):
     if variant == "p2":
         from conv2d_p2 import conv2d_nchw
     else:
         from irprune.templates.conv2d import conv2d_nchw
-    suite, name, batch, gs, sl, budget, blk, per = cfg
-    return compile_layer(conv2d_nchw, name, gs, sl, CACHE, budget, assemble=True)
+    return compile_layer(conv2d_nchw, cfg.layer, cfg.gs, cfg.slices, CACHE, cfg.budget,
+                         assemble=True)
 
 
 def prebuild(job):
@@ -84,23 +75,19 @@ def main():
     if sys.argv[1:2] == ["generate"]:
         return generate()
     out = os.environ.get("OUT", ".")
-    cfgs = [c for c in configs() if not sys.argv[1:] or c[1] in sys.argv[1:]]
+    cfgs = recorded_configs(RESULTS, tiles=False, layers=sys.argv[1:])
     jobs = [(v, c) for c in cfgs for v in ("base", "p2")]
     print(len(jobs), "kernels", flush=True)
     build_all(prebuild, jobs)
     rows = []
     for c in cfgs:
-        row = {"suite": c[0], "layer": c[1], "batch": c[2], "gs": c[3], "slices": c[4],
-               "budget": c[5], "block": c[6], "m": c[7]}
+        row = config_row(c)
         try:
             # Each template twice, interleaved (base, p2, base, p2): a drift over the run
             # shows up as a gap between the two timings of one template.
             for v, tmpl in (("base", "base"), ("p2", "p2"), ("base2", "base"), ("p2b", "p2")):
                 k, w, l = kernel(tmpl, c)
-                k.groups_per_block = c[7]
-                us, _, err = best_time(k, w, l, c[2], (c[6],), rotation=16)
-                row[v] = round(us, 3)
-                row[v + "_err"] = f"{err:.1e}"
+                time_into(row, v, k, w, l, c)
                 row[v + "_regs"] = k.registers
             row["speedup"] = round(min(row["base"], row["base2"]) / min(row["p2"], row["p2b"]), 3)
         except Exception as exc:
@@ -108,16 +95,7 @@ def main():
         rows.append(row)
         print(row, flush=True)
     json.dump(rows, open(os.path.join(out, "partials_ab.json"), "w"), indent=1)
-    groups = {}
-    for r in rows:
-        if "speedup" in r:
-            key = ("1x1" if r["suite"] != "seed" else "seed", r["batch"])
-            groups.setdefault(key, []).append(r["speedup"])
-    for key, v in sorted(groups.items()):
-        print(f"{key[0]} batch {key[1]}: {len(v)} layers, geomean speedup "
-              f"{math.exp(sum(map(math.log, v)) / len(v)):.3f}x, min {min(v):.3f}, max {max(v):.3f}",
-              flush=True)
-
+    print_geomeans(rows)
 
 if __name__ == "__main__":
     main()
