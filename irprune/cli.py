@@ -182,7 +182,8 @@ def cmd_bench(args) -> int:
                           batches=args.batches, sparsities=args.sparsities,
                           impls=args.impls or BenchConfig.__dataclass_fields__["impls"].default,
                           jobs=args.jobs or (os.cpu_count() or 1), cache_dir=args.cache_dir,
-                          max_weights=args.max_weights, commit=args.commit, tune=not args.no_tune,
+                          max_weights=args.max_weights, max_nnz=args.max_nnz, commit=args.commit,
+                          tune=not args.no_tune,
                           baseline_processes=args.baseline_processes,
                           choices_from=args.choices_from)
         try:
@@ -294,8 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--impls", type=_csv(str, "names"), help=f"default {','.join(IMPLS)}")
     b.add_argument("--jobs", type=int, help="compile processes (default: CPU count)")
     b.add_argument("--cache-dir", help="compile cache to use (default: a fresh one, so compile times are cold)")
-    b.add_argument("--max-weights", type=int, default=300_000,
-                   help="refuse irprune layers with more dense weights than this (default 300000)")
+    b.add_argument("--max-nnz", type=_positive_int, default=250_000,
+                   help="refuse irprune on a layer and sparsity with more nonzeros than this "
+                        "(default 250000: every suite layer at 0.9; compile time grows with them)")
+    b.add_argument("--max-weights", type=_positive_int,
+                   help="also refuse irprune layers with more dense weights than this")
     b.add_argument("--no-tune", action="store_true",
                    help="compile each layer as irprune.conv2d does untuned (default group size, "
                         "128-thread blocks, register budget 128) instead of timing every "

@@ -77,8 +77,9 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
             if disk.get("tune", choice_key(conv2d_nchw, w, gk, layer.bias_values, False, cpu,
                                            dev)) is not None:
                 continue  # tuned before on this GPU: autotune below only loads the choice
-            configs = [(gs, sl, tile, candidate_register_caps(tile))
-                       for gs, sl, tile in _configs(conv2d_nchw, g, None, None, None)]
+            nnz = int(np.count_nonzero(w))
+            configs = [(gs, sl, tile, candidate_register_caps(tile, nnz))
+                       for gs, sl, tile in _configs(conv2d_nchw, g, None, None, None, nnz)]
             for i in range(0, len(configs), CONFIGS_PER_CALL):
                 calls.append(("irprune.torch_tune", "compile_candidates", dict(
                     weight=w, shape=shape, stride=g.stride, padding=g.padding,

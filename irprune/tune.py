@@ -57,11 +57,24 @@ FINALISTS = 4
 #: The largest IR template (group_size x C x R x S dense chains) a candidate may need: the
 #: template's unrolling time grows with it (6 s for 36,864 chains on the 2-core machine).
 MAX_TEMPLATE_CHAINS = 80_000
+#: A layer with more nonzeros than this is a *large* layer: its candidates are cut down, since
+#: every configuration is a full compile (about 0.35 ms of one core per nonzero, ptxas
+#: included: pw_512_1024_7's 52,429 nonzeros took 18 s on 2 cores) and a 1x1 layer has about
+#: 23 configurations times 3 register budgets. The largest layers of the bench's 0.9 suites
+#: below it have 26,214 nonzeros, above it 52,428 to 235,929.
+LARGE_NNZ = 40_000
+#: A large layer is tuned with only its smallest this many candidate group sizes (with every
+#: slice count): on the 14x14 1x1 layers of 512+ input channels the tuner picked group size 2
+#: or 4 every time (5 layers, 5811e96), and a large layer has many input channels.
+LARGE_GROUP_SIZES = 2
+#: A large layer's register budgets: 128 won on 15 of the 17 1x1 layers at 5811e96 (and a budget
+#: costs a ptxas run over the whole layer).
+LARGE_REGISTER_CAPS = (128,)
 #: Candidate channel groups per block (pixel layout; each must divide the group count).
 #: 16 never won at 6450689.
 GROUPS_PER_BLOCK = (1, 2, 4, 8)
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 8
+TUNE_FORMAT = 9
 #: Row tiles are timed with the largest this many candidate group sizes of at least
 #: irprune.row_tile.MIN_GROUP (each (group size, tile) pair is a compile).
 TILE_GROUP_SIZES = 2
@@ -137,38 +150,53 @@ def candidate_slices(g: ConvGeometry) -> list[int]:
     return [s for s in SLICE_TARGETS if s == 1 or g.Cg // s >= MIN_SLICE_CHANNELS]
 
 
-def candidate_configs(g: ConvGeometry, max_group: int = 64, tiles: bool = True
-                      ) -> list[tuple[int, int, tuple[int, int] | None]]:
+def is_large(nnz: int | None) -> bool:
+    """Whether a layer of ``nnz`` nonzeros is tuned over the cut-down candidates (LARGE_NNZ;
+    None, an unknown count, is not large)."""
+    return nnz is not None and nnz > LARGE_NNZ
+
+
+def candidate_configs(g: ConvGeometry, max_group: int = 64, tiles: bool = True,
+                      nnz: int | None = None) -> list[tuple[int, int, tuple[int, int] | None]]:
     """(group_size, slices, tile) configurations worth compiling for ``g``: each candidate group
     size with each slice count that leaves a block size to launch it with (tile None: the
-    pixel layout); with ``tiles``, also :func:`candidate_tile_configs` (slices 1)."""
-    pixel = [(gs, s, None) for gs in candidate_group_sizes(g, max_group)
+    pixel layout); with ``tiles``, also :func:`candidate_tile_configs` (slices 1). A layer of
+    more than LARGE_NNZ nonzeros (``nnz``) gets only its LARGE_GROUP_SIZES smallest group
+    sizes, and one row-tile group size."""
+    sizes = candidate_group_sizes(g, max_group)
+    if is_large(nnz):
+        sizes = sizes[:LARGE_GROUP_SIZES]
+    pixel = [(gs, s, None) for gs in sizes
              for s in candidate_slices(g) if candidate_blocks(gs, s)]
-    return pixel + (candidate_tile_configs(g, max_group) if tiles else [])
+    return pixel + (candidate_tile_configs(g, max_group, nnz) if tiles else [])
 
 
-def candidate_tile_configs(g: ConvGeometry, max_group: int = 64
+def candidate_tile_configs(g: ConvGeometry, max_group: int = 64, nnz: int | None = None
                            ) -> list[tuple[int, int, tuple[int, int]]]:
     """Row-tile configurations for ``g``: irprune.row_tile.candidate_tiles with the largest
     TILE_GROUP_SIZES candidate group sizes of at least irprune.row_tile.MIN_GROUP channels
-    (the largest one when none is that large)."""
+    (the largest one when none is that large; only the largest for a large layer)."""
     from .row_tile import MIN_GROUP, candidate_tiles
 
     tiles = candidate_tiles(g)
     if not tiles:
         return []
     sizes = candidate_group_sizes(g, max_group)
-    sizes = [gs for gs in sizes if gs >= MIN_GROUP][-TILE_GROUP_SIZES:] or sizes[-1:]
+    keep = 1 if is_large(nnz) else TILE_GROUP_SIZES
+    sizes = [gs for gs in sizes if gs >= MIN_GROUP][-keep:] or sizes[-1:]
     return [(gs, 1, t) for gs in sizes for t in tiles]
 
 
-def candidate_register_caps(tile) -> list[int | None]:
+def candidate_register_caps(tile, nnz: int | None = None) -> list[int | None]:
     """Register budgets to time a configuration with: irprune.register_budget.CANDIDATES for
-    the pixel layout; ptxas's own choice only for a row tile (whose block size, fixed by the
-    layout, must keep fitting the registers)."""
+    the pixel layout (LARGE_REGISTER_CAPS for a layer of more than LARGE_NNZ nonzeros); ptxas's
+    own choice only for a row tile (whose block size, fixed by the layout, must keep fitting
+    the registers)."""
     from .register_budget import CANDIDATES
 
-    return [None] if tile else list(CANDIDATES)
+    if tile:
+        return [None]
+    return list(LARGE_REGISTER_CAPS if is_large(nnz) else CANDIDATES)
 
 
 def template_for(template, tile):
@@ -221,11 +249,14 @@ def launch_shapes(k, blocks=BLOCKS, groups_per_block=GROUPS_PER_BLOCK) -> list[t
             for b in kernel_blocks(k, blocks, m)]
 
 
-def _configs(template, g: ConvGeometry, group_sizes, slices, tiles) -> list:
+def _configs(template, g: ConvGeometry, group_sizes, slices, tiles, nnz: int | None = None
+             ) -> list:
     """autotune's (group_size, slices, tile) candidates (see its docstring)."""
     from .templates.conv2d import conv2d_nchw
 
     sizes = list(group_sizes) if group_sizes else candidate_group_sizes(g)
+    if not group_sizes and is_large(nnz):
+        sizes = sizes[:LARGE_GROUP_SIZES]
     if getattr(template, "row_tiles", False):
         from .row_tile import candidate_tiles
 
@@ -238,7 +269,7 @@ def _configs(template, g: ConvGeometry, group_sizes, slices, tiles) -> list:
     if tiles is None:
         tiles = template is conv2d_nchw
     if tiles:
-        tile_cfgs = candidate_tile_configs(g)
+        tile_cfgs = candidate_tile_configs(g, nnz=nnz)
         if group_sizes:
             tile_cfgs = [(gs, 1, t) for gs in sizes for t in sorted({c[2] for c in tile_cfgs})]
         out += sorted(tile_cfgs, key=lambda c: (c[0], c[2]))
@@ -301,7 +332,8 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
 
     ``measure(kernel) -> microseconds`` times one configured kernel (default:
     CUDA events on random input). ``group_sizes`` and ``slices`` override the
-    candidates (default: :func:`candidate_configs`); ``tiles`` (default: True
+    candidates (default: :func:`candidate_configs`, fewer for a layer of more than
+    LARGE_NNZ nonzeros); ``tiles`` (default: True
     for the built-in template) adds the row-tile candidates, compiled with the
     built-in row-tile template; a row-tile template of one's own is timed with
     row tiles only. ``register_caps`` overrides the register budgets timed with
@@ -346,7 +378,8 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
                                 "max_registers": hit.max_registers,
                                 "groups_per_block": hit.groups_per_block, "cached": True}
             return k, []
-    configs = _configs(template, g, group_sizes, slices, tiles)
+    nnz = int(np.count_nonzero(w))
+    configs = _configs(template, g, group_sizes, slices, tiles, nnz)
     if not configs or any(b < 32 or b > 1024 or b % 32 for b in blocks):
         raise ValidationError("autotune needs group sizes and blocks that are multiples of 32 "
                               "in 32..1024", stage="tune")
@@ -360,7 +393,7 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     table, entries = [], []
     for gs, sl, tile in configs:
         tmpl = template_for(template, tile)
-        caps = candidate_register_caps(tile) if register_caps is None else (
+        caps = candidate_register_caps(tile, nnz) if register_caps is None else (
             register_caps if not tile else [None])
         first = None
         for cap in caps:

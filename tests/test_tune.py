@@ -100,3 +100,27 @@ def test_a_choice_made_without_row_tiles_is_not_reused_with_them():
     g = ConvGeometry.from_weight(w.shape, (1, 2, 8, 8), padding=1)
     keys = {choice_key(conv2d_nchw, w, g, None, False, "sm_90", "gpu", t) for t in (None, False, True)}
     assert len(keys) == 3
+
+
+def test_a_large_layer_is_tuned_over_its_smallest_group_sizes_and_one_budget():
+    from irprune.tune import (LARGE_GROUP_SIZES, LARGE_NNZ, LARGE_REGISTER_CAPS, _configs,
+                              candidate_configs, candidate_register_caps, candidate_tile_configs)
+
+    g = ConvGeometry.from_weight((1024, 1024, 1, 1), (1, 1024, 7, 7))
+    sizes = candidate_group_sizes(g)
+    full, large = candidate_configs(g), candidate_configs(g, nnz=LARGE_NNZ + 1)
+    assert candidate_configs(g, nnz=LARGE_NNZ) == full  # the limit itself is not large
+    assert {gs for gs, *_ in large} == set(sizes[:LARGE_GROUP_SIZES]) and len(sizes) > 2
+    assert large == [c for c in full if c[0] in sizes[:LARGE_GROUP_SIZES]]
+    mine = _configs(conv2d_nchw, g, None, None, None, LARGE_NNZ)
+    assert _configs(conv2d_nchw, g, None, None, None, LARGE_NNZ + 1) == [
+        c for c in mine if c[0] in sizes[:LARGE_GROUP_SIZES]] != mine
+    # group sizes given by the caller are kept, large or not
+    assert {gs for gs, *_ in _configs(conv2d_nchw, g, (16,), None, None, 10 ** 6)} == {16}
+    assert candidate_register_caps(None, LARGE_NNZ + 1) == list(LARGE_REGISTER_CAPS)
+    assert candidate_register_caps(None, LARGE_NNZ) == candidate_register_caps(None)
+    assert candidate_register_caps((5, 1), 10 ** 6) == [None]
+    # a large layer with many pixels keeps row tiles, of its largest group size only
+    b64 = ConvGeometry.from_weight((128, 128, 3, 3), (64, 128, 28, 28), padding=1)
+    tiles, few = candidate_tile_configs(b64), candidate_tile_configs(b64, nnz=LARGE_NNZ + 1)
+    assert few == [c for c in tiles if c[0] == max(gs for gs, *_ in tiles)] and few != tiles

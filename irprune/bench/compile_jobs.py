@@ -44,6 +44,13 @@ def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
     return prune_random(layer.weight_shape, sparsity, seed=seed)
 
 
+def bench_nnz(layer: Layer, sparsity: float) -> int:
+    """The nonzeros of :func:`bench_weights` (prune_random zeroes exactly round(sparsity * size)
+    of them, and a random normal weight is never exactly zero)."""
+    n = layer.num_weights
+    return n - min(n, int(round(sparsity * n)))
+
+
 def run_job(job: CompileJob) -> dict:
     """Compile one job in this process; return its times (or its error, as text)."""
     os.environ["IRPRUNE_CACHE"] = "1"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compile_jobs import CompileJob, bench_weights, compile_all
+from .compile_jobs import CompileJob, bench_nnz, bench_weights, compile_all
 from .impls import IMPLS
 from .suites import BATCHES, QUICK, SPARSITIES, Layer, suite_layers
 
@@ -41,7 +41,11 @@ class BenchConfig:
     impls: tuple[str, ...] = IMPLS
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     cache_dir: str | None = None
-    max_weights: int = 300_000
+    #: Refuse irprune on a layer with more dense weights than this (None: no such limit).
+    max_weights: int | None = None
+    #: Refuse irprune on a (layer, sparsity) of more nonzeros than this: compile time (and
+    #: ptxas's) grows with the nonzeros. 250,000 takes every layer of the suites at 0.9.
+    max_nnz: int = 250_000
     target_ms: float = 20.0
     repeats: int = 7
     commit: str | None = None
@@ -171,6 +175,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
     cache_dir = cfg.cache_dir or tempfile.mkdtemp(prefix="irprune-bench-cache-")
     doc = {"environment": environment(cfg.commit),
            "config": {"suites": cfg.suites, "quick": cfg.quick, "max_weights": cfg.max_weights,
+                      "max_nnz": cfg.max_nnz,
                       "target_ms": cfg.target_ms, "repeats": cfg.repeats, "jobs": cfg.jobs,
                       "cache_dir_fresh": cfg.cache_dir is None, "tolerance": TOLERANCE,
                       "tune": cfg.tune, "baseline_processes": cfg.baseline_processes,
@@ -236,18 +241,16 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
 def compile_plan(cfg: BenchConfig, units: list[Unit], cache_dir: str
                  ) -> tuple[list[CompileJob], dict]:
     """The compile jobs of a run (one IR template per configuration, one kernel per
-    configuration, register budget and sparsity) and the layers refused by ``max_weights``
-    ({(layer, batch): why})."""
+    configuration, register budget and sparsity) and what ``max_weights`` and ``max_nnz``
+    refuse ({(layer, batch, sparsity): why})."""
     jobs, refused = [], {}
     for u in units:
-        if u.layer.num_weights > cfg.max_weights:
-            refused[(u.layer.name, u.batch)] = (
-                f"layer has {u.layer.num_weights:,} weights; this run compiles layers of at most "
-                f"{cfg.max_weights:,} (--max-weights): one kernel's code, and ptxas's time on it, "
-                f"grow with the nonzeros; raise --max-weights to include it (large layers compile in parts)")
-            continue
         templated = set()
         for s in u.sparsities:
+            why = refusal(cfg, u.layer, s)
+            if why:
+                refused[(u.layer.name, u.batch, s)] = why
+                continue
             for gs, sl, tile, cap in configs(cfg, u, s):
                 if (gs, sl, tile) not in templated:  # one IR template serves every budget
                     templated.add((gs, sl, tile))
@@ -255,6 +258,20 @@ def compile_plan(cfg: BenchConfig, units: list[Unit], cache_dir: str
                 jobs.append(CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir,
                                        gs, sl, tile, cap))
     return jobs, refused
+
+
+def refusal(cfg: BenchConfig, layer: Layer, sparsity: float) -> str | None:
+    """Why this run does not compile ``layer`` at ``sparsity`` (``max_weights``, ``max_nnz``),
+    or None."""
+    if cfg.max_weights is not None and layer.num_weights > cfg.max_weights:
+        return (f"layer has {layer.num_weights:,} weights; this run compiles layers of at most "
+                f"{cfg.max_weights:,} (--max-weights); raise it to include the layer")
+    nnz = bench_nnz(layer, sparsity)
+    if nnz > cfg.max_nnz:
+        return (f"{nnz:,} nonzeros at sparsity {sparsity:g}; this run compiles at most "
+                f"{cfg.max_nnz:,} (--max-nnz): compile and ptxas time grow with the nonzeros "
+                "(every tuning candidate is a compile); raise --max-nnz to include it")
+    return None
 
 
 def load_choices(path: str) -> dict:
@@ -298,8 +315,9 @@ def configs(cfg: BenchConfig, u: Unit, sparsity: float
     g = u.layer.geometry(u.batch)
     if not cfg.tune:  # what irprune.conv2d gives untuned
         return [(default_group_size(g), 1, None, DEFAULT_MAX_REGISTERS)]
-    return [(gs, sl, tile, cap) for gs, sl, tile in candidate_configs(g)
-            for cap in candidate_register_caps(tile)]
+    nnz = bench_nnz(u.layer, sparsity)
+    return [(gs, sl, tile, cap) for gs, sl, tile in candidate_configs(g, nnz=nnz)
+            for cap in candidate_register_caps(tile, nnz)]
 
 
 def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw, tmpl,
@@ -371,9 +389,9 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
 
     layer = u.layer
     if impl == "irprune":
-        if (layer.name, u.batch) in refused:
+        if (layer.name, u.batch, sp) in refused:
             rec["status"] = "refused"
-            rec["error"] = refused[(layer.name, u.batch)]
+            rec["error"] = refused[(layer.name, u.batch, sp)]
             return None
         from ..template import default_group_size
         from ..tune import finalists, launch_shapes, template_for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from irprune.bench.compile_jobs import bench_nnz
 from irprune.bench.runner import BenchConfig, compile_plan, configs, plan
 from irprune.register_budget import CANDIDATES, DEFAULT_MAX_REGISTERS
 from irprune.template import default_group_size
@@ -38,11 +39,37 @@ def test_an_untuned_run_compiles_what_irprune_conv2d_gives():
         (None, (gs, 1, None, None)), (0.9, (gs, 1, None, DEFAULT_MAX_REGISTERS))]
 
 
-def test_layers_over_max_weights_are_refused_with_the_reason():
+def test_layers_over_max_nnz_or_max_weights_are_refused_with_the_reason():
+    # 1,048,576 weights: 104,858 nonzeros at 0.9 (compiled), 524,288 at 0.5 (refused)
     cfg = BenchConfig(suites=["mobilenet1x1"], layers=["pw_1024_1024_7"], batches=(1,),
-                      sparsities=(0.9,))
+                      sparsities=(0.5, 0.9))
     jobs, refused = compile_plan(cfg, plan(cfg), "/tmp/x")
-    assert not jobs and "--max-weights" in refused[("pw_1024_1024_7", 1)]
+    assert list(refused) == [("pw_1024_1024_7", 1, 0.5)]
+    assert "524,288 nonzeros" in refused[("pw_1024_1024_7", 1, 0.5)]
+    assert "--max-nnz" in refused[("pw_1024_1024_7", 1, 0.5)]
+    assert jobs and {j.sparsity for j in jobs} == {None, 0.9}
+    cfg.max_nnz = 104_858
+    assert len(compile_plan(cfg, plan(cfg), "/tmp/x")[1]) == 1
+    cfg.max_nnz = 104_857
+    assert len(compile_plan(cfg, plan(cfg), "/tmp/x")[1]) == 2
+    cfg.max_weights = 1_000_000
+    jobs, refused = compile_plan(cfg, plan(cfg), "/tmp/x")
+    assert not jobs and all("--max-weights" in why for why in refused.values())
+
+
+def test_a_large_layer_compiles_fewer_configurations_with_one_budget():
+    from irprune.tune import LARGE_GROUP_SIZES, LARGE_NNZ, LARGE_REGISTER_CAPS
+
+    cfg = BenchConfig(suites=["mobilenet1x1"], layers=["pw_512_512_14", "pw_512_1024_7"],
+                      batches=(1,), sparsities=(0.9,))
+    small, large = plan(cfg)
+    assert bench_nnz(small.layer, 0.9) < LARGE_NNZ < bench_nnz(large.layer, 0.9)
+    got, full = configs(cfg, large, 0.9), configs(cfg, small, 0.9)
+    assert {cap for *_, cap in got} == set(LARGE_REGISTER_CAPS)
+    assert {cap for *_, cap in full} == set(CANDIDATES)
+    assert sorted({gs for gs, *_ in got}) == [2, 4] and len({gs for gs, *_ in got}) == LARGE_GROUP_SIZES
+    assert {sl for _, sl, *_ in got} == {1, 2, 4, 8}  # every slice count stays
+    assert len(got) == 8 < len(full)
 
 
 def _choices_file(tmp_path, records):
