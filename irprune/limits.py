@@ -8,8 +8,14 @@ its own module and kernel; a layer beyond :func:`max_layer_nnz` nonzeros, or
 whose single output channel unrolls to more than :data:`MAX_CHANNEL_WEIGHTS`
 weights, is refused before any work starts, with a message naming the limit.
 
-Measured on the 2-core development machine (docs/reliability.md): one part of
-32K nonzeros peaks near 1 GiB and compiles in about 35 s.
+Parts cost run time: they launch one after the other, each a small grid at
+batch 1. Measured on an H200 (tools/experiments/parts_ab.py, docs/perf-log.md),
+the seven 1x1 layers of 52K-210K nonzeros at sparsity 0.9 ran 1.04-1.75x
+faster as one module than in parts of 32,768 (geomean 1.37x). So the default
+part holds 262,144 nonzeros, every layer of the benchmark suites at 0.9: on
+the 2-core development machine one module of 209,715 nonzeros (ResNet-50's
+l4_down_1024_2048_s2) compiles in 184 s (passes 52 s over both cores, PTX
+39 s and ptxas 89 s on one) with a peak of 4.9 GiB.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import numpy as np
 
 from .errors import ValidationError
 
-#: Nonzeros per module (``IRPRUNE_MAX_PART_NNZ``).
-MAX_PART_NNZ = 32768
+#: Nonzeros per module (``IRPRUNE_MAX_PART_NNZ``): 2**18. Was 32,768 until one module
+#: was measured faster (see above); a smaller limit compiles faster over many cores.
+MAX_PART_NNZ = 262_144
 #: Nonzeros per layer (``IRPRUNE_MAX_NNZ``): ResNet-50's largest layer at 50% has 1.18M.
 MAX_LAYER_NNZ = 2_500_000
 #: C * R * S of one output channel: the IR template unrolls at least this many chains.
