@@ -124,3 +124,4 @@ def test_a_large_layer_is_tuned_over_its_smallest_group_sizes_and_one_budget():
     b64 = ConvGeometry.from_weight((128, 128, 3, 3), (64, 128, 28, 28), padding=1)
     tiles, few = candidate_tile_configs(b64), candidate_tile_configs(b64, nnz=LARGE_NNZ + 1)
     assert few == [c for c in tiles if c[0] == max(gs for gs, *_ in tiles)] and few != tiles
+    assert [c for c in _configs(conv2d_nchw, b64, None, None, None, LARGE_NNZ + 1) if c[2]] == few

@@ -19,15 +19,21 @@ PAPER = {"batch 64 vs cuDNN": "3.1-9.6x", "batch 64 vs cuSPARSE": "5.5-43.2x",
 
 
 def merge(docs: list[dict]) -> dict:
-    """One document from several runs (one suite each, say): records joined, runs listed."""
+    """One document from several runs (one suite each, say): records joined, runs listed.
+
+    A record of a later document replaces an earlier one of the same (suite, layer, batch,
+    sparsity, implementation): a later run that times a layer an earlier one refused
+    supersedes it, in the tables and in what is listed as not timed.
+    """
     if len(docs) == 1:
         return docs[0]
-    runs = []
+    runs, records = [], {}
     for d in docs:
         runs += d.get("runs") or [{"suites": d.get("config", {}).get("suites"),
                                    "environment": d["environment"], "config": d.get("config", {})}]
-    return {"environment": docs[0]["environment"], "runs": runs,
-            "records": [r for d in docs for r in d["records"]]}
+        for r in d["records"]:
+            records[(r["suite"], r["layer"], r["batch"], r["sparsity"], r["impl"])] = r
+    return {"environment": docs[0]["environment"], "runs": runs, "records": list(records.values())}
 
 
 def index(doc: dict) -> dict:

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from irprune.bench.report import geomean, markdown, plots, problems, speedup, summary, tables
+from irprune.bench.report import (geomean, markdown, merge, plots, problems, speedup, summary,
+                                  tables)
 
 TIMES = {"irprune": 10.0, "dense_template": 40.0, "cudnn_fp32": 30.0, "cudnn_tf32": 20.0,
          "cudnn_fp16": 15.0, "cusparse_csr": 60.0, "floor": 5.0}
@@ -56,6 +57,24 @@ def test_tables_and_problems():
     assert "| a | 0.90 | 10.0 | 40.0 | 30.0 | 20.0 | 15.0 | 60.0 | 5.00 | 3.00x | 2.00x | 6.00x | 4.00x | 0.50 |" in t
     assert "| c | 0.90 | wrong |" in t
     assert problems(doc) == ["seed/c b1 s0.9 irprune: wrong, rel err 5.00e-01"]
+
+
+def test_a_later_run_supersedes_an_earlier_record_of_the_same_row():
+    early = fake_doc()
+    refused = {"suite": "seed", "layer": "d", "batch": 1, "sparsity": 0.9, "impl": "irprune",
+               "median_us": None, "status": "refused", "error": "too large"}
+    early["records"].append(refused)
+    late = {"environment": {"gpu": "Test GPU", "commit": "def"}, "records": [
+        dict(refused, status="ok", median_us=2.0, error=None),
+        {"suite": "seed", "layer": "d", "batch": 1, "sparsity": 0.9, "impl": "cudnn_fp32",
+         "median_us": 8.0, "status": "ok"}]}
+    doc = merge([early, late])
+    assert len(doc["records"]) == len(early["records"]) + 1  # d's fp32 is new, its irprune replaced
+    assert not any("seed/d" in p for p in problems(doc))
+    assert "| d | 0.90 | 2.00 |" in tables(doc)
+    assert [r["commit"] for r in (x["environment"] for x in doc["runs"])] == ["abc", "def"]
+    # the other order: the refusal stands
+    assert any("seed/d" in p for p in problems(merge([late, early])))
 
 
 def test_plots_and_markdown(tmp_path):
