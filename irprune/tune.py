@@ -63,10 +63,13 @@ MAX_TEMPLATE_CHAINS = 80_000
 #: 23 configurations times 3 register budgets. The largest layers of the bench's 0.9 suites
 #: below it have 26,214 nonzeros, above it 52,428 to 235,929.
 LARGE_NNZ = 40_000
-#: A large layer is tuned with only its smallest this many candidate group sizes (with every
-#: slice count): on the 14x14 1x1 layers of 512+ input channels the tuner picked group size 2
-#: or 4 every time (5 layers, 5811e96), and a large layer has many input channels.
-LARGE_GROUP_SIZES = 2
+#: A large layer is tuned with only its smallest this many candidate group sizes, each with the
+#: slice counts LARGE_SLICES. At 18b0741 (two smallest group sizes, every slice count) the
+#: larger of the two won on 6 of the 7 large 1x1 layers, and more slices were slower at the
+#: same group size on all 7 (1.2-2.1x at 4 slices): docs/perf-log.md.
+LARGE_GROUP_SIZES = 4
+#: The slice counts a large layer is tuned with (see LARGE_GROUP_SIZES).
+LARGE_SLICES = (1, 2)
 #: A large layer's register budgets: 128 won on 15 of the 17 1x1 layers at 5811e96 (and a budget
 #: costs a ptxas run over the whole layer).
 LARGE_REGISTER_CAPS = (128,)
@@ -162,12 +165,12 @@ def candidate_configs(g: ConvGeometry, max_group: int = 64, tiles: bool = True,
     size with each slice count that leaves a block size to launch it with (tile None: the
     pixel layout); with ``tiles``, also :func:`candidate_tile_configs` (slices 1). A layer of
     more than LARGE_NNZ nonzeros (``nnz``) gets only its LARGE_GROUP_SIZES smallest group
-    sizes, and one row-tile group size."""
-    sizes = candidate_group_sizes(g, max_group)
+    sizes with LARGE_SLICES, and one row-tile group size."""
+    sizes, cuts = candidate_group_sizes(g, max_group), candidate_slices(g)
     if is_large(nnz):
         sizes = sizes[:LARGE_GROUP_SIZES]
-    pixel = [(gs, s, None) for gs in sizes
-             for s in candidate_slices(g) if candidate_blocks(gs, s)]
+        cuts = [c for c in cuts if c in LARGE_SLICES]
+    pixel = [(gs, s, None) for gs in sizes for s in cuts if candidate_blocks(gs, s)]
     return pixel + (candidate_tile_configs(g, max_group, nnz) if tiles else [])
 
 
@@ -263,6 +266,8 @@ def _configs(template, g: ConvGeometry, group_sizes, slices, tiles, nnz: int | N
         found = candidate_tiles(g) or [(1, 1)]
         return [(gs, 1, t) for gs in sizes for t in found]
     cuts = list(slices) if slices else candidate_slices(g)
+    if not slices and is_large(nnz):
+        cuts = [c for c in cuts if c in LARGE_SLICES]
     if not getattr(template, "splits", False):
         cuts = [1]
     out = [(gs, sl, None) for gs in sizes for sl in cuts]

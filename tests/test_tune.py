@@ -103,20 +103,24 @@ def test_a_choice_made_without_row_tiles_is_not_reused_with_them():
 
 
 def test_a_large_layer_is_tuned_over_its_smallest_group_sizes_and_one_budget():
-    from irprune.tune import (LARGE_GROUP_SIZES, LARGE_NNZ, LARGE_REGISTER_CAPS, _configs,
-                              candidate_configs, candidate_register_caps, candidate_tile_configs)
+    from irprune.tune import (LARGE_GROUP_SIZES, LARGE_NNZ, LARGE_REGISTER_CAPS, LARGE_SLICES,
+                              _configs, candidate_configs, candidate_register_caps,
+                              candidate_tile_configs)
 
     g = ConvGeometry.from_weight((1024, 1024, 1, 1), (1, 1024, 7, 7))
     sizes = candidate_group_sizes(g)
     full, large = candidate_configs(g), candidate_configs(g, nnz=LARGE_NNZ + 1)
     assert candidate_configs(g, nnz=LARGE_NNZ) == full  # the limit itself is not large
-    assert {gs for gs, *_ in large} == set(sizes[:LARGE_GROUP_SIZES]) and len(sizes) > 2
-    assert large == [c for c in full if c[0] in sizes[:LARGE_GROUP_SIZES]]
+    assert {gs for gs, *_ in large} == set(sizes[:LARGE_GROUP_SIZES]) == {2, 4, 8, 16}
+    assert {sl for _, sl, _ in large} == set(LARGE_SLICES) == {1, 2}
+    assert {sl for _, sl, _ in full} == {1, 2, 4, 8}
+    assert large == [c for c in full if c[0] in sizes[:LARGE_GROUP_SIZES] and c[1] in LARGE_SLICES]
     mine = _configs(conv2d_nchw, g, None, None, None, LARGE_NNZ)
     assert _configs(conv2d_nchw, g, None, None, None, LARGE_NNZ + 1) == [
-        c for c in mine if c[0] in sizes[:LARGE_GROUP_SIZES]] != mine
-    # group sizes given by the caller are kept, large or not
-    assert {gs for gs, *_ in _configs(conv2d_nchw, g, (16,), None, None, 10 ** 6)} == {16}
+        c for c in mine if c[0] in sizes[:LARGE_GROUP_SIZES] and c[1] in LARGE_SLICES] != mine
+    # group sizes and slices given by the caller are kept, large or not
+    assert {gs for gs, *_ in _configs(conv2d_nchw, g, (32,), None, None, 10 ** 6)} == {32}
+    assert {sl for _, sl, _ in _configs(conv2d_nchw, g, (4,), (8,), None, 10 ** 6)} == {8}
     assert candidate_register_caps(None, LARGE_NNZ + 1) == list(LARGE_REGISTER_CAPS)
     assert candidate_register_caps(None, LARGE_NNZ) == candidate_register_caps(None)
     assert candidate_register_caps((5, 1), 10 ** 6) == [None]
