@@ -159,6 +159,16 @@ def is_large(nnz: int | None) -> bool:
     return nnz is not None and nnz > LARGE_NNZ
 
 
+def large_cut(sizes: list[int], cuts: list[int], nnz: int | None
+              ) -> tuple[list[int], list[int]]:
+    """The group sizes and slice counts a layer of ``nnz`` nonzeros is tuned with, out of
+    ``sizes`` and ``cuts``: all of them, or for a large layer (:func:`is_large`) its
+    LARGE_GROUP_SIZES smallest group sizes and the slice counts in LARGE_SLICES."""
+    if not is_large(nnz):
+        return list(sizes), list(cuts)
+    return list(sizes)[:LARGE_GROUP_SIZES], [c for c in cuts if c in LARGE_SLICES]
+
+
 def candidate_configs(g: ConvGeometry, max_group: int = 64, tiles: bool = True,
                       nnz: int | None = None) -> list[tuple[int, int, tuple[int, int] | None]]:
     """(group_size, slices, tile) configurations worth compiling for ``g``: each candidate group
@@ -166,10 +176,7 @@ def candidate_configs(g: ConvGeometry, max_group: int = 64, tiles: bool = True,
     pixel layout); with ``tiles``, also :func:`candidate_tile_configs` (slices 1). A layer of
     more than LARGE_NNZ nonzeros (``nnz``) gets only its LARGE_GROUP_SIZES smallest group
     sizes with LARGE_SLICES, and one row-tile group size."""
-    sizes, cuts = candidate_group_sizes(g, max_group), candidate_slices(g)
-    if is_large(nnz):
-        sizes = sizes[:LARGE_GROUP_SIZES]
-        cuts = [c for c in cuts if c in LARGE_SLICES]
+    sizes, cuts = large_cut(candidate_group_sizes(g, max_group), candidate_slices(g), nnz)
     pixel = [(gs, s, None) for gs in sizes for s in cuts if candidate_blocks(gs, s)]
     return pixel + (candidate_tile_configs(g, max_group, nnz) if tiles else [])
 
@@ -257,17 +264,15 @@ def _configs(template, g: ConvGeometry, group_sizes, slices, tiles, nnz: int | N
     """autotune's (group_size, slices, tile) candidates (see its docstring)."""
     from .templates.conv2d import conv2d_nchw
 
-    sizes = list(group_sizes) if group_sizes else candidate_group_sizes(g)
-    if not group_sizes and is_large(nnz):
-        sizes = sizes[:LARGE_GROUP_SIZES]
+    # Sizes or slices the caller names are kept as they are; only the tuner's own are cut.
+    cut_sizes, cut_slices = large_cut(candidate_group_sizes(g), candidate_slices(g), nnz)
+    sizes = list(group_sizes) if group_sizes else cut_sizes
     if getattr(template, "row_tiles", False):
         from .row_tile import candidate_tiles
 
         found = candidate_tiles(g) or [(1, 1)]
         return [(gs, 1, t) for gs in sizes for t in found]
-    cuts = list(slices) if slices else candidate_slices(g)
-    if not slices and is_large(nnz):
-        cuts = [c for c in cuts if c in LARGE_SLICES]
+    cuts = list(slices) if slices else cut_slices
     if not getattr(template, "splits", False):
         cuts = [1]
     out = [(gs, sl, None) for gs in sizes for sl in cuts]
