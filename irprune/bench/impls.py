@@ -16,7 +16,7 @@ import numpy as np
 from .suites import Layer
 
 IMPLS = ("irprune", "dense_template", "cudnn_fp32", "cudnn_tf32", "cudnn_fp16", "cusparse_csr",
-         "floor")
+         "floor", "code_floor")
 
 
 @dataclass

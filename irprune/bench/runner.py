@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .code_fetch import code_floor_us
 from .compile_jobs import CompileJob, bench_nnz, bench_weights, compile_all
 from .impls import IMPLS
 from .suites import BATCHES, QUICK, SPARSITIES, Layer, suite_layers
@@ -212,13 +213,14 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
     bw = I.copy_bandwidth()
     doc["environment"].update({"empty_launch_us": round(empty_t.median_us, 3),
                                "copy_bandwidth_GBps": round(bw / 1e9, 1)})
+    fetch = _code_fetch(doc, cfg) if "code_floor" in cfg.impls else None
     total = sum(len(u.sparsities) for u in units)
     with _progress() as prog:
         task = prog.add_task("timing", total=total)
         for u in units:
             prog.update(task, description=f"timing {u.suite}/{u.layer.name} b{u.batch}")
             _run_unit(u, cfg, doc, compiled, refused, cache_dir, l2, empty_t.median_us, bw,
-                      conv2d_nchw, lambda: prog.advance(task))
+                      conv2d_nchw, lambda: prog.advance(task), fetch)
             if out_json is not None:  # a run cut short still leaves what it measured
                 write_json(doc, out_json)
             torch.cuda.empty_cache()
@@ -320,10 +322,45 @@ def configs(cfg: BenchConfig, u: Unit, sparsity: float
             for cap in candidate_register_caps(tile, nnz)]
 
 
+#: The implementations that are models of a time, not kernels.
+MODELS = ("floor", "code_floor")
+
+
+def model_record(rec: dict, empty_us: float, bw: float, fetch: float | None) -> dict:
+    """``rec`` (a record of one of MODELS, with its "nnz" and "bytes": input plus output) with
+    its modelled time: the floor is one empty launch plus the bytes and the nonzeros' 4 bytes
+    each at copy bandwidth ``bw``; the code floor one empty launch plus the nonzeros' SASS at
+    code fetch rate ``fetch`` (an error where that was not measured)."""
+    rec = dict(rec, method="model")
+    if rec["impl"] == "floor":
+        rec["median_us"] = round(empty_us + (rec["bytes"] + 4 * rec["nnz"]) / bw * 1e6, 3)
+    elif fetch is None:
+        rec.update(status="error", error="the code fetch rate was not measured (see the environment)")
+    else:
+        rec["median_us"] = round(code_floor_us(rec["nnz"], empty_us, fetch), 3)
+    return rec
+
+
+def _code_fetch(doc, cfg) -> float | None:
+    """The GPU's code fetch rate in bytes/s (irprune.bench.code_fetch), recorded in the
+    environment; None, with the error recorded, where it could not be measured."""
+    from .code_fetch import fetch_rate, measure_fetch
+
+    try:
+        timing = measure_fetch(target_ms=cfg.target_ms, repeats=cfg.repeats)
+        rate = fetch_rate(timing)
+    except Exception as exc:  # the code floor is a model: the run goes on without it
+        doc["environment"]["code_fetch_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        return None
+    doc["environment"].update({"code_fetch_GBps": round(rate / 1e9, 1), "code_fetch": timing})
+    return rate
+
+
 def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw, tmpl,
-              advance=lambda: None):
+              advance=lambda: None, fetch: float | None = None):
     """Check and time every implementation of ``cfg.impls`` on unit ``u``, appending one record
-    per (sparsity, implementation) to ``doc["records"]``; ``advance`` is called per sparsity."""
+    per (sparsity, implementation) to ``doc["records"]``; ``advance`` is called per sparsity.
+    ``fetch`` is the code fetch rate (bytes/s) of the code floor."""
     import torch
     import torch.nn.functional as F
 
@@ -351,10 +388,8 @@ def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw,
         for impl in cfg.impls:
             rec = dict(base, impl=impl, median_us=None, status="ok")
             try:
-                if impl == "floor":
-                    rec["median_us"] = round(empty_us + (in_bytes + out_bytes + 4 * nnz) / bw * 1e6, 3)
-                    rec["method"] = "model"
-                    doc["records"].append(rec)
+                if impl in MODELS:
+                    doc["records"].append(model_record(rec, empty_us, bw, fetch))
                     continue
                 fn = _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg)
                 if fn is None:

@@ -21,6 +21,12 @@ def test_bench_checks_and_times_every_impl(tmp_path):
         assert r["status"] == "ok", (impl, r)
         assert r["median_us"] > 0
     assert recs["irprune"]["rel_err"] < 1e-5 and recs["irprune"]["rel_diff_cudnn_fp32"] < 1e-5
+    # The code floor: one empty launch plus the nonzeros' SASS at the measured fetch rate.
+    env = doc["environment"]
+    assert env["code_fetch_GBps"] > 0 and "code_fetch_error" not in env
+    assert recs["code_floor"]["median_us"] == pytest.approx(
+        env["empty_launch_us"] + 16 * recs["code_floor"]["nnz"] / (env["code_fetch_GBps"] * 1e9) * 1e6,
+        rel=1e-3, abs=2e-3)
     assert recs["irprune"]["compile"]["from_cache"]
     assert recs["irprune"]["fma_ptx"] == recs["irprune"]["nnz"]
     # Every configuration was timed with each register budget; the choice is recorded.
@@ -92,3 +98,13 @@ def test_a_run_can_time_an_earlier_runs_choice_without_tuning(tmp_path):
     assert rec["choice_from"]["commit"] == "abc123" and "tuning" not in rec
     fp32 = next(r for r in doc["records"] if r["impl"] == "cudnn_fp32")
     assert "process_us" not in fp32  # one process asked for
+
+
+def test_the_code_fetch_kernel_runs_and_takes_longer_than_an_empty_one():
+    pytest.importorskip("torch", reason="the benchmark's timing needs PyTorch")
+    from irprune.bench.code_fetch import fetch_rate, measure_fetch
+
+    t = measure_fetch(target_ms=2, repeats=3)
+    assert t["fetch_us"] > t["empty_us"] > 0
+    # a GPU of this decade fetches distinct code at 0.05-20 TB/s (an H200: about 0.7)
+    assert 5e10 < fetch_rate(t) < 2e13
