@@ -10,20 +10,22 @@ accumulators (no dependency stalls), the stream a warp runs chosen at run time:
 so a block runs ``S`` distinct streams (``W`` warps each) and the grid's blocks cycle over
 ``G`` sets of them (G = 1: every SM fetches the same addresses). Sweeps:
 
-- ``sm``: one stream per block, 1-132 blocks (one per SM): does the rate per SM hold when
-  every SM fetches (a limit shared by the GPU, not per SM)?
-- ``streams``: 132 blocks of S = 1-16 streams, 1 or 2 warps each: do more streams in flight
-  on an SM fetch faster?
-- ``sets``: G = 1 or 8: do SMs fetching the same addresses help or hurt?
+- ``spread``: every block its own code (G = blocks), 8-128 blocks of one warp: does the rate
+  grow with the SMs that fetch (a per-SM limit) or stay put (a limit the SMs share)?
+- ``share``: 128 blocks over G = 1-64 sets of code: what fetching the same addresses buys;
+- ``streams``: 32 blocks of S = 1-4 distinct streams (1 or 2 warps each): do more distinct
+  streams in flight on an SM fetch faster?
+- ``same``: every SM S = 1-16 streams, the same addresses on all SMs.
 
-Reported: time per launch (CUDA events over many launches, median of repeats, the grid's
-empty launch subtracted), and bytes of code fetched per SM per cycle at the SM clock read
-from the device (S x L x 16 bytes a block, one fetch per stream and SM assumed).
+Reported: time per launch (20 launches captured in a CUDA graph, median of 7 replays; the
+same grid's empty kernel timed alike and subtracted), bytes of code fetched per SM per cycle
+at the device's SM clock (S x L x 16 bytes a block, one fetch per stream and SM assumed),
+that rate over the SMs (fetched_gbs), and distinct code bytes per second (distinct_gbs).
 
     python3 fetch_rate.py ptx DIR     # CPU: write and assemble the kernels (ptxas) into DIR
     python3 fetch_rate.py DIR         # GPU: run the sweeps; $OUT/fetch-rate.json
 """
-import json, os, struct, subprocess, sys
+import json, os, struct, sys
 
 L = 1024          # FFMAs per stream (16 KB of SASS)
 STREAMS = (1, 8, 16, 64, 128)  # kernels compiled with this many distinct streams
@@ -91,17 +93,25 @@ def run(cubins: str):
     sms = cp.cuda.runtime.getDeviceProperties(dev.id)["multiProcessorCount"]
     out = cp.zeros(sms * 16 * 2 * 32 * 2, dtype=cp.float32)
     start, stop = cp.cuda.Event(), cp.cuda.Event()
+    stream = cp.cuda.Stream(non_blocking=True)
 
-    def time_us(fn, grid, block, S, G, launches=50, repeats=7):
+    def time_us(fn, grid, block, S, G, launches=20, repeats=7):
+        """Median us per launch of ``launches`` launches captured in one CUDA graph (the host's
+        launch cost, ~5 us through cupy, would hide the kernels otherwise)."""
         args = (out, np.float32(1.0), np.uint32(S), np.uint32(G))
-        for _ in range(5):
-            fn((grid,), (block,), args)
-        ts = []
-        for _ in range(repeats):
-            start.record()
+        with stream:
+            stream.begin_capture()
             for _ in range(launches):
                 fn((grid,), (block,), args)
-            stop.record()
+            graph = stream.end_capture()
+        graph.upload(stream)
+        for _ in range(3):
+            graph.launch(stream)
+        ts = []
+        for _ in range(repeats):
+            start.record(stream)
+            graph.launch(stream)
+            stop.record(stream)
             stop.synchronize()
             ts.append(cp.cuda.get_elapsed_time(start, stop) * 1000 / launches)
         return sorted(ts)[len(ts) // 2]
@@ -115,22 +125,30 @@ def run(cubins: str):
         t = time_us(fn, grid, block, S, G)
         t0 = time_us(empty, grid, block, S, G)
         busy = max(t - t0, 1e-3)
-        rate = S * L * 16 / (busy * 1e-6 * clock_khz * 1e3)
+        per_sm = S * L * 16  # bytes of code each block fetches
         row = dict(sweep=sweep, blocks=grid, streams_per_block=S, warps_per_stream=W, sets=G,
-                   us=round(t, 3), empty_us=round(t0, 3), bytes_per_sm_cycle=round(rate, 2),
-                   gpu_gbs=round(min(grid, sms) * S * L * 16 / (busy * 1e-6) / 1e9, 1))
+                   distinct_kb=T * L * 16 // 1024, us=round(t, 3), empty_us=round(t0, 3),
+                   bytes_per_sm_cycle=round(per_sm / (busy * 1e-6 * clock_khz * 1e3), 2),
+                   fetched_gbs=round(min(grid, sms) * per_sm / (busy * 1e-6) / 1e9, 1),
+                   distinct_gbs=round(T * L * 16 / (busy * 1e-6) / 1e9, 1))
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    for n in (1, 8, 16, 33, 66, 132):
-        case("sm", n, 1, 1, 1)
-    for n in (8, 33, 132):
-        case("sm", n, 1, 1, 8)
-    for S in (1, 2, 4, 8, 16):
+    # Every block its own code: does the rate grow with the SMs fetching (per-SM limit) or
+    # stay put (a limit the SMs share)?
+    for n in (8, 16, 32, 64, 128):
+        case("spread", n, 1, 1, n)
+    case("spread", 128, 1, 2, 128)
+    # 128 blocks over G sets of code: what sharing the addresses buys.
+    for G in (1, 2, 4, 8, 16, 32, 64):
+        case("share", 128, 1, 1, G)
+    # Several distinct streams on each of 32 SMs (32 x S distinct).
+    for S in (1, 2, 4):
         for W in (1, 2):
-            case("streams", sms, S, W, 1)
-    for S in (1, 4, 8, 16):
-        case("sets", sms, S, 1, 8)
+            case("streams", 32, S, W, 32)
+    # The first sweep's sets, timed without the launch cost hiding them.
+    for S in (1, 2, 4, 8, 16):
+        case("same", sms, S, 1, 1)
     json.dump(dict(clock_khz=clock_khz, sms=sms, L=L, rows=rows),
               open(os.path.join(os.environ.get("OUT", "."), "fetch-rate.json"), "w"), indent=1)
 
