@@ -25,15 +25,14 @@ that rate over the SMs (fetched_gbs), and distinct code bytes per second (distin
     python3 fetch_rate.py ptx DIR     # CPU: write and assemble the kernels (ptxas) into DIR
     python3 fetch_rate.py DIR         # GPU: run the sweeps; $OUT/fetch-rate.json
 """
-import json, os, struct, sys
+import json, os, sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from irprune.bench.code_fetch import _f32 as f32hex  # noqa: E402  (the bench's PTX immediates)
 
 L = 1024          # FFMAs per stream (16 KB of SASS)
 STREAMS = (1, 8, 16, 64, 128)  # kernels compiled with this many distinct streams
 ACC = 8
-
-
-def f32hex(v: float) -> str:
-    return "0f%08X" % struct.unpack("<I", struct.pack("<f", v))[0]
 
 
 def ptx(T: int) -> str:
@@ -74,7 +73,6 @@ def ptx(T: int) -> str:
 
 def build(out_dir: str):
     os.makedirs(out_dir, exist_ok=True)
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     from irprune.codegen import run_ptxas
     for T in STREAMS:
         r = run_ptxas(ptx(T), "sm_90")
