@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from gpu_timing import best_time, build_all, compile_layer, layer_of, recorded_configs
 import splitc_ab
-from splitc_ab import as_split_launch, time_split
+from splitc_ab import as_split_launch, time_split, time_with_zeroing
 
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "0eb8e05", "results.json")
 CACHE = os.environ.get("SPLIT_CACHE", "/tmp/largesplit")
@@ -96,23 +96,13 @@ def main():
                 rows.append({"layer": c.layer, "kind": "split", "gs": gs, "s": s,
                              "error": str(exc)[:300]})
                 print(rows[-1], flush=True)
-    import torch
-    from irprune.bench.timing import measure
     for c in cfgs:
         rs = [r for r in rows if r["layer"] == c.layer and r["kind"] == "split" and "us" in r]
         if not rs:
             continue
         v = min(rs, key=lambda r: r["us"])
         k, w, l = compile_layer(conv2d_splitc, c.layer, v["gs"], v["s"], CACHE, 128, assemble=True)
-        k = as_split_launch(k, v["s"])
-        k.block, k.groups_per_block = v["block"], v["m"]
-        xs = [torch.randn(1, l.C, l.H, l.W, device="cuda") for _ in range(16)]
-        y = torch.zeros(1, l.K, k.geometry.OH, k.geometry.OW, device="cuda")
-
-        def call(i):
-            y.zero_()
-            k(xs[i], out=y)
-        v["us_with_zero"] = round(measure(call, rotation=16, target_ms=5, repeats=3).median_us, 3)
+        v["us_with_zero"] = time_with_zeroing(k, l, v)
         t = [r for r in rows if r["layer"] == c.layer and r["kind"] == "tuned"][0]
         print(f"{c.layer}: tuned {t['us']} (g{c.gs}) | best split {v['us']} "
               f"(g{v['gs']} s{v['s']} m{v['m']} b{v['block']}), with zeroing {v['us_with_zero']} "

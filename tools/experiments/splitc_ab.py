@@ -91,6 +91,22 @@ def time_split(k, w, l, s, rotation=16):
     return out, xs, y
 
 
+def time_with_zeroing(k, l, v):
+    """Median us of split kernel ``k`` (layer ``l``) launched as variant row ``v`` (slices, block,
+    groups per block) with the output zeroed inside the timed call, inputs over 16 sets."""
+    import torch
+    from irprune.bench.timing import measure
+    k = as_split_launch(k, v["s"])
+    k.block, k.groups_per_block = v["block"], v["m"]
+    xs = [torch.randn(1, l.C, l.H, l.W, device="cuda") for _ in range(16)]
+    y = torch.zeros(1, l.K, k.geometry.OH, k.geometry.OW, device="cuda")
+
+    def call(i):
+        y.zero_()
+        k(xs[i], out=y)
+    return round(measure(call, rotation=16, target_ms=5, repeats=3).median_us, 3)
+
+
 def main():
     out = os.environ.get("OUT", ".")
     base = tuned()
@@ -135,23 +151,13 @@ def main():
             rows.append(row)
             print(row, flush=True)
     # The fastest split variant again, with the output zeroed inside the timed call.
-    import torch
-    from irprune.bench.timing import measure
     for name in names:
         rs = [r for r in rows if r["layer"] == name and r["kind"] == "split" and "us" in r]
         if not rs:
             continue
         v = min(rs, key=lambda r: r["us"])
         k, w, l = split_kernel(name, v["gs"], v["s"])
-        k = as_split_launch(k, v["s"])
-        k.block, k.groups_per_block = v["block"], v["m"]
-        xs = [torch.randn(1, l.C, l.H, l.W, device="cuda") for _ in range(16)]
-        y = torch.zeros(1, l.K, k.geometry.OH, k.geometry.OW, device="cuda")
-
-        def call(i):
-            y.zero_()
-            k(xs[i], out=y)
-        v["us_with_zero"] = round(measure(call, rotation=16, target_ms=5, repeats=3).median_us, 3)
+        v["us_with_zero"] = time_with_zeroing(k, l, v)
     json.dump(rows, open(os.path.join(out, "splitc_ab.json"), "w"), indent=1)
     for name in names:
         rs = [r for r in rows if r["layer"] == name and "us" in r]
