@@ -241,33 +241,18 @@ def compile_cubin(src: str) -> bytes:
 
 def run(layers):
     import torch
-    from cuda.core import LaunchConfig, ObjectCode, launch
+    from cuda.core import LaunchConfig, ObjectCode
     from numba import cuda
-    from gpu_timing import best_time, compile_layer, layer_of, recorded_configs
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.bench.timing import measure
-    from irprune.launch import _stream
-    from irprune.templates.conv2d import conv2d_nchw
+    from gpu_timing import check_then_time, launcher, layer_case, recorded_configs, tuned_row
     from tma_tile import allow_smem
 
     ctx = cuda.current_context()
     rows = []
     tuned = {c.layer: c for c in recorded_configs(RESULTS, tiles=False, layers=layers)}
     for name in layers:
-        l = layer_of(name)
-        w = bench_weights(l, 0.9, 0)
-        xs = [torch.randn(1, l.C, l.H, l.W, device="cuda") for _ in range(16)]
-        ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
-                                         stride=l.stride)
-        y = torch.empty(ref.shape, device="cuda")
-        c = tuned.get(name)
-        if c is not None:
-            k, _, _ = compile_layer(conv2d_nchw, name, c.gs, c.slices, "/tmp/datacache", c.budget,
-                                    assemble=True)
-            k.groups_per_block = c.m
-            us, blk, err = best_time(k, w, l, 1, (c.block,), rotation=16)
-            rows.append({"layer": name, "kind": "tuned", "g": c.gs, "slices": c.slices, "m": c.m,
-                         "block": blk, "us": round(us, 3), "err": f"{err:.1e}"})
+        l, w, xs, ref, y = layer_case(name)
+        if name in tuned:
+            rows.append(tuned_row(tuned[name], w, l, "/tmp/datacache"))
             print(rows[-1], flush=True)
         for v in variants(l):
             to, ns, pt, nt, mode = v
@@ -284,34 +269,18 @@ def run(layers):
                     allow_smem(fn, shm)
                 rp_d = torch.from_numpy(rp).cuda()
                 nz_d = torch.from_numpy(nzs).cuda()
-                p_all = ref.shape[2] * ref.shape[3]
-                grid = (l.K // to, ns, -(-p_all // pt))
-                cfg = LaunchConfig(grid=grid, block=(nt, 1, 1), shmem_size=shm)
+                grid = (l.K // to, ns, -(-_shape(l)[2] // pt))
                 ws = torch.empty(grid[0] * grid[1] * grid[2] * to * pt, device="cuda")
                 cnt = torch.zeros(grid[0] * grid[2], dtype=torch.int32, device="cuda")
-
-                def call(i, fn=fn, cfg=cfg, rp_d=rp_d, nz_d=nz_d, ws=ws, cnt=cnt):
-                    s = _stream(int(torch.cuda.current_stream().cuda_stream))
-                    launch(s, cfg, fn.kernel, xs[i].data_ptr(), y.data_ptr(), rp_d.data_ptr(),
-                           nz_d.data_ptr(), ws.data_ptr(), cnt.data_ptr())
-
-                if mode == "atomic":
-                    y.zero_()
-                else:
-                    y.fill_(float("nan"))
-                call(0)
-                torch.cuda.synchronize()
-                err = float((y.double() - ref).abs().max() / ref.abs().max())
-                row["err"] = f"{err:.1e}"
-                if not err < 1e-5:
-                    raise RuntimeError(f"wrong result: {err}")
-                row["us"] = round(measure(call, rotation=16, target_ms=10, repeats=5).median_us, 3)
+                call = launcher(fn, LaunchConfig(grid=grid, block=(nt, 1, 1), shmem_size=shm),
+                                lambda i, t=(rp_d, nz_d, ws, cnt): (
+                                    xs[i].data_ptr(), y.data_ptr(), *(a.data_ptr() for a in t)))
+                row["err"], row["us"] = check_then_time(call, y, ref, zero=mode == "atomic")
                 if mode == "atomic":
                     def zcall(i, call=call):
                         y.zero_()
                         call(i)
-                    row["us_with_zero"] = round(
-                        measure(zcall, rotation=16, target_ms=10, repeats=5).median_us, 3)
+                    row["us_with_zero"] = check_then_time(call, y, ref, True, zcall)[1]
             except Exception as exc:
                 row["error"] = str(exc)[:300]
             rows.append(row)

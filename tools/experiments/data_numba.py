@@ -112,13 +112,9 @@ def abi(t):
 
 def main():
     import torch
-    from cuda.core import LaunchConfig, ObjectCode, launch
+    from cuda.core import LaunchConfig, ObjectCode
     from numba import cuda
-    from gpu_timing import best_time, compile_layer, layer_of, recorded_configs
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.bench.timing import measure
-    from irprune.launch import _stream
-    from irprune.templates.conv2d import conv2d_nchw
+    from gpu_timing import check_then_time, launcher, layer_case, recorded_configs, tuned_row
     from tma_tile import allow_smem
 
     layers = sys.argv[1:] or LARGE
@@ -127,18 +123,8 @@ def main():
     tuned = {c.layer: c for c in recorded_configs(RESULTS, tiles=False, layers=layers)}
     rows = []
     for name in layers:
-        l = layer_of(name)
-        w = bench_weights(l, 0.9, 0)
-        xs = [torch.randn(1, l.C, l.H, l.W, device="cuda") for _ in range(16)]
-        ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
-                                         stride=l.stride)
-        y = torch.empty(ref.shape, device="cuda")
-        c = tuned[name]
-        k, _, _ = compile_layer(conv2d_nchw, name, c.gs, c.slices, "/tmp/datacache", c.budget,
-                                assemble=True)
-        k.groups_per_block = c.m
-        us, _, err = best_time(k, w, l, 1, (c.block,), rotation=16)
-        rows.append({"layer": name, "kind": "tuned", "us": round(us, 3), "err": f"{err:.1e}"})
+        l, w, xs, ref, y = layer_case(name)
+        rows.append(tuned_row(tuned[name], w, l, "/tmp/datacache"))
         print(rows[-1], flush=True)
         cands = [r for r in prior if r["layer"] == name and r["kind"] in ("atomic", "direct")
                  and "us" in r]
@@ -176,24 +162,14 @@ def main():
                     if shm > 48 * 1024:
                         allow_smem(fn, shm)
                     row["regs"] = fn.attrs.regs if hasattr(fn, "attrs") else None
-
-                    def call(i, fn=fn, args=args):
-                        s = _stream(int(torch.cuda.current_stream().cuda_stream))
-                        launch(s, cfg, fn.kernel, *args(i))
+                    call = launcher(fn, cfg, args)
 
                     def zcall(i, call=call):
                         y.zero_()
                         call(i)
-                    y.zero_() if mode == "atomic" else y.fill_(float("nan"))
-                    call(0)
-                    torch.cuda.synchronize()
-                    err = float((y.double() - ref).abs().max() / ref.abs().max())
-                    row["err"] = f"{err:.1e}"
-                    if not err < 1e-5:
-                        raise RuntimeError(f"wrong result: {err}")
-                    timed = zcall if mode == "atomic" else call
-                    row["us"] = round(measure(timed, rotation=16, target_ms=10,
-                                              repeats=5).median_us, 3)
+                    atomic = mode == "atomic"
+                    row["err"], row["us"] = check_then_time(call, y, ref, atomic,
+                                                            zcall if atomic else None)
                 except Exception as exc:
                     row["error"] = str(exc)[:300]
                 rows.append(row)

@@ -171,3 +171,61 @@ def print_geomeans(rows, key: str = "speedup"):
         print(f"{kind} batch {batch}: {len(v)} layers, geomean {key} "
               f"{math.exp(sum(map(math.log, v)) / len(v)):.3f}x, min {min(v):.3f}, max {max(v):.3f}",
               flush=True)
+
+
+# The hand-written kernels' shared pieces (tma_tile, data_kernel, data_numba): a layer's inputs
+# and float64 reference, its tuned irprune kernel timed into a row, and a raw launch checked
+# against the reference, then timed.
+
+def layer_case(name, rotation: int = 16):
+    """(layer, weights, inputs, float64 reference of inputs[0], output) of layer ``name`` at
+    batch 1 and sparsity 0.9 (the bench's weights), ``rotation`` input sets on the GPU."""
+    import torch
+    from irprune.bench.compile_jobs import bench_weights
+    l = layer_of(name)
+    w = bench_weights(l, 0.9, 0)
+    xs = [torch.randn(1, l.C, l.H, l.W, device="cuda") for _ in range(rotation)]
+    ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
+                                     stride=l.stride, padding=l.padding)
+    return l, w, xs, ref, torch.empty(ref.shape, device="cuda")
+
+
+def tuned_row(c, w, layer, cache_dir) -> dict:
+    """The results row of configuration ``c`` (recorded_configs) compiled with the built-in
+    template and timed by best_time, inputs over 16 sets."""
+    from irprune.templates.conv2d import conv2d_nchw
+    k, _, _ = compile_layer(conv2d_nchw, c.layer, c.gs, c.slices, cache_dir, c.budget,
+                            assemble=True)
+    k.groups_per_block = c.m
+    us, blk, err = best_time(k, w, layer, 1, (c.block,), rotation=16)
+    return {"layer": c.layer, "kind": "tuned", "g": c.gs, "slices": c.slices, "m": c.m,
+            "block": blk, "us": round(us, 3), "err": f"{err:.1e}"}
+
+
+def launcher(fn, config, args):
+    """``call(i)``: launch loaded function ``fn`` with cuda.core LaunchConfig ``config`` and
+    the parameters ``args(i)`` on PyTorch's current stream (capturable in a CUDA graph)."""
+    import torch
+    from cuda.core import launch
+    from irprune.launch import _stream
+
+    def call(i):
+        launch(_stream(int(torch.cuda.current_stream().cuda_stream)), config, fn.kernel, *args(i))
+    return call
+
+
+def check_then_time(call, y, ref, zero: bool = False, timed=None) -> tuple[str, float]:
+    """(largest relative error, median us): run ``call(0)`` once into ``y`` (first poisoned
+    with NaN, or zeroed with ``zero`` for kernels that accumulate), compare with the float64
+    ``ref`` (an error of 1e-5 or more raises), then time ``timed`` (default ``call``) over 16
+    input sets."""
+    import torch
+    from irprune.bench.timing import measure
+    y.zero_() if zero else y.fill_(float("nan"))
+    call(0)
+    torch.cuda.synchronize()
+    err = float((y.double() - ref).abs().max() / ref.abs().max())
+    if not err < 1e-5:
+        raise RuntimeError(f"wrong result: {err}")
+    us = measure(timed or call, rotation=16, target_ms=10, repeats=5).median_us
+    return f"{err:.1e}", round(us, 3)

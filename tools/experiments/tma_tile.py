@@ -214,32 +214,17 @@ def allow_smem(fn, shm):
 
 
 def run(d, layers):
-    import torch
-    from cuda.core import LaunchConfig, ObjectCode, launch
+    from cuda.core import LaunchConfig, ObjectCode
     from numba import cuda
-    from gpu_timing import best_time, compile_layer, layer_of, recorded_configs
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.bench.timing import measure
-    from irprune.launch import _stream
-    from irprune.templates.conv2d import conv2d_nchw
+    from gpu_timing import check_then_time, launcher, layer_case, recorded_configs, tuned_row
 
     ctx = cuda.current_context()
     rows = []
     tuned = {c.layer: c for c in recorded_configs(RESULTS, tiles=False, layers=layers)}
     for name in layers:
-        l = layer_of(name)
-        w = bench_weights(l, 0.9, 0)
-        xs = [torch.randn(1, l.C, l.H, l.W, device="cuda") for _ in range(16)]
-        ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda())
-        y = torch.empty(ref.shape, device="cuda")
-        c = tuned.get(name)
-        if c is not None:
-            k, _, _ = compile_layer(conv2d_nchw, name, c.gs, c.slices, "/tmp/tmacache", c.budget,
-                                    assemble=True)
-            k.groups_per_block = c.m
-            us, blk, err = best_time(k, w, l, 1, (c.block,), rotation=16)
-            rows.append({"layer": name, "kind": "tuned", "g": c.gs, "m": c.m, "block": blk,
-                         "us": round(us, 3), "err": f"{err:.1e}"})
+        l, w, xs, ref, y = layer_case(name)
+        if name in tuned:
+            rows.append(tuned_row(tuned[name], w, l, "/tmp/tmacache"))
             print(rows[-1], flush=True)
         for _, _, v in jobs_for(d, [name]):
             g, m, tp, ch, mode = v
@@ -253,18 +238,8 @@ def run(d, layers):
                     allow_smem(fn, shm)
                 cfg = LaunchConfig(grid=(-(-l.H * l.W // tp), l.K // (g * m), 1), block=(tp, 1, m),
                                    shmem_size=shm)
-
-                def call(i, fn=fn, cfg=cfg):
-                    s = _stream(int(torch.cuda.current_stream().cuda_stream))
-                    launch(s, cfg, fn.kernel, xs[i].data_ptr(), y.data_ptr())
-                y.fill_(float("nan"))
-                call(0)
-                torch.cuda.synchronize()
-                err = float((y.double() - ref).abs().max() / ref.abs().max())
-                row["err"] = f"{err:.1e}"
-                if not err < 1e-5:
-                    raise RuntimeError(f"wrong result: {err}")
-                row["us"] = round(measure(call, rotation=16, target_ms=10, repeats=5).median_us, 3)
+                call = launcher(fn, cfg, lambda i: (xs[i].data_ptr(), y.data_ptr()))
+                row["err"], row["us"] = check_then_time(call, y, ref)
                 row["regs"] = fn.attrs.regs if hasattr(fn, "attrs") else None
             except Exception as exc:
                 row["error"] = str(exc)[:300]
