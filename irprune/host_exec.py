@@ -45,8 +45,12 @@ _BARRIER = "@llvm.nvvm.barrier.cta.sync.aligned.all"
 _HOST_BARRIER = "irp_barrier"
 #: Seconds a thread waits at a barrier before the launch is declared stuck.
 BARRIER_TIMEOUT = 60.0
-_SHARED_RE = re.compile(r"^(@[-\w.$]+) = external (?:local_unnamed_addr )?addrspace\(3\) global \[0 x float\]",
-                        re.M)
+_SHARED_RE = re.compile(r"^(@[-\w.$]+) = external (?:local_unnamed_addr )?addrspace\(3\) global "
+                        r"\[0 x (?:float|i32)\][^\n]*$", re.M)
+#: An asynchronous global-to-shared copy (irprune.passes.async_copy) and its wait: on the host
+#: a plain copy, and nothing.
+_ASYNC_COPY = "@llvm.nvvm.cp.async.ca.shared.global.4"
+_ASYNC_WAIT = "@llvm.nvvm.cp.async.wait.all"
 
 
 def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
@@ -61,7 +65,7 @@ def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
     """
     mod = parse_module(pruned)
     fn = mod.function()
-    barriers = 0
+    barriers = copies = 0
     for ins in fn.instructions():
         if ins.opcode == "call" and ins.callee and ins.callee.startswith(_SREG):
             reg = ins.callee[len(_SREG):]
@@ -81,6 +85,15 @@ def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
             # Numba reads the dynamic shared-memory size to give the array its length.
             ins.text = f"  {ins.name} = add i32 0, {int(shared_bytes)}"
             ins.opcode = "add"
+        elif ins.opcode == "call" and ins.callee == _ASYNC_WAIT:
+            ins.text, ins.opcode, ins.callee = "  fence seq_cst", "fence", None
+        elif ins.opcode == "call" and ins.callee == _ASYNC_COPY:
+            dst, src = (a.split()[-1] for a in ins.text[ins.text.index("(") + 1:
+                                                       ins.text.rindex(")")].split(","))
+            tmp = f"%irp.hostcopy{copies}"
+            copies += 1
+            ins.text = f"  {tmp} = load i32, ptr {src}\n  store i32 {tmp}, ptr {dst}"
+            ins.opcode, ins.callee = "store", None
         elif ins.opcode == "call" and ins.callee == _BARRIER:
             ins.text = f"  call void @{_HOST_BARRIER}()"
             ins.callee = f"@{_HOST_BARRIER}"
@@ -98,9 +111,21 @@ def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
         mod.chunks.append(f"declare void @{_HOST_BARRIER}()")
     text = mod.render()
     floats = max(1, -(-shared_bytes // 4))
-    text = _SHARED_RE.sub(lambda m: f"{m.group(1)} = global [{floats} x float] zeroinitializer", text)
-    text = re.sub(r"addrspacecast \(ptr addrspace\(3\) (@[\w.$]+) to ptr\)", r"\1", text)
-    return text.replace("ptr addrspace(3)", "ptr"), fn.name
+    # Every dynamic shared array of a kernel starts at the same address (extern __shared__):
+    # on the host the first becomes a buffer and the others names for it.
+    shared = _SHARED_RE.findall(text)
+    text = _SHARED_RE.sub(lambda m: (f"{m.group(1)} = global [{floats} x float] zeroinitializer"
+                                     if m.group(1) == shared[0] else ""), text)
+    for name in shared[1:]:
+        text = re.sub(re.escape(name) + r"(?![-\w.$])", shared[0], text)
+    # Tables in the global address space (irprune.passes.embed_tables): host globals.
+    text = text.replace("internal addrspace(1) constant", "internal constant")
+    text = re.sub(r"addrspacecast \(ptr addrspace\([13]\) (@[\w.$]+) to ptr\)", r"\1", text)
+    text = text.replace("ptr addrspace(3)", "ptr").replace("ptr addrspace(1)", "ptr")
+    # casts between address spaces (async-copy's) are now from ptr to ptr: plain copies
+    text = re.sub(r"= addrspacecast ptr (\S+) to ptr$", r"= bitcast ptr \1 to ptr", text,
+                  flags=re.M)
+    return text, fn.name
 
 
 class _BlockBarrier:
@@ -225,13 +250,17 @@ class HostKernel:
 
 
 def run_on_host(kernel, x: np.ndarray) -> np.ndarray:
-    """The output of :class:`~irprune.kernel.SparseConvKernel` ``kernel`` on input ``x`` (any batch), computed on the CPU."""
+    """The output of ``kernel`` (a :class:`~irprune.kernel.SparseConvKernel` or
+    :class:`~irprune.table_kernel.TableConvKernel`) on input ``x`` (any batch), computed on
+    the CPU."""
     from .validate import check_batch
 
     g = kernel.geometry
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = check_batch(x.shape, (g.C, g.H, g.W), "input")
-    y = np.full((n, g.K, g.OH, g.OW), np.nan, dtype=np.float32)
+    # a kernel whose blocks add into the output has it zeroed by its launch (irprune.launch)
+    y = np.full((n, g.K, g.OH, g.OW), 0.0 if getattr(kernel, "zero_output", False) else np.nan,
+                dtype=np.float32)
     for part, grid, block in kernel.part_launches(n):
         HostKernel(part.llvm, kernel.shared_bytes).launch(grid, block, x, y, n)
     return y

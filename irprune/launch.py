@@ -84,10 +84,36 @@ def _functions(kernel) -> list:
                 what = "cubin" if cubin else "PTX"
                 raise LaunchError(f"the driver could not load the {what}: {exc}", stage="load",
                                   log=str(exc)) from None
+            fn = module.get_function(kernel.kernel_name)
+            if kernel.shared_bytes > OPT_IN_SHARED:
+                _allow_shared(fn, kernel.shared_bytes)
             # Keep the module referenced: the function lives as long as it does.
-            loaded.append((module, module.get_function(kernel.kernel_name)))
+            loaded.append((module, fn))
         kernel._loaded[id(ctx)] = loaded
     return [fn for _, fn in kernel._loaded[id(ctx)]]
+
+
+#: Dynamic shared memory a block may take without the function opting in.
+OPT_IN_SHARED = 48 * 1024
+
+
+def _allow_shared(fn, nbytes: int) -> None:
+    """Let loaded function ``fn`` take ``nbytes`` of dynamic shared memory (over 48 KB)."""
+    from cuda.bindings import driver as drv
+
+    attr = drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    handle = getattr(getattr(fn, "kernel", None), "handle", None)
+    if handle is not None:  # loaded through the library API: a CUkernel
+        from numba import cuda
+
+        dev = drv.CUdevice(cuda.get_current_device().id)
+        result = drv.cuKernelSetAttribute(attr, nbytes, handle, dev)[0]
+    else:
+        result = drv.cuFuncSetAttribute(fn.handle, attr, nbytes)[0]
+    if result != drv.CUresult.CUDA_SUCCESS:
+        raise LaunchError(f"the driver refused {nbytes} bytes of shared memory a block "
+                          f"({result.name}); compile with more slices or a smaller tile",
+                          stage="load")
 
 
 def _launches(kernel, batch: int, device: int) -> list:
@@ -149,6 +175,16 @@ def _run(kernel, x_ptr: int, y_ptr: int, batch: int, device: int, stream_handle:
     from cuda.core import launch
 
     stream = _stream(stream_handle)
+    if getattr(kernel, "zero_output", False):
+        # the blocks add their sums into the output (irprune.table_layout): zero it first,
+        # on the same stream (a memset node when a CUDA graph captures the call)
+        from cuda.bindings import driver as drv
+
+        g = kernel.geometry
+        r = drv.cuMemsetD32Async(drv.CUdeviceptr(y_ptr), 0, batch * g.K * g.OH * g.OW,
+                                 drv.CUstream(stream_handle))[0]
+        if r != drv.CUresult.CUDA_SUCCESS:
+            raise LaunchError(f"zeroing the output failed ({r.name})", stage="launch")
     for fn, config in _launches(kernel, batch, device):
         launch(stream, config, fn, x_ptr, y_ptr, batch)
 

@@ -115,11 +115,14 @@ def _strides(shape: tuple[int, ...], itemsize: int = 4) -> tuple[int, ...]:
     return tuple(reversed(out))
 
 
-def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]]) -> tuple[str, str]:
+def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]],
+                   group_zero: bool = True) -> tuple[str, str]:
     """Bind every template argument but the arrays' data pointers and the batch to a constant.
 
     ``arrays`` are :class:`ArrayArg` (C-contiguous float32); ``scalars`` maps a
-    scalar argument's name to (LLVM type, value). Returns the new IR text and
+    scalar argument's name to (LLVM type, value). With ``group_zero`` blockIdx.y is bound to
+    0 (the channel group of an immediate-weight template's IR template; a table template
+    uses blockIdx.y for itself). Returns the new IR text and
     the kernel's symbol. Data pointers get ``noalias``: irprune never passes
     overlapping arrays, and it lets LLVM reuse input loads across channels
     and read inputs through the read-only cache.
@@ -155,7 +158,7 @@ def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]]) -> tu
     # constant. strip-zero-weights instantiates the other groups from it by
     # shifting the arrays' base pointers (see passes/strip_zero_weights.py).
     for ins in fn.instructions():
-        if ins.opcode == "call" and ins.callee == GROUP_INDEX_INTRINSIC:
+        if group_zero and ins.opcode == "call" and ins.callee == GROUP_INDEX_INTRINSIC:
             rw.replace_uses(ins.name, "0")
             rw.erase(ins)
     kept = []
@@ -177,8 +180,10 @@ def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]]) -> tu
 
 
 def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argtypes,
-                      cpu: str = DEFAULT_CPU, symbol: str | None = None) -> IRTemplate:
-    """Lower, bind and unroll a template into an :class:`IRTemplate`."""
+                      cpu: str = DEFAULT_CPU, symbol: str | None = None,
+                      group_zero: bool = True) -> IRTemplate:
+    """Lower, bind and unroll a template into an :class:`IRTemplate` (``group_zero``: see
+    :func:`bind_arguments`)."""
     import time
 
     cc = (int(cpu[3:-1]), int(cpu[-1])) if cpu.startswith("sm_") else (9, 0)
@@ -191,7 +196,7 @@ def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argt
     if needs_libdevice(nvvm):
         link_libdevice(llmod)
     normalized = str(llmod)
-    bound, kname = bind_arguments(normalized, arrays, scalars)
+    bound, kname = bind_arguments(normalized, arrays, scalars, group_zero)
     key = hashlib.sha256(bound.encode()).hexdigest()[:16]
     mod = parse_module(bound)
     drop_unreachable_functions(mod, {kname})

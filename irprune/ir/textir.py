@@ -57,6 +57,9 @@ _LABEL_RE = re.compile(r'^([-a-zA-Z$._0-9]+|"[^"]*"):')
 _RESULT_RE = re.compile(r'^\s*(%(?:"[^"]*"|[-a-zA-Z$._0-9]+))\s*=\s*(.*)$')
 _CALLEE_RE = re.compile(r'@(?:"[^"]*"|[-a-zA-Z$._0-9]+)(?=\()')
 _CALL_PREFIXES = ("tail", "musttail", "notail")
+_POINTER_RE = re.compile(r"(ptr(?: addrspace\(\d+\))?)\s+(.*)$", re.S)
+#: A constant ``addrspacecast`` of a global to a generic pointer: the address space it came from.
+_CAST_GLOBAL_RE = re.compile(r"addrspacecast \(ptr addrspace\((\d+)\) @")
 
 #: Opcodes without side effects: an unused result can be deleted.
 PURE_OPCODES = frozenset(
@@ -133,6 +136,29 @@ class Instruction:
         body = self.text.split("=", 1)[1] if self.name is not None else self.text
         first, second = _split_top_level(body)[:2]  # "fadd [flags] float a", " b"
         return first.split()[-1], second.split()[0]
+
+    def pointer_operand(self) -> tuple[str, str] | None:
+        """``(type, value)`` of the address a ``load``, ``store`` or ``getelementptr`` reads
+        (``("ptr", "%p")``, ``("ptr addrspace(3)", "@s")``; the value may be a constant
+        expression), else None."""
+        if self.opcode not in ("load", "store", "getelementptr"):
+            return None
+        body = self.text.split("=", 1)[1] if self.name is not None else self.text
+        parts = _split_top_level(body)
+        if len(parts) < 2:
+            return None
+        m = _POINTER_RE.match(parts[1].strip())
+        return (m.group(1), m.group(2).strip()) if m else None
+
+    def stored_value(self) -> tuple[str, str] | None:
+        """``(type, value)`` that a ``store`` writes, else None."""
+        if self.opcode != "store":
+            return None
+        first = _split_top_level(self.text)[0].split(None, 1)[1]  # "i32 %v" (after "store")
+        if first.startswith("volatile "):
+            return None
+        ty, _, value = first.rpartition(" ")
+        return ty, value
 
     @property
     def is_pure(self) -> bool:
@@ -411,6 +437,32 @@ class Rewriter:
         self._erase.clear()
         self._subst.clear()
         return erased
+
+
+def pointer_root(fn: Function, value: str, defs: dict[str, Instruction] | None = None) -> str:
+    """Where pointer ``value`` comes from: followed back through ``getelementptr``,
+    ``addrspacecast`` and ``bitcast`` to a parameter, a global or a constant expression."""
+    defs = fn.definitions() if defs is None else defs
+    seen = set()
+    while value in defs and value not in seen:
+        seen.add(value)
+        ins = defs[value]
+        if ins.opcode == "getelementptr":
+            value = ins.pointer_operand()[1]
+        elif ins.opcode in ("addrspacecast", "bitcast"):
+            body = ins.text.split("=", 1)[1].split(None, 1)[1]  # "ptr %p to ptr addrspace(3)"
+            value = body.rsplit(" to ", 1)[0].split()[-1]
+        else:
+            break
+    return value
+
+
+def root_address_space(root: str) -> int | None:
+    """The address space of a pointer root that is a global seen through a generic cast
+    (``addrspacecast (ptr addrspace(3) @s to ptr)`` -> 3), or of a global in
+    ``(getelementptr ...)`` of one; None for anything else (a parameter, a local)."""
+    m = _CAST_GLOBAL_RE.search(root)
+    return int(m.group(1)) if m else None
 
 
 def erase_dead(fn: Function, candidates: Iterable[Instruction] | None = None) -> int:

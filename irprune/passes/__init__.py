@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from ..errors import UnknownPassError
 from .base import ModulePass, PassContext, PipelineResult, run_pipeline
+from .async_copy import AsyncCopy
 from .contract_fma import ContractFma
+from .embed_tables import EmbedTables
 from .fold_weight_constants import FoldWeightConstants
 from .llvm_cleanup import LlvmCleanup
 from .strip_zero_weights import StripZeroWeights
 from .trace_weight_uses import TraceMap, TraceWeightUses, WeightTrace
 
 PASSES: dict[str, type[ModulePass]] = {
-    p.name: p for p in (TraceWeightUses, StripZeroWeights, FoldWeightConstants, ContractFma, LlvmCleanup)
+    p.name: p for p in (TraceWeightUses, StripZeroWeights, FoldWeightConstants, ContractFma, LlvmCleanup,
+                        EmbedTables, AsyncCopy)
 }
 
 #: The pipeline that turns an IR template into the pruned IR.
 DEFAULT_PIPELINE = "trace-weight-uses,strip-zero-weights,fold-weight-constants,contract-fma,llvm-cleanup"
+#: The pipeline of a table kernel (irprune.table_kernel): weights as data, not immediates.
+TABLE_PIPELINE = "embed-tables,async-copy,contract-fma,llvm-cleanup"
 
 
 def parse_pipeline(spec: str) -> list[ModulePass]:
@@ -36,7 +41,7 @@ def parse_pipeline(spec: str) -> list[ModulePass]:
 
 
 __all__ = [
-    "PASSES", "DEFAULT_PIPELINE", "parse_pipeline", "run_pipeline", "ModulePass", "PassContext",
+    "PASSES", "DEFAULT_PIPELINE", "TABLE_PIPELINE", "parse_pipeline", "run_pipeline", "ModulePass", "PassContext",
     "PipelineResult", "TraceMap", "WeightTrace", "TraceWeightUses", "StripZeroWeights",
-    "FoldWeightConstants", "ContractFma", "LlvmCleanup",
+    "FoldWeightConstants", "ContractFma", "LlvmCleanup", "EmbedTables", "AsyncCopy",
 ]

@@ -72,6 +72,9 @@ class PassContext:
     channel_strides: dict[str, int] = field(default_factory=dict)
     verify: bool = True
     print_between: Callable[[str, str], None] | None = None
+    #: Arrays to embed in the module as constant globals, by data-pointer parameter
+    #: (irprune.passes.embed_tables: a table kernel's weights as data).
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
     #: ``(first, count)``: instantiate only these of ``regions`` (one share of
     #: a part compiled in several processes, see irprune.region_shares); the
     #: regions keep their part-wide indices, names and switch cases.

@@ -1,0 +1,237 @@
+"""Compiling a 1x1 layer in the table layout: the weights as data in the kernel's own module.
+
+Stages, each kept as text (``kernel.asm``):
+
+``nvvm``
+    templates/conv2d_table.py as numba-cuda lowers it.
+``llvm``
+    its IR template: shapes, the configuration and the tables' shapes bound to constants
+    (irprune.lowering.build_ir_template, as for every template).
+``embed-tables``, ``async-copy``, ``contract-fma``, ``llvm-cleanup``
+    the module after each pass of irprune.passes.TABLE_PIPELINE: the tables become constant
+    globals of the module, the staging copies ``cp.async``, each multiply-add one FMA.
+``llvm-pruned``, ``ptx``
+    the final module and its PTX.
+
+The kernel launches as every irprune kernel does (input, output, batch; irprune.launch), and
+with several slices the launch zeroes the output first (the blocks add into it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import validate
+from .codegen import PtxasResult, emit_ptx, run_ptxas
+from .geometry import ConvGeometry
+from .kernel import KernelPart, _resolve_cache
+from .llvm_opt import DEFAULT_CPU
+from .table_layout import (TableConfig, Tables, build_tables, check_table_config, grid,
+                           optin_shared, shared_bytes, table_problem)
+
+#: Bumped when what the disk cache keeps of a table kernel changes.
+_ENTRY_FORMAT = 1
+#: IR templates of this process, by everything they are specialized on.
+_ir_memo: dict = {}
+
+
+@dataclass
+class TableConvKernel:
+    """A 1x1 conv2d whose nonzero weights are (offset, weight) tables in its module.
+
+    Launched like :class:`irprune.kernel.SparseConvKernel` (``kernel(x)``, irprune.launch);
+    ``asm`` and ``stats`` as there. ``config`` is the launch layout (irprune.table_layout).
+    """
+
+    geometry: ConvGeometry
+    config: TableConfig
+    relu: bool
+    has_bias: bool
+    kernel_name: str
+    cpu: str
+    asm: dict
+    stats: dict
+    weight: np.ndarray = field(default=None, repr=False)
+    #: int32 words of (offset, weight) pairs a block stages (the largest block's, padded).
+    words: int = 0
+    parts: list[KernelPart] = field(default_factory=list, repr=False)
+    cache_key: str | None = None
+    #: Threads per block (a launch choice: the warps share out the tile's output channels).
+    block: int = 512
+    #: A table kernel runs one channel tile per block (the launch memo's key needs it).
+    groups_per_block: int = 1
+    tile = None
+    _loaded: dict = field(default_factory=dict, repr=False)
+    _launch_memo: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def zero_output(self) -> bool:
+        """Whether the launch zeroes the output first (several slices add into it)."""
+        return self.config.atomic
+
+    @property
+    def shared_bytes(self) -> int:
+        """Dynamic shared memory of a block: its pairs, row offsets and input tile."""
+        return shared_bytes(self.geometry, self.config, self.words)
+
+    @property
+    def registers(self) -> int | None:
+        return (self.stats.get("ptxas") or {}).get("registers")
+
+    def part_launches(self, batch: int | None = None):
+        """(part, grid, block) of the one launch of a call on ``batch`` images."""
+        n = self.geometry.N if batch is None else batch
+        b = self.block
+        if type(b) is not int or b % 32 or not 32 <= b <= 1024:
+            validate._fail(f"a table kernel's block must be a multiple of 32 in 32..1024, not "
+                           f"{b!r}", "launch")
+        return [(self.parts[0], grid(self.geometry, self.config, n), (b, 1, 1))]
+
+    def ptxas(self) -> PtxasResult:
+        """Assemble the PTX with ptxas (once): the cubin and its resources."""
+        part = self.parts[0]
+        if part._ptxas is None:
+            t0 = time.perf_counter()
+            part._ptxas = run_ptxas(part.ptx, cpu=self.cpu)
+            self.stats["ptxas"] = part._ptxas.to_dict()
+            self.stats["seconds"]["ptxas"] = round(time.perf_counter() - t0, 3)
+        return part._ptxas
+
+    @property
+    def cubin(self) -> bytes | None:
+        return self.parts[0].cubin
+
+    @property
+    def cubins(self) -> list[bytes | None]:
+        return [self.cubin]
+
+    def __call__(self, x, out=None):
+        """Run the kernel on ``x`` (a CUDA array, or numpy, which is copied); return the output."""
+        from .launch import launch_conv
+
+        return launch_conv(self, x, out)
+
+    def __repr__(self) -> str:
+        s = self.stats
+        return (f"<TableConvKernel {self.geometry.describe()}; {self.config.describe()}; "
+                f"nnz {s['nnz']}/{s['weights']} ({s['sparsity']:.1%} zero)>")
+
+
+def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: bool, relu: bool,
+                 cpu: str):
+    """The IR template of the table template for one geometry, configuration and table size."""
+    from numba import types
+
+    from .lowering import ArrayArg, build_ir_template
+    from .templates.conv2d_table import conv2d_table
+
+    g1 = g.with_batch(1)
+    key = (g1, config, words, has_bias, relu, cpu)
+    hit = _ir_memo.get(key)
+    if hit is not None:
+        return hit
+    blocks = (g.K // config.tile_k) * config.slices
+    arrays = [ArrayArg("x", g1.input_shape, "input"),
+              ArrayArg("pairs", (blocks, words), "table"),
+              ArrayArg("rowptr", (blocks, config.tile_k + 1), "table"),
+              ArrayArg("bias", (g.K if has_bias else 0,), "table"),
+              ArrayArg("y", (1, g.K, g.OH * g.OW), "output")]
+    i2 = types.int32[:, ::1]
+    argtypes = (types.float32[:, :, :, ::1], i2, i2, types.float32[::1],
+                types.float32[:, :, ::1], *(types.int64,) * 4, types.boolean, types.boolean)
+    scalars = {"stride": ("i64", g.stride), "tile_k": ("i64", config.tile_k),
+               "slices": ("i64", config.slices), "tile_p": ("i64", config.tile_p),
+               "relu": ("i8", int(relu)), "atomic": ("i8", int(config.atomic))}
+    irt = build_ir_template(conv2d_table.py_func, arrays, scalars, argtypes, cpu=cpu,
+                            symbol="irprune_conv2d_table", group_zero=False)
+    _ir_memo[key] = irt
+    return irt
+
+
+def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int = 1, bias=None,
+                         relu: bool = False, cpu: str = DEFAULT_CPU, cache=None,
+                         assemble: bool = False, block: int = 512) -> TableConvKernel:
+    """Compile 1x1 ``weight`` (K, C, 1, 1) for ``input_shape`` in the table layout ``config``.
+
+    ``cache``, ``assemble``: as in :func:`irprune.kernel.compile_conv2d`; ``block``: threads
+    per block at launch (``kernel.block``, changeable afterwards). A layer or
+    configuration the layout cannot take (not 1x1, padding, groups, sm_70, ReLU with several
+    slices, shared memory over the GPU's limit, ...) is refused with a one-line
+    ValidationError.
+    """
+    from .cache import digest, toolchain_fingerprint
+    from .ir.textir import parse_module
+    from .passes import TABLE_PIPELINE, PassContext, parse_pipeline, run_pipeline
+
+    t0 = time.perf_counter()
+    w = validate.check_weight(weight)
+    g = ConvGeometry.from_weight(w.shape, input_shape, stride, 0)
+    b = validate.check_bias(bias, g.K)
+    relu = validate.check_flag(relu, "relu")
+    cpu = validate.check_arch(cpu)
+    problem = table_problem(g, cpu)
+    if problem:
+        validate._fail(problem)
+    config = check_table_config(g, cpu, relu, config)
+    config = TableConfig(config.tile_k, config.slices, min(config.tile_p, g.OH * g.OW))
+    tables = build_tables(w, config, b)
+    need = shared_bytes(g, config, tables.words)
+    if need > optin_shared(cpu):
+        validate._fail(f"{config.describe()} needs {need} bytes of shared memory a block, over "
+                       f"the {optin_shared(cpu)} of {cpu}: use more slices or a smaller tile_p")
+    store = _resolve_cache(cache)
+    key = None
+    if store is not None:
+        from .templates import conv2d_table as src
+
+        key = digest("table-kernel", _ENTRY_FORMAT, _source(src), g.with_batch(1), config,
+                     w.tobytes(), b.tobytes() if b is not None else b"", relu, cpu,
+                     toolchain_fingerprint())
+        hit = store.get("table-kernel", key)
+        if hit is not None:
+            hit["stats"]["cached"] = True
+            k = TableConvKernel(geometry=g, cache_key=key, block=block, **hit)
+            if assemble:
+                k.ptxas()
+            return k
+    irt = _ir_template(g, config, tables.words, b is not None, relu, cpu)
+    t1 = time.perf_counter()
+    params = {a.name: a.data_param for a in irt.arrays}
+    ctx = PassContext(tables={params["pairs"]: tables.pairs, params["rowptr"]: tables.rowptr,
+                              params["bias"]: tables.bias})
+    result = run_pipeline(parse_pipeline(TABLE_PIPELINE), parse_module(irt.text), ctx)
+    final = result.module.render()
+    t2 = time.perf_counter()
+    ptx = emit_ptx(final, cpu)
+    t3 = time.perf_counter()
+    nnz = int(np.count_nonzero(w))
+    stats = {"weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
+             "layout": "table", "config": config.__dict__, "words": tables.words,
+             "shared_bytes": need, "passes": ctx.stats, "cached": False,
+             "seconds": {"ir_template": round(t1 - t0, 3), "passes": round(t2 - t1, 3),
+                         "ptx": round(t3 - t2, 3)}}
+    part = KernelPart(first_group=0, groups=1, nnz=nnz, llvm=final, ptx=ptx)
+    asm = {"nvvm": irt.nvvm, "llvm": irt.text, **result.stages, "llvm-pruned": final,
+           "ptx": ptx}
+    k = TableConvKernel(geometry=g, config=config, relu=bool(relu), has_bias=b is not None,
+                        kernel_name=irt.kernel_name, cpu=cpu, asm=asm, stats=stats, weight=w,
+                        words=tables.words, parts=[part], block=block)
+    if assemble:
+        k.ptxas()
+    if store is not None:
+        # the final stages only: the pass stages hold the tables again each
+        store.put("table-kernel", key, {
+            "config": config, "relu": k.relu, "has_bias": k.has_bias,
+            "kernel_name": k.kernel_name, "cpu": cpu, "asm": {"llvm-pruned": final, "ptx": ptx},
+            "stats": stats, "weight": w, "words": k.words, "parts": k.parts})
+        k.cache_key = key
+    return k
+
+
+def _source(module) -> str:
+    import inspect
+
+    return inspect.getsource(module)
