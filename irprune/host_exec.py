@@ -46,10 +46,10 @@ _HOST_BARRIER = "irp_barrier"
 #: Seconds a thread waits at a barrier before the launch is declared stuck.
 BARRIER_TIMEOUT = 60.0
 _SHARED_RE = re.compile(r"^(@[-\w.$]+) = external (?:local_unnamed_addr )?addrspace\(3\) global "
-                        r"\[0 x (?:float|i32)\][^\n]*$", re.M)
+                        r"\[0 x [^\]\n]+\][^\n]*$", re.M)
 #: An asynchronous global-to-shared copy (irprune.passes.async_copy) and its wait: on the host
 #: a plain copy, and nothing.
-_ASYNC_COPY = "@llvm.nvvm.cp.async.ca.shared.global.4"
+_ASYNC_COPY = "@llvm.nvvm.cp.async.ca.shared.global."
 _ASYNC_WAIT = "@llvm.nvvm.cp.async.wait.all"
 
 
@@ -87,12 +87,13 @@ def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
             ins.opcode = "add"
         elif ins.opcode == "call" and ins.callee == _ASYNC_WAIT:
             ins.text, ins.opcode, ins.callee = "  fence seq_cst", "fence", None
-        elif ins.opcode == "call" and ins.callee == _ASYNC_COPY:
+        elif ins.opcode == "call" and (ins.callee or "").startswith(_ASYNC_COPY):
             dst, src = (a.split()[-1] for a in ins.text[ins.text.index("(") + 1:
                                                        ins.text.rindex(")")].split(","))
+            ty = f"i{8 * int(ins.callee[len(_ASYNC_COPY):])}"
             tmp = f"%irp.hostcopy{copies}"
             copies += 1
-            ins.text = f"  {tmp} = load i32, ptr {src}\n  store i32 {tmp}, ptr {dst}"
+            ins.text = f"  {tmp} = load {ty}, ptr {src}\n  store {ty} {tmp}, ptr {dst}"
             ins.opcode, ins.callee = "store", None
         elif ins.opcode == "call" and ins.callee == _BARRIER:
             ins.text = f"  call void @{_HOST_BARRIER}()"

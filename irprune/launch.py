@@ -230,6 +230,7 @@ def launch_torch(kernel, x, out=None):
     x_ptr, y_ptr = x.data_ptr(), out.data_ptr()
     if x_ptr % 4 or y_ptr % 4:
         validate._fail("input or out is not 4-byte aligned; pass a fresh float32 tensor", "launch")
+    _check_input_alignment(kernel, x_ptr)
     _run(kernel, x_ptr, y_ptr, batch, device, torch.cuda.current_stream(x.device).cuda_stream)
     return out
 
@@ -274,6 +275,7 @@ def launch_conv(kernel, x, out=None):
         validate.check_on_device(ptr, device, what,
                                  pointer_device=None if known is None else (lambda _, d=known: d))
     validate.check_no_overlap(x_ptr, 4 * _size(ishape), y_ptr, 4 * _size(oshape))
+    _check_input_alignment(kernel, x_ptr)
     _run(kernel, x_ptr, y_ptr, batch, device, _stream_handle(x_dev))
     if host:
         result = out_dev.copy_to_host()  # default stream: ordered after the launch
@@ -282,6 +284,15 @@ def launch_conv(kernel, x, out=None):
             return out
         return result
     return out_dev
+
+
+def _check_input_alignment(kernel, x_ptr: int) -> None:
+    """Refuse an input that starts off the alignment the kernel's copies need (a table kernel
+    copies its input 8 bytes at a time), in one line."""
+    align = getattr(kernel, "input_alignment", 4)
+    if x_ptr % align:
+        validate._fail(f"input is not {align}-byte aligned (this kernel copies it {align} bytes "
+                       "at a time); pass a fresh tensor (x.clone())", "launch")
 
 
 def _size(shape) -> int:

@@ -40,7 +40,12 @@ class ArrayArg:
 
     name: str
     shape: tuple[int, ...]
-    role: str  # "input", "output", "weight" or "constant"
+    role: str  # "input", "output", "weight", "constant" or "table"
+    #: Another array argument whose memory this one views with another element type (the
+    #: table template reads its input as float32 and, for wide copies, as int64): its data
+    #: pointer is bound to that array's, so the kernel keeps one parameter for both.
+    view_of: str | None = None
+    itemsize: int = 4
 
     @property
     def data_param(self) -> str:
@@ -143,12 +148,14 @@ def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]],
             consts[f"%{a.name}.2"] = f"%irp.{a.name}.size"
             fn.blocks[0].instructions.insert(0, Instruction.parse(
                 f"%irp.{a.name}.size = mul i64 {BATCH_PARAM}, {per_image}"))
-        consts[f"%{a.name}.3"] = "4"
+        consts[f"%{a.name}.3"] = str(a.itemsize)
+        if a.view_of:
+            consts[f"%{a.name}.4"] = f"%{a.view_of}.4"
         for i, d in enumerate(a.shape):
             # The leading dimension of the input and output is the batch: it
             # stays a kernel parameter, so one kernel serves every batch size.
             consts[f"%{a.name}.5.{i}"] = BATCH_PARAM if batched and i == 0 else str(d)
-        for i, st in enumerate(_strides(a.shape)):
+        for i, st in enumerate(_strides(a.shape, a.itemsize)):
             consts[f"%{a.name}.6.{i}"] = str(st)
     for name, (_, value) in scalars.items():
         consts[f"%{name}"] = str(int(value))

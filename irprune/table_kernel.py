@@ -30,7 +30,7 @@ from .geometry import ConvGeometry
 from .kernel import KernelPart, _resolve_cache
 from .llvm_opt import DEFAULT_CPU
 from .table_layout import (TableConfig, Tables, build_tables, check_table_config, grid,
-                           optin_shared, shared_bytes, table_problem)
+                           optin_shared, shared_bytes, table_problem, wide_input)
 
 #: Bumped when what the disk cache keeps of a table kernel changes.
 _ENTRY_FORMAT = 1
@@ -71,6 +71,12 @@ class TableConvKernel:
     def zero_output(self) -> bool:
         """Whether the launch zeroes the output first (several slices add into it)."""
         return self.config.atomic
+
+    @property
+    def input_alignment(self) -> int:
+        """Bytes the input's address must be a multiple of (8 where it is copied 8 bytes at a
+        time; irprune.launch checks it)."""
+        return 8 if wide_input(self.geometry, self.config) else 4
 
     @property
     def shared_bytes(self) -> int:
@@ -134,17 +140,22 @@ def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: boo
     if hit is not None:
         return hit
     blocks = (g.K // config.tile_k) * config.slices
-    arrays = [ArrayArg("x", g1.input_shape, "input"),
+    chw = g.C * g.H * g.W
+    arrays = [ArrayArg("x", (1, chw), "input"),
+              ArrayArg("x2", (1, chw // 2), "input", view_of="x", itemsize=8),
               ArrayArg("pairs", (blocks, words), "table"),
+              ArrayArg("pairs2", (blocks, words // 2), "table", view_of="pairs", itemsize=8),
               ArrayArg("rowptr", (blocks, config.tile_k + 1), "table"),
               ArrayArg("bias", (g.K if has_bias else 0,), "table"),
               ArrayArg("y", (1, g.K, g.OH * g.OW), "output")]
-    i2 = types.int32[:, ::1]
-    argtypes = (types.float32[:, :, :, ::1], i2, i2, types.float32[::1],
-                types.float32[:, :, ::1], *(types.int64,) * 4, types.boolean, types.boolean)
-    scalars = {"stride": ("i64", g.stride), "tile_k": ("i64", config.tile_k),
+    i2, q2 = types.int32[:, ::1], types.int64[:, ::1]
+    argtypes = (types.float32[:, ::1], q2, i2, q2, i2, types.float32[::1],
+                types.float32[:, :, ::1], *(types.int64,) * 6, *(types.boolean,) * 3)
+    scalars = {"stride": ("i64", g.stride), "channels": ("i64", g.C), "width": ("i64", g.W),
+               "tile_k": ("i64", config.tile_k),
                "slices": ("i64", config.slices), "tile_p": ("i64", config.tile_p),
-               "relu": ("i8", int(relu)), "atomic": ("i8", int(config.atomic))}
+               "relu": ("i8", int(relu)), "atomic": ("i8", int(config.atomic)),
+               "wide": ("i8", int(wide_input(g, config)))}
     irt = build_ir_template(conv2d_table.py_func, arrays, scalars, argtypes, cpu=cpu,
                             symbol="irprune_conv2d_table", group_zero=False)
     _ir_memo[key] = irt

@@ -141,6 +141,15 @@ def build_tables(w: np.ndarray, config: TableConfig, bias: np.ndarray | None = N
     return Tables(pairs=pairs, rowptr=rowptr, bias=bias)
 
 
+def wide_input(g: ConvGeometry, config: TableConfig) -> bool:
+    """Whether a block copies its input 8 bytes at a time: its input rows are one run (stride 1,
+    the whole image in one pixel tile) that starts on 8 bytes in every image and slice (given
+    an input on 8 bytes, which irprune.launch checks)."""
+    hw = g.H * g.W
+    return (g.stride == 1 and config.tile_p >= g.OH * g.OW
+            and (g.C // config.slices) * hw % 2 == 0)
+
+
 def shared_bytes(g: ConvGeometry, config: TableConfig, words: int) -> int:
     """Dynamic shared memory of one block: its pairs, its row offsets and its input tile."""
     rows = (config.tile_k + 4) & ~3

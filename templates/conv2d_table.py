@@ -25,28 +25,46 @@ All index arithmetic is unsigned 64-bit: Numba adds a negative-index fix-up to e
 access with a signed index, some 20 instructions per nonzero in the inner loop.
 """
 
-from numba import cuda, float32, uint64
+from numba import cuda, float32, int64, uint32, uint64
 
 #: The most pixels one block may take, in 32-pixel steps (the per-lane accumulators are a
 #: local array, whose size Numba must know when it types the kernel).
 MAX_STEPS = 8
 
 
+@cuda.jit(device=True, inline=True)
+def _accumulate(acc, smi, smf, k, xs, lane, steps, last):
+    """acc[j] += weight * input for pair ``k`` over the lane's pixels ``lane + 32 j``."""
+    off = uint64(smi[uint64(2) * k])
+    w = smf[uint64(2) * k + uint64(1)]
+    for j in range(steps):
+        acc[j] += w * smf[xs + off + min(lane + uint64(32) * j, last)]
+
+
 @cuda.jit
-def conv2d_table(x, pairs, rowptr, bias, y, stride, tile_k, slices, tile_p, relu, atomic):
-    # (launch: grid (K / tile_k, slices, N * pixel tiles), any multiple of 32 threads)
-    """y = conv2d(x, W) + bias for a 1x1 kernel, W given as per-block (offset, weight) tables."""
+def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width, tile_k, slices,
+                 tile_p, relu, atomic, wide):
+    """y = conv2d(x, W) + bias for a 1x1 kernel, W given as per-block (offset, weight) tables.
+
+    ``x`` is passed as N x (C * H * W) and ``y`` as N x K x (OH * OW); ``channels`` and
+    ``width`` are the input's C and W. ``x2`` and ``pairs2`` are ``x`` and ``pairs`` seen as
+    int64 (irprune binds them to the same memory): with ``wide`` the input is copied 8 bytes
+    at a time (half the copy instructions; irprune checks that a slice's rows start on 8 bytes),
+    and the pairs always are. Launch: grid (K / tile_k, slices, N * pixel tiles), any multiple
+    of 32 threads.
+    """
     one = uint64(1)
-    N = uint64(x.shape[0])
-    C = uint64(x.shape[1])
-    W = uint64(x.shape[3])
+    C = uint64(channels)
+    W = uint64(width)
+    HW = uint64(x.shape[1]) // C
     K = uint64(y.shape[1])
-    P = uint64(y.shape[2])  # output pixels of an image (the output is passed as N x K x P)
-    OW = (W - one) // uint64(stride) + one
+    P = uint64(y.shape[2])  # output pixels of an image
+    ST = uint64(stride)
+    OW = (W - one) // ST + one
     TK = uint64(tile_k)
     TP = uint64(tile_p)
     CS = C // uint64(slices)
-    # pairs.shape[1] int32 words: (offset, weight bits) pairs, padded to an even count
+    # pairs.shape[1] int32 words: (offset, weight bits) pairs, padded to a multiple of 4
     words = uint64(pairs.shape[1])
     ptiles = (P + TP - one) // TP
     t = uint64(cuda.blockIdx.x)
@@ -63,32 +81,46 @@ def conv2d_table(x, pairs, rowptr, bias, y, stride, tile_k, slices, tile_p, relu
     # One dynamic shared buffer seen as ints and as floats: pairs, then row offsets, then input.
     smi = cuda.shared.array(0, "int32")
     smf = cuda.shared.array(0, float32)
+    smq = cuda.shared.array(0, int64)  # the same bytes, 8 at a time (copies only)
     rows = words
-    xs = words + ((TK + uint64(4)) & ~uint64(3))
-    for i in range(tid, words, nt):
-        smi[i] = pairs[blk, i]
+    two = uint64(2)
+    xs = words + ((TK + uint64(4)) & ~uint64(3))  # a multiple of 4: 16-byte aligned
+    for i in range(tid, words // two, nt):
+        smq[i] = pairs2[blk, i]
     for i in range(tid, TK + one, nt):
         smi[rows + i] = rowptr[blk, i]
-    for i in range(tid, CS * TP, nt):
-        c = i // TP
-        q = i - c * TP
-        p = p0 + min(q, npx - one)  # pixels past the last read the last (never stored)
-        r = p // OW
-        col = p - r * OW
-        smf[xs + i] = x[n, s * CS + c, r * uint64(stride), col * uint64(stride)]
+    first = s * CS * HW  # the slice's first input channel
+    if ST == one and TP == P and wide:
+        # the slice's input rows are one run of CS * HW values: 8-byte copies, no index math
+        for i in range(tid, CS * P // two, nt):
+            smq[xs // two + i] = x2[n, first // two + i]
+    elif ST == one and TP == P:
+        for i in range(tid, CS * P, nt):
+            smf[xs + i] = x[n, first + i]
+    else:
+        for i in range(tid, CS * TP, nt):
+            # 32-bit division by the constants: a multiply-high and a shift, not a 64-bit one
+            c = uint64(uint32(i) // uint32(TP))
+            q = i - c * TP
+            p = p0 + min(q, npx - one)  # pixels past the last read the last (never stored)
+            r = uint64(uint32(p) // uint32(OW))
+            col = p - r * OW
+            smf[xs + i] = x[n, first + c * HW + r * ST * W + col * ST]
     cuda.syncthreads()
     steps = (TP + uint64(31)) // uint64(32)
+    last = TP - one
     for o in range(warp, TK, nt >> uint64(5)):
         b = uint64(smi[rows + o])
         e = uint64(smi[rows + o + one])
         acc = cuda.local.array(MAX_STEPS, float32)
         for j in range(steps):
             acc[j] = float32(0.0)
-        for k in range(b, e):
-            off = uint64(smi[uint64(2) * k])
-            w = smf[uint64(2) * k + one]
-            for j in range(steps):
-                acc[j] += w * smf[xs + off + min(lane + uint64(32) * j, TP - one)]
+        # two pairs an iteration (half the loop's own instructions), then an odd last one
+        for k in range(b, e - ((e - b) & one), uint64(2)):
+            _accumulate(acc, smi, smf, k, xs, lane, steps, last)
+            _accumulate(acc, smi, smf, k + one, xs, lane, steps, last)
+        if (e - b) & one:
+            _accumulate(acc, smi, smf, e - one, xs, lane, steps, last)
         ko = t * TK + o
         for j in range(steps):
             q = lane + uint64(32) * j

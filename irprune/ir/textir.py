@@ -57,6 +57,7 @@ _LABEL_RE = re.compile(r'^([-a-zA-Z$._0-9]+|"[^"]*"):')
 _RESULT_RE = re.compile(r'^\s*(%(?:"[^"]*"|[-a-zA-Z$._0-9]+))\s*=\s*(.*)$')
 _CALLEE_RE = re.compile(r'@(?:"[^"]*"|[-a-zA-Z$._0-9]+)(?=\()')
 _CALL_PREFIXES = ("tail", "musttail", "notail")
+_ALIGN_RE = re.compile(r", align (\d+)")
 _POINTER_RE = re.compile(r"(ptr(?: addrspace\(\d+\))?)\s+(.*)$", re.S)
 #: A constant ``addrspacecast`` of a global to a generic pointer: the address space it came from.
 _CAST_GLOBAL_RE = re.compile(r"addrspacecast \(ptr addrspace\((\d+)\) @")
@@ -149,6 +150,11 @@ class Instruction:
             return None
         m = _POINTER_RE.match(parts[1].strip())
         return (m.group(1), m.group(2).strip()) if m else None
+
+    def alignment(self) -> int:
+        """The ``align`` of a load or store (1 where none is written)."""
+        m = _ALIGN_RE.search(self.text)
+        return int(m.group(1)) if m else 1
 
     def stored_value(self) -> tuple[str, str] | None:
         """``(type, value)`` that a ``store`` writes, else None."""

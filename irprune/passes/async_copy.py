@@ -11,9 +11,10 @@ threads that read them. (A thread that read its own staged value before a barrie
 stale data; staging code never does that, since other threads' values need the barrier
 anyway.)
 
-Only 4-byte copies whose source is a kernel parameter or a global of the global address
-space, and whose destination is a global of the shared address space, are converted; the
-rest is left as it was. A function without a barrier is left alone.
+Only copies of 4 or 8 bytes (aligned as much, by the IR's ``align``) whose source is a kernel
+parameter or a global of the global address space, and whose destination is a global of the
+shared address space, are converted; the rest is left as it was. A function without a
+barrier is left alone.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 from ..ir.textir import Instruction, Module, pointer_root, root_address_space
 from .base import ModulePass, PassContext
 
-COPY = "@llvm.nvvm.cp.async.ca.shared.global.4"
+#: The copy intrinsic of each size it converts, by the copied value's LLVM type.
+COPIES = {"i32": 4, "float": 4, "i64": 8, "double": 8}
+COPY = "@llvm.nvvm.cp.async.ca.shared.global.{}"
 WAIT = "@llvm.nvvm.cp.async.wait.all"
-COPY_DECLARE = f"declare void {COPY}(ptr addrspace(3), ptr addrspace(1))"
 WAIT_DECLARE = f"declare void {WAIT}()"
 BARRIER_PREFIX = "@llvm.nvvm.barrier"
 GLOBAL, SHARED = 1, 3
@@ -33,12 +35,14 @@ GLOBAL, SHARED = 1, 3
 
 @dataclass(frozen=True)
 class AsyncCopy(ModulePass):
-    """Turn 4-byte global-to-shared copies into ``cp.async``; wait for them before each barrier."""
+    """Turn 4- and 8-byte global-to-shared copies into ``cp.async``; wait for them before each
+    barrier."""
 
     name = "async-copy"
 
     def apply(self, ctx: PassContext, module: Module) -> None:
         copies = waits = 0
+        sizes: set[int] = set()
         for fn in module.functions:
             if not any(i.opcode == "call" and (i.callee or "").startswith(BARRIER_PREFIX)
                        for i in fn.instructions()):
@@ -59,8 +63,10 @@ class AsyncCopy(ModulePass):
                 for ins in b.instructions:
                     stored = ins.stored_value()
                     load = defs.get(stored[1]) if stored else None
-                    if (load is not None and load.opcode == "load" and load.is_pure
-                            and stored[0] in ("i32", "float") and len(users[load.name]) == 1
+                    size = COPIES.get(stored[0]) if stored else None
+                    if (load is not None and load.opcode == "load" and load.is_pure and size
+                            and load.alignment() >= size and ins.alignment() >= size
+                            and len(users[load.name]) == 1
                             and load in b.instructions and load.pointer_operand()[0] == "ptr"
                             and ins.pointer_operand()[0] == "ptr"
                             and is_global(load.pointer_operand()[1])
@@ -71,9 +77,11 @@ class AsyncCopy(ModulePass):
                                                   "ptr addrspace(3)"),
                                 Instruction.parse(f"%irp.ac{n}.s = addrspacecast ptr {src} to "
                                                   "ptr addrspace(1)"),
-                                Instruction.parse(f"call void {COPY}(ptr addrspace(3) "
-                                                  f"%irp.ac{n}.d, ptr addrspace(1) %irp.ac{n}.s)")]
+                                Instruction.parse(f"call void {COPY.format(size)}(ptr "
+                                                  f"addrspace(3) %irp.ac{n}.d, ptr addrspace(1) "
+                                                  f"%irp.ac{n}.s)")]
                         dropped.add(id(load))
+                        sizes.add(size)
                         copies += 1
                         continue
                     out.append(ins)
@@ -88,7 +96,9 @@ class AsyncCopy(ModulePass):
                         waits += 1
                     out.append(ins)
                 b.instructions = out
+        for size in sorted(sizes):
+            copy = COPY.format(size)
+            module.declare(f"declare void {copy}(ptr addrspace(3), ptr addrspace(1))", copy)
         if copies:
-            module.declare(COPY_DECLARE, COPY)
             module.declare(WAIT_DECLARE, WAIT)
         ctx.stats.setdefault(self.name, {}).update({"copies": copies, "waits": waits})
