@@ -1,0 +1,107 @@
+"""The table layout's arithmetic (irprune.table_layout): problems, tables, candidates, grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irprune.errors import ValidationError
+from irprune.geometry import ConvGeometry
+from irprune.reference import prune_random
+from irprune.table_layout import (MAX_BLOCKS, MIN_BLOCKS, TableConfig, build_tables,
+                                  candidate_configs, check_table_config, grid, optin_shared,
+                                  shared_bytes, table_problem, wide_input)
+
+
+def _geometry(K=32, C=16, H=5, stride=1, padding=0, R=1, groups=1, N=1):
+    return ConvGeometry.from_weight((K, C // groups, R, R), (N, C, H, H), stride, padding, groups)
+
+
+def _weights_from_tables(t, K, C, config):
+    """The (K, C) weights the tables say, read back the way the kernel reads them."""
+    tk, ns, tp = config.tile_k, config.slices, config.tile_p
+    cs = C // ns
+    out = np.zeros((K, C), np.float32)
+    for b in range(t.pairs.shape[0]):
+        s, tt = divmod(b, K // tk)
+        for o in range(tk):
+            for j in range(t.rowptr[b, o], t.rowptr[b, o + 1]):
+                off, bits = t.pairs[b, 2 * j], t.pairs[b, 2 * j + 1:2 * j + 2]
+                assert off % tp == 0
+                out[tt * tk + o, s * cs + off // tp] += bits.view(np.float32)[0]
+    return out
+
+
+@pytest.mark.parametrize("config", [TableConfig(16, 1, 25), TableConfig(8, 4, 10),
+                                    TableConfig(32, 2, 7)])
+def test_tables_hold_every_nonzero_once_in_launch_order(config):
+    w = prune_random((32, 16, 1, 1), 0.8, seed=config.slices)
+    t = build_tables(w, config)
+    assert t.pairs.shape[0] == (32 // config.tile_k) * config.slices == t.rowptr.shape[0]
+    assert t.words % 4 == 0 and t.words >= 2 * int(t.rowptr[:, -1].max())
+    assert np.array_equal(_weights_from_tables(t, 32, 16, config), w[:, :, 0, 0])
+    # padding past a block's last pair is zero pairs, never read
+    for b in range(t.pairs.shape[0]):
+        assert not t.pairs[b, 2 * t.rowptr[b, -1]:].any()
+
+
+def test_tables_of_all_zero_weights_are_empty_rows():
+    t = build_tables(np.zeros((16, 8, 1, 1), np.float32), TableConfig(8, 2, 4))
+    assert not t.rowptr.any() and t.words == 4 and t.bias.size == 0
+
+
+@pytest.mark.parametrize("geometry,cpu,needle", [
+    (dict(R=3, padding=1), "sm_90", "1x1 convolutions"),
+    (dict(groups=2), "sm_90", "groups"),
+    (dict(), "sm_75", "sm_80"),
+])
+def test_layers_the_layout_refuses(geometry, cpu, needle):
+    assert needle in table_problem(_geometry(**geometry), cpu)
+
+
+@pytest.mark.parametrize("config,relu,needle", [
+    (TableConfig(12, 1, 25), False, "tile_k 12 must divide"),
+    (TableConfig(16, 3, 25), False, "slices 3 must divide"),
+    (TableConfig(16, 1, 300), False, "tile_p must be"),
+    (TableConfig(16, 2, 25), True, "ReLU"),
+])
+def test_configurations_the_layout_refuses_in_one_line(config, relu, needle):
+    with pytest.raises(ValidationError, match=needle) as e:
+        check_table_config(_geometry(), "sm_90", relu, config)
+    assert "\n" not in str(e.value)
+
+
+def test_relu_is_fine_with_one_slice():
+    assert check_table_config(_geometry(), "sm_90", True, TableConfig(16, 1, 25)) == \
+        TableConfig(16, 1, 25)
+
+
+def test_wide_input_copies_need_one_run_of_an_even_length():
+    g = _geometry(C=16, H=5)  # 25 pixels an image
+    assert wide_input(g, TableConfig(16, 2, 25))      # 8 channels x 25: 200 values
+    assert not wide_input(g, TableConfig(16, 16, 25))  # 1 channel x 25: odd
+    assert not wide_input(g, TableConfig(16, 2, 10))   # pixel tiles: rows apart
+    assert not wide_input(_geometry(H=9, stride=2), TableConfig(16, 2, 25))
+
+
+def test_shared_bytes_and_grid():
+    g = _geometry(N=3)
+    c = TableConfig(16, 2, 10)
+    assert shared_bytes(g, c, 40) == 4 * (40 + 20 + 8 * 10)
+    assert grid(g, c, 3) == (2, 2, 3 * 3)
+    with pytest.raises(ValidationError, match="65535"):
+        grid(g, TableConfig(16, 2, 1), 3000)
+
+
+def test_candidates_fit_the_block_count_and_shared_memory():
+    g = ConvGeometry.from_weight((1024, 1024, 1, 1), (1, 1024, 7, 7))
+    w = prune_random((1024, 1024, 1, 1), 0.9, seed=1)
+    cands = candidate_configs(w, g, "sm_90")
+    assert TableConfig(32, 4, 49) in cands and TableConfig(64, 8, 49) in cands
+    for c in cands:
+        blocks = (g.K // c.tile_k) * c.slices
+        assert MIN_BLOCKS <= blocks <= MAX_BLOCKS
+        assert shared_bytes(g, c, build_tables(w, c).words) <= optin_shared("sm_90")
+    # a smaller shared memory rules out the largest input tiles
+    assert len(candidate_configs(w, g, "sm_86")) < len(cands)
+    assert candidate_configs(w, _geometry(R=3, padding=1), "sm_90") == []
