@@ -21,6 +21,8 @@ from .kernel import SparseConvKernel  # noqa: E402
 from .llvm_opt import DEFAULT_CPU  # noqa: E402
 from .register_budget import DEFAULT_MAX_REGISTERS  # noqa: E402
 from .template import SparseConvTemplate, sparse_conv  # noqa: E402
+from .table_kernel import TableConvKernel, compile_table_conv2d  # noqa: E402
+from .table_layout import TableConfig  # noqa: E402
 
 
 def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, relu: bool = False,
@@ -78,4 +80,5 @@ __all__ = [
     "conv2d", "sparse_conv", "SparseConvTemplate", "SparseConvKernel", "ConvGeometry",
     "IrpruneError", "ValidationError", "TemplateContractError", "IRParseError", "PassError",
     "UnknownPassError", "CodegenError", "PtxasError", "LaunchError", "__version__",
+    "compile_table_conv2d", "TableConvKernel", "TableConfig",
 ]
