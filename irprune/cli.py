@@ -109,6 +109,16 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _table(text: str):
+    """``%t.4=1.5,2`` -> ("%t.4", float32 values) for ``irprune opt --table``."""
+    import numpy as np
+
+    param, sep, values = text.partition("=")
+    if not sep or not param.startswith("%"):
+        raise argparse.ArgumentTypeError(f"expected PARAM=v1,v2,... (e.g. %t.4=1,2), got {text!r}")
+    return param, np.asarray(_floats(values), np.float32)
+
+
 def cmd_opt(args) -> int:
     from .opt import analyses_json, read_ir, run_opt
 
@@ -124,7 +134,8 @@ def cmd_opt(args) -> int:
         print(ir, file=sys.stderr)
 
     res = run_opt(text, args.passes, weight_param=args.weight_param, weight_shape=args.weight_shape,
-                  weights=weights, print_between=between if args.print_between_passes else None)
+                  weights=weights, print_between=between if args.print_between_passes else None,
+                  tables=dict(args.table or []))
     out = analyses_json(res.ctx) if args.json else res.text
     if args.output in (None, "-"):
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
@@ -371,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--weight-shape", type=_dims, help="K,C,R,S")
     o.add_argument("--weights", help="weight values as a .npy file")
     o.add_argument("--weight-values", type=_floats, help="weight values, comma-separated, flat")
+    o.add_argument("--table", type=_table, action="append", metavar="PARAM=v1,v2,...",
+                   help="a table for embed-tables: its parameter and float32 values (repeatable)")
     o.add_argument("--print-between-passes", action="store_true", help="IR after each pass on stderr")
     o.add_argument("--json", action="store_true", help="print analyses and statistics as JSON")
     o.add_argument("-o", "--output", help="output file (default: stdout)")

@@ -27,8 +27,10 @@ class OptResult:
 
 
 def run_opt(text: str, pipeline: str, weight_param: str = "%w.4", weight_shape=None, weights=None,
-            print_between=None) -> OptResult:
-    """Parse ``text``, run ``pipeline`` over it and return the IR and the pass context."""
+            print_between=None, tables: dict | None = None) -> OptResult:
+    """Parse ``text``, run ``pipeline`` over it and return the IR and the pass context.
+
+    ``tables``: data-pointer parameter -> 4-byte values, for embed-tables."""
     passes = parse_pipeline(pipeline)
     verify_text(text, "input")
     shape = tuple(weight_shape) if weight_shape is not None else ()
@@ -47,7 +49,7 @@ def run_opt(text: str, pipeline: str, weight_param: str = "%w.4", weight_shape=N
     if len(shape) not in (0, 4):
         raise ValidationError(f"--weight-shape must be 4 numbers K,C,R,S; got {shape}", stage="opt")
     ctx = PassContext(weight_param=weight_param, weight_shape=shape, weights=w,
-                      print_between=print_between)
+                      print_between=print_between, tables=dict(tables or {}))
     res = run_pipeline(passes, parse_module(text), ctx, registry=PASSES)
     # Printed by LLVM, as opt prints: canonical form, the input's comments gone.
     return OptResult(text=str(verify_text(res.module.render(), "output")), ctx=ctx)
