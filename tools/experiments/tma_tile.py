@@ -198,19 +198,10 @@ def build(d, layers):
 
 
 def allow_smem(fn, shm):
-    """Let loaded function ``fn`` take ``shm`` bytes of dynamic shared memory (over 48 KB)."""
-    from cuda.bindings import driver as drv
-    attr = drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-    tried = []
-    handle = getattr(getattr(fn, "kernel", None), "handle", None)
-    if handle is not None:  # loaded through the library API: a CUkernel
-        r = drv.cuKernelSetAttribute(attr, shm, handle, drv.CUdevice(0))
-        if r[0] == drv.CUresult.CUDA_SUCCESS:
-            return
-        tried.append(("cuKernelSetAttribute", r))
-    r = drv.cuFuncSetAttribute(fn.handle, attr, shm)
-    if r[0] != drv.CUresult.CUDA_SUCCESS:
-        raise RuntimeError(f"no shared memory over 48 KB: {tried + [('cuFuncSetAttribute', r)]}")
+    """Let loaded function ``fn`` take ``shm`` bytes of dynamic shared memory (over 48 KB):
+    irprune's own launch path does it (irprune.launch._allow_shared)."""
+    from irprune.launch import _allow_shared
+    _allow_shared(fn, shm)
 
 
 def run(d, layers):
