@@ -27,13 +27,13 @@ import numpy as np
 from . import validate
 from .codegen import PtxasResult, emit_ptx, run_ptxas
 from .geometry import ConvGeometry
-from .kernel import KernelPart, _resolve_cache
+from .kernel import KernelPart, _count_fma_ptx, _resolve_cache
 from .llvm_opt import DEFAULT_CPU
 from .table_layout import (TableConfig, Tables, build_tables, check_table_config, grid,
                            optin_shared, shared_bytes, table_problem, wide_input)
 
 #: Bumped when what the disk cache keeps of a table kernel changes.
-_ENTRY_FORMAT = 1
+_ENTRY_FORMAT = 2
 #: IR templates of this process, by everything they are specialized on.
 _ir_memo: dict = {}
 
@@ -222,8 +222,11 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     stats = {"weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
              "layout": "table", "config": config.__dict__, "words": tables.words,
              "shared_bytes": need, "passes": ctx.stats, "cached": False,
-             "seconds": {"ir_template": round(t1 - t0, 3), "passes": round(t2 - t1, 3),
-                         "ptx": round(t3 - t2, 3)}}
+             # the loop's FMAs (a few), as counted for every irprune kernel
+             "fma_ptx": _count_fma_ptx(ptx), "ptx_lines": ptx.count("\n"),
+             "seconds": {"ir_template": round(t1 - t0, 3),
+                         **{n: round(v, 3) for n, v in irt.timings.items()},
+                         "passes": round(t2 - t1, 3), "ptx": round(t3 - t2, 3)}}
     part = KernelPart(first_group=0, groups=1, nnz=nnz, llvm=final, ptx=ptx)
     asm = {"nvvm": irt.nvvm, "llvm": irt.text, **result.stages, "llvm-pruned": final,
            "ptx": ptx}

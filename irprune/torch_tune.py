@@ -3,7 +3,7 @@
 :func:`irprune.torch_convert.convert` compiles every layer at irprune's
 default configuration. With ``tune=True`` it then calls :func:`tune_layers`:
 every candidate configuration of every layer (irprune.tune: group size,
-slices, row tiles, register budgets) is compiled side by side in worker
+slices, row tiles, register budgets, and the table layout of a large 1x1 layer) is compiled side by side in worker
 processes into the disk cache, and :func:`irprune.tune.autotune` then times
 each layer's candidates on the GPU, in this process, from that cache. A
 layer keeps its fastest kernel for the input shape it was tuned at; the
@@ -39,6 +39,17 @@ def compile_candidates(weight, shape, stride, padding, bias, groups, cpu, config
     return n
 
 
+def compile_table_candidates(weight, shape, stride, bias, cpu, configs, cache_dir) -> int:
+    """Worker: compile each table-layout configuration of ``configs`` (irprune.table_layout)
+    for one 1x1 layer into the disk cache at ``cache_dir``; return how many that is."""
+    from .table_kernel import compile_table_conv2d
+
+    for c in configs:
+        compile_table_conv2d(weight, shape, c, stride=stride, bias=bias, cpu=cpu,
+                             cache=cache_dir, assemble=True)
+    return len(configs)
+
+
 def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
     """Tune each ``(report, module, SparseConv2d, shape)`` of ``layers`` on the current GPU.
 
@@ -55,8 +66,8 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
     from .geometry import ConvGeometry
     from .kernel import _resolve_cache
     from .templates.conv2d import conv2d_nchw
-    from .tune import (_configs, autotune, candidate_register_caps, choice_key, device_arch,
-                       device_id)
+    from .tune import (_configs, autotune, candidate_register_caps, candidate_table_configs,
+                       choice_key, device_arch, device_id)
     from .validate import check_weight
 
     cpu = device_arch()
@@ -85,6 +96,11 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
                     weight=w, shape=shape, stride=g.stride, padding=g.padding,
                     bias=layer.bias_values, groups=layer.groups, cpu=cpu,
                     configs=configs[i:i + CONFIGS_PER_CALL], cache_dir=root)))
+            tables = candidate_table_configs(w, gk, cpu, False, nnz)
+            for i in range(0, len(tables), CONFIGS_PER_CALL):
+                calls.append(("irprune.torch_tune", "compile_table_candidates", dict(
+                    weight=w, shape=shape, stride=g.stride, bias=layer.bias_values, cpu=cpu,
+                    configs=tables[i:i + CONFIGS_PER_CALL], cache_dir=root)))
         # The biggest layers' candidates first, so that the last worker is not the slowest.
         calls.sort(key=lambda c: -int(np.count_nonzero(c[2]["weight"])))
         task = bar.add_task("compile", total=len(calls) + len(layers))
@@ -98,6 +114,7 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
                             cpu=cpu, cache=disk)
             layer.kernels[tuple(shape[1:])] = k
             t = k.stats["tuned"]
-            rep.tuned = {key: t[key] for key in ("group_size", "slices", "tile", "max_registers",
-                                                  "block", "groups_per_block")}
+            rep.tuned = {key: t[key] for key in ("layout", "group_size", "slices", "tile",
+                                                  "max_registers", "block", "groups_per_block",
+                                                  "table")}
             bar.advance(task)

@@ -14,6 +14,9 @@ Each pixel-layout kernel is also timed with register budgets for ptxas
 and with several channel groups per block (``groups_per_block``, threadIdx.z):
 their warps read the same input pixels, so the input comes from L2 once per
 block instead of once per group.
+A large 1x1 layer is also timed in the table layout (irprune.table_layout): its
+weights as (offset, weight) data in the module instead of immediates in the code,
+a short loop that does not wait for instruction fetch.
 None of this is predictable enough from the shape alone (the best choice
 moves with batch, sparsity and GPU), so :func:`autotune` compiles each
 candidate configuration (through the disk cache), times each with every
@@ -34,6 +37,8 @@ import numpy as np
 
 from .errors import ValidationError
 from .geometry import ConvGeometry
+from .table_layout import THREADS as TABLE_THREADS
+from .table_layout import TableConfig
 
 #: Candidate threads per block (along the pixels; times ``slices`` rows in all).
 BLOCKS = (64, 128, 256)
@@ -77,7 +82,7 @@ LARGE_REGISTER_CAPS = (128,)
 #: 16 never won at 6450689.
 GROUPS_PER_BLOCK = (1, 2, 4, 8)
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 9
+TUNE_FORMAT = 10
 #: Row tiles are timed with the largest this many candidate group sizes of at least
 #: irprune.row_tile.MIN_GROUP (each (group size, tile) pair is a compile).
 TILE_GROUP_SIZES = 2
@@ -97,6 +102,14 @@ class Choice:
     max_registers: int | None = None
     #: Channel groups per block (threadIdx.z; SparseConvKernel.groups_per_block).
     groups_per_block: int = 1
+    #: The table layout's configuration (irprune.table_layout) when the choice is a table
+    #: kernel (then ``group_size`` is its tile_k and ``block`` its threads), else None.
+    table: TableConfig | None = None
+
+    @property
+    def layout(self) -> str:
+        """``"table"`` or ``"immediate"`` (weights as data, or as immediates in the code)."""
+        return "table" if self.table else "immediate"
 
 
 def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
@@ -207,6 +220,54 @@ def candidate_register_caps(tile, nnz: int | None = None) -> list[int | None]:
     if tile:
         return [None]
     return list(LARGE_REGISTER_CAPS if is_large(nnz) else CANDIDATES)
+
+
+def candidate_table_configs(weight: np.ndarray, g: ConvGeometry, cpu: str, relu: bool = False,
+                            nnz: int | None = None) -> list[TableConfig]:
+    """Table-layout configurations to time for ``weight`` on layer ``g``: those of
+    irprune.table_layout.candidate_configs for a large layer (:func:`is_large`), none for the
+    others. On the 17 smaller 1x1 layers of the bench the layout ran at 0.27-0.61x the tuned
+    immediate kernels; on the 7 large ones it won 4 times (docs/perf-log.md)."""
+    from .table_layout import candidate_configs as table_configs
+
+    if not is_large(nnz):
+        return []
+    return table_configs(weight, g, cpu, relu)
+
+
+def table_blocks(k, threads=TABLE_THREADS) -> list[int]:
+    """The threads per block to time table kernel ``k`` with: each of ``threads`` its registers
+    fit."""
+    from .kernel import _registers_fit
+
+    return [b for b in threads if _registers_fit(b, k.registers)]
+
+
+def compile_choice(template, weight, input_shape, choice: Choice, **compile_kw):
+    """The kernel of a stored ``choice``, its launch shape set (compiled through the cache)."""
+    if choice.table is not None:
+        from .table_kernel import compile_table_conv2d
+
+        kw = {n: compile_kw[n] for n in ("stride", "bias", "relu", "cpu", "cache", "assemble")
+              if n in compile_kw}
+        return compile_table_conv2d(weight, input_shape, choice.table, block=choice.block, **kw)
+    k = template_for(template, choice.tile).compile(
+        weight, input_shape, group_size=choice.group_size, slices=choice.slices,
+        tile=choice.tile, max_registers=choice.max_registers, **compile_kw)
+    k.block, k.groups_per_block = choice.block, choice.groups_per_block
+    return k
+
+
+def _choice_dict(c: Choice) -> dict:
+    return dict(c.__dict__, table=c.table.__dict__ if c.table else None, layout=c.layout)
+
+
+def tuned_stats(choice: Choice, cached: bool) -> dict:
+    """What ``kernel.stats["tuned"]`` says of a ``choice``."""
+    return {"layout": choice.layout, "group_size": choice.group_size, "block": choice.block,
+            "slices": choice.slices, "tile": choice.tile, "max_registers": choice.max_registers,
+            "groups_per_block": choice.groups_per_block,
+            "table": choice.table.__dict__ if choice.table else None, "cached": cached}
 
 
 def template_for(template, tile):
@@ -323,7 +384,7 @@ def device_arch() -> str:
 
 def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, cpu: str,
                device: str, tiles=None, register_caps=None,
-               groups_per_block=GROUPS_PER_BLOCK) -> str:
+               groups_per_block=GROUPS_PER_BLOCK, tables=None) -> str:
     from dataclasses import asdict
 
     from .cache import digest, toolchain_fingerprint
@@ -331,13 +392,13 @@ def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, 
     return digest("tune", TUNE_FORMAT, template.source_digest(), asdict(g), weight.tobytes(),
                   b"" if bias is None else np.asarray(bias, np.float32).tobytes(), bool(relu), cpu,
                   device, toolchain_fingerprint(), repr(tiles),  # with or without row tiles
-                  repr(register_caps), repr(tuple(groups_per_block)))
+                  repr(register_caps), repr(tuple(groups_per_block)), repr(tables))
 
 
 def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
              relu: bool = False, cpu: str | None = None, cache=None, group_sizes=None,
              blocks=BLOCKS, measure=None, log=None, groups: int = 1, slices=None, tiles=None,
-             register_caps=None, groups_per_block=GROUPS_PER_BLOCK):
+             register_caps=None, groups_per_block=GROUPS_PER_BLOCK, tables=None):
     """Compile and time the candidates; return the fastest kernel (its ``block`` set) and the table.
 
     ``measure(kernel) -> microseconds`` times one configured kernel (default:
@@ -349,8 +410,11 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     row tiles only. ``register_caps`` overrides the register budgets timed with
     each pixel-layout configuration (default :func:`candidate_register_caps`;
     None in it means ptxas's own choice); ``groups_per_block`` the channel
-    groups per block tried with each (:func:`launch_shapes`). Returns ``(kernel, table)`` where ``table`` lists every
-    measured :class:`Choice`, empty when the choice came from the cache.
+    groups per block tried with each (:func:`launch_shapes`). ``tables`` (default: True for
+    the built-in template) adds the table-layout candidates of a large 1x1 layer
+    (:func:`candidate_table_configs`), each timed with TABLE_THREADS threads; the winner may
+    then be an :class:`irprune.table_kernel.TableConvKernel`. Returns ``(kernel, table)`` where
+    ``table`` lists every measured :class:`Choice`, empty when the choice came from the cache.
     """
     from .geometry import check_weight
     from .kernel import _resolve_cache
@@ -373,23 +437,23 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
         raise ValidationError(f"groups_per_block must list positive ints, got {groups_per_block}",
                               stage="tune")
     key = choice_key(template, w, g, bias, relu, cpu, device_id(), tiles,
-                     None if register_caps is None else tuple(register_caps), groups_per_block)
+                     None if register_caps is None else tuple(register_caps), groups_per_block,
+                     tables)
     compile_kw = dict(stride=stride, padding=padding, bias=bias, relu=relu, cpu=cpu,
                       cache=store if store is not None else False, assemble=True, groups=groups)
     if store is not None:
         hit = store.get("tune", key)
         if hit is not None:
-            k = template_for(template, hit.tile).compile(
-                w, input_shape, group_size=hit.group_size, slices=hit.slices, tile=hit.tile,
-                max_registers=hit.max_registers, **compile_kw)
-            k.block, k.groups_per_block = hit.block, hit.groups_per_block
-            k.stats["tuned"] = {"group_size": hit.group_size, "block": hit.block,
-                                "slices": hit.slices, "tile": hit.tile,
-                                "max_registers": hit.max_registers,
-                                "groups_per_block": hit.groups_per_block, "cached": True}
+            k = compile_choice(template, w, input_shape, hit, **compile_kw)
+            k.stats["tuned"] = tuned_stats(hit, cached=True)
             return k, []
     nnz = int(np.count_nonzero(w))
     configs = _configs(template, g, group_sizes, slices, tiles, nnz)
+    if tables is None:
+        from .templates.conv2d import conv2d_nchw
+
+        tables = template is conv2d_nchw
+    table_configs = candidate_table_configs(w, g, cpu, relu, nnz) if tables else []
     if not configs or any(b < 32 or b > 1024 or b % 32 for b in blocks):
         raise ValidationError("autotune needs group sizes and blocks that are multiples of 32 "
                               "in 32..1024", stage="tune")
@@ -425,6 +489,19 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
                 us = measure(k)
                 table.append(Choice(gs, b, round(us, 3), sl, tile, cap, m))
                 entries.append((us, (k, table[-1])))
+    for tc in table_configs:
+        from .table_kernel import compile_table_conv2d
+
+        t0 = time.perf_counter()
+        k = compile_table_conv2d(w, input_shape, tc, stride=stride, bias=bias, relu=relu,
+                                 cpu=cpu, cache=compile_kw["cache"], assemble=True)
+        if log:
+            log(f"tune: {tc.describe()} compiled in {time.perf_counter() - t0:.1f} s")
+        for b in table_blocks(k):
+            k.block = b
+            us = measure(k)
+            table.append(Choice(tc.tile_k, b, round(us, 3), tc.slices, table=tc))
+            entries.append((us, (k, table[-1])))
     if not entries:
         raise ValidationError("no candidate launch fits: every block was too large for the "
                               "kernels' registers, or no groups_per_block divides their group "
@@ -437,11 +514,8 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     us, (best_k, first), _ = finalists(entries, retime)
     best = replace(first, median_us=us)
     best_k.block, best_k.groups_per_block = best.block, best.groups_per_block
-    best_k.stats["tuned"] = {"group_size": best.group_size, "block": best.block,
-                             "slices": best.slices, "tile": best.tile,
-                             "max_registers": best.max_registers,
-                             "groups_per_block": best.groups_per_block, "cached": False,
-                             "table": [c.__dict__ for c in table]}
+    best_k.stats["tuned"] = dict(tuned_stats(best, cached=False),
+                                 candidates=[_choice_dict(c) for c in table])
     if store is not None:
         store.put("tune", key, best)
     return best_k, table

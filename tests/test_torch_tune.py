@@ -69,14 +69,14 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
     TT.tune_layers([(rep, None, layer, shape)], str(tmp_path), progress=False, jobs=2)
     assert calls and not compiles  # every candidate came from the workers through the cache
     # 162 pixels x 2 groups of 4 are few threads (irprune.tune.FEW_THREADS): group size 2 too
-    assert rep.tuned == {"group_size": 2, "slices": 1, "tile": None, "max_registers": 64,
-                         "block": 256, "groups_per_block": 4}
+    assert rep.tuned == {"layout": "immediate", "group_size": 2, "slices": 1, "tile": None,
+                         "max_registers": 64, "block": 256, "groups_per_block": 4, "table": None}
     k = layer.kernel_for(shape)
     assert (k.group_size, k.max_registers, k.block, k.groups_per_block) == (2, 64, 256, 4)
     # x 3 budgets: group size 2 (four groups) with one group a block (blocks 64-256), two or
     # four (32-256); group size 4 (two groups) with one (64-256) or both (32-256); group size 8
     # (one group) with one
-    assert len(k.stats["tuned"]["table"]) == 3 * (3 + 4 + 4) + 3 * (3 + 4) + 3 * 3
+    assert len(k.stats["tuned"]["candidates"]) == 3 * (3 + 4 + 4) + 3 * (3 + 4) + 3 * 3
 
     layer2 = SparseConv2d(w, None, 1, 1, 1, cache=str(tmp_path), assemble=True)
     rep2 = LayerReport("c", "conv2d", "converted", 0.8, 0, shape)
@@ -85,3 +85,39 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
     TT.tune_layers([(rep2, None, layer2, shape)], str(tmp_path), progress=False, jobs=2)
     assert not calls and rep2.tuned == rep.tuned
     assert layer2.kernel_for(shape).stats["tuned"]["cached"]
+
+
+def test_a_large_1x1_layers_table_candidates_compile_in_the_workers(tmp_path, monkeypatch):
+    """tune_layers on a 1x1 layer made large (irprune.tune.LARGE_NNZ lowered): its table
+    candidates compile in the workers too, autotune compiles no table kernel itself, and a table
+    kernel that times faster becomes the layer's kernel, named in the report."""
+    import numpy as np
+
+    import irprune.launch as L
+    import irprune.table_kernel as TK
+    import irprune.torch_tune as TT
+    import irprune.tune as T
+    from irprune.torch_convert import LayerReport, SparseConv2d
+
+    monkeypatch.setattr(T, "device_arch", lambda: "sm_90")
+    monkeypatch.setattr(T, "device_id", lambda: "stand-in GPU sm_90")
+    monkeypatch.setattr(L, "_require_gpu", lambda: None)
+    w = prune_random((256, 64, 1, 1), 0.9, seed=3)
+    monkeypatch.setattr(T, "LARGE_NNZ", int(np.count_nonzero(w)) - 1)
+    # a table kernel is the fastest, and of those the one with the most threads
+    real = T.autotune
+    monkeypatch.setattr(T, "autotune", lambda *a, **kw: real(*a, measure=lambda k: (
+        1.0 - k.block / 1e4 if isinstance(k, TK.TableConvKernel) else 2.0), **kw))
+    built = []
+    real_ir = TK._ir_template
+    monkeypatch.setattr(TK, "_ir_template", lambda *a: built.append(1) or real_ir(*a))
+
+    shape = (1, 64, 14, 14)
+    layer = SparseConv2d(w, None, 1, 0, 1, cache=str(tmp_path), assemble=True)
+    rep = LayerReport("c", "conv2d", "converted", 0.9, 0, shape)
+    layer.kernel_for(shape)
+    TT.tune_layers([(rep, None, layer, shape)], str(tmp_path), progress=False, jobs=2)
+    assert not built  # the table kernels came from the workers through the cache
+    assert rep.tuned["layout"] == "table" and rep.tuned["block"] == 1024
+    assert rep.tuned["table"] == {"tile_k": 16, "slices": 8, "tile_p": 196}
+    assert isinstance(layer.kernel_for(shape), TK.TableConvKernel)

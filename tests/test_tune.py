@@ -129,3 +129,50 @@ def test_a_large_layer_is_tuned_over_its_smallest_group_sizes_and_one_budget():
     tiles, few = candidate_tile_configs(b64), candidate_tile_configs(b64, nnz=LARGE_NNZ + 1)
     assert few == [c for c in tiles if c[0] == max(gs for gs, *_ in tiles)] and few != tiles
     assert [c for c in _configs(conv2d_nchw, b64, None, None, None, LARGE_NNZ + 1) if c[2]] == few
+
+
+def test_a_large_1x1_layer_is_also_timed_in_the_table_layout(monkeypatch, tmp_path):
+    """autotune with the GPU's parts stood in for: a large 1x1 layer's table candidates are
+    compiled and timed beside the immediate ones, a faster table kernel is returned (checked on
+    the CPU against float64), and the stored choice reloads as the same table kernel."""
+    import numpy as np
+
+    import irprune.launch as L
+    import irprune.tune as T
+    from irprune.cache import DiskCache
+    from irprune.host_exec import run_on_host
+    from irprune.reference import conv2d_reference, prune_random
+    from irprune.table_kernel import TableConvKernel
+    from irprune.table_layout import THREADS, TableConfig
+
+    monkeypatch.setattr(T, "device_id", lambda: "stand-in GPU sm_90")
+    monkeypatch.setattr(L, "_require_gpu", lambda: None)
+    w = prune_random((256, 64, 1, 1), 0.9, seed=3)
+    shape = (1, 64, 14, 14)
+    g = ConvGeometry.from_weight(w.shape, shape)
+    nnz = int(np.count_nonzero(w))
+    assert T.candidate_table_configs(w, g, "sm_90", nnz=nnz) == []  # 1,638 nonzeros: not large
+    monkeypatch.setattr(T, "LARGE_NNZ", nnz - 1)
+    (tc,) = T.candidate_table_configs(w, g, "sm_90", nnz=nnz)  # 16 x 8 blocks of 16 channels
+    assert tc == TableConfig(16, 8, 196)
+    assert T.candidate_table_configs(w, g, "sm_90", relu=True, nnz=nnz) == []  # atomics
+
+    def made_up_us(k):  # the table kernel with the most threads is the fastest
+        return 1.0 - k.block / 1e4 if isinstance(k, TableConvKernel) else 2.0
+    kw = dict(cpu="sm_90", cache=DiskCache(tmp_path), group_sizes=(8,), slices=(1,), tiles=False,
+              register_caps=(None,), groups_per_block=(1,), measure=made_up_us)
+    k, table = autotune(conv2d_nchw, w, shape, **kw)
+    assert [c.layout for c in table].count("table") == len(THREADS)
+    assert isinstance(k, TableConvKernel) and (k.config, k.block) == (tc, max(THREADS))
+    assert k.stats["tuned"]["layout"] == "table" and not k.stats["tuned"]["cached"]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    ref = conv2d_reference(x.astype(np.float64), w.astype(np.float64), 1, 0)
+    k.block = 32  # a launch choice: the same tables, with fewer host threads to emulate
+    assert np.abs(run_on_host(k, x) - ref).max() / np.abs(ref).max() < 1e-5
+    k2, table2 = autotune(conv2d_nchw, w, shape, **kw)
+    assert table2 == [] and k2.stats["tuned"]["cached"]
+    assert isinstance(k2, TableConvKernel) and (k2.config, k2.block) == (tc, max(THREADS))
+    # tables=False: the immediate kernel only, under a choice of its own
+    k3, table3 = autotune(conv2d_nchw, w, shape, tables=False, **kw)
+    assert table3 and {c.layout for c in table3} == {"immediate"}
+    assert not isinstance(k3, TableConvKernel)

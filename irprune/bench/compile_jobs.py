@@ -2,7 +2,8 @@
 
 Phase one builds each (layer, batch) IR template once; phase two compiles
 every (layer, batch, sparsity) kernel, each worker loading its IR template
-from the cache, and assembles it with ptxas when one is found. Workers are
+from the cache (a table-layout kernel builds its own), and assembles it with
+ptxas when one is found. Workers are
 spawned processes that never touch the GPU. The timing process then loads
 every kernel from the cache (that load is the "cached" compile time).
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..table_layout import TableConfig
 from .suites import Layer
 
 
@@ -30,11 +32,12 @@ class CompileJob:
     slices: int = 1
     tile: tuple[int, int] | None = None  # (rows, chunk): the built-in row-tile template
     max_registers: int | None = None  # a register budget (irprune.register_budget)
+    table: TableConfig | None = None  # the table layout (irprune.table_layout) instead
 
     @property
     def config(self) -> tuple:
-        """(group size, slices, tile, register budget): what the kernel is compiled with."""
-        return (self.group_size, self.slices, self.tile, self.max_registers)
+        """(group size, slices, tile, register budget, table): what the kernel is compiled with."""
+        return (self.group_size, self.slices, self.tile, self.max_registers, self.table)
 
 
 def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
@@ -74,6 +77,12 @@ def run_job(job: CompileJob) -> dict:
                                    tile=job.tile)
             return {"ok": True, "seconds": time.perf_counter() - t0, "timings": irt.timings}
         w = bench_weights(layer, job.sparsity, job.seed)
+        if job.table is not None:
+            from ..table_kernel import compile_table_conv2d
+
+            k = compile_table_conv2d(w, g.input_shape, job.table, stride=layer.stride,
+                                     cache=cache, assemble=_have_ptxas())
+            return {"ok": True, "seconds": time.perf_counter() - t0, "stats": k.stats}
         k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
                          group_size=gs, slices=job.slices, tile=job.tile, cache=cache,
                          assemble=_have_ptxas(), max_registers=job.max_registers)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..llvm_opt import DEFAULT_CPU
+from ..table_layout import TableConfig
 from .code_fetch import code_floor_us
 from .compile_jobs import CompileJob, bench_nnz, bench_weights, compile_all
 from .impls import IMPLS
@@ -194,7 +196,9 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
 
             def tick(job, res):
                 prog.advance(task)
-                what = f"{job.layer.name} b{job.batch} g{job.group_size} x{job.slices} " + (
+                what = f"{job.layer.name} b{job.batch} " + (
+                    f"{job.table.describe()} " if job.table else
+                    f"g{job.group_size} x{job.slices} ") + (
                     f"tile {job.tile[0]}x{job.tile[1]} " if job.tile else "") + (
                     f"maxnreg {job.max_registers} " if job.max_registers else "") + (
                     "IR template" if job.sparsity is None else f"s{job.sparsity}")
@@ -253,12 +257,13 @@ def compile_plan(cfg: BenchConfig, units: list[Unit], cache_dir: str
             if why:
                 refused[(u.layer.name, u.batch, s)] = why
                 continue
-            for gs, sl, tile, cap in configs(cfg, u, s):
-                if (gs, sl, tile) not in templated:  # one IR template serves every budget
+            for gs, sl, tile, cap, table in configs(cfg, u, s):
+                # One IR template serves every budget (a table kernel builds its own).
+                if table is None and (gs, sl, tile) not in templated:
                     templated.add((gs, sl, tile))
                     jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl, tile))
                 jobs.append(CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir,
-                                       gs, sl, tile, cap))
+                                       gs, sl, tile, cap, table))
     return jobs, refused
 
 
@@ -286,7 +291,8 @@ def load_choices(path: str) -> dict:
     commit = doc.get("environment", {}).get("commit")
     out = {}
     for r in doc.get("records", []):
-        if r.get("impl") == "irprune" and r.get("status") == "ok" and r.get("group_size"):
+        if r.get("impl") == "irprune" and r.get("status") == "ok" and (
+                r.get("group_size") or r.get("layout") == "table"):
             out[(r["layer"], r["batch"], r["sparsity"])] = dict(r, commit=commit)
     if not out:
         raise ValueError(f"{path} has no timed irprune record to take choices from")
@@ -301,25 +307,45 @@ def _choice(cfg: BenchConfig, u: Unit, sparsity: float) -> dict | None:
     return cfg._choices.get((u.layer.name, u.batch, sparsity))
 
 
-def configs(cfg: BenchConfig, u: Unit, sparsity: float
-            ) -> list[tuple[int, int, tuple[int, int] | None, int | None]]:
-    """The (group size, slices, tile, register budget) configurations compiled for a unit at
-    ``sparsity``: an earlier run's choice (``choices_from``), else the tuner's candidates, each
-    with its register budgets, or the default."""
+def configs(cfg: BenchConfig, u: Unit, sparsity: float) -> list[tuple]:
+    """The (group size, slices, tile, register budget, table) configurations compiled for a unit
+    at ``sparsity`` (``table`` a TableConfig for a table-layout kernel, whose group size is
+    None, else None): an earlier run's choice (``choices_from``), else the tuner's candidates,
+    each with its register budgets, and the table layout's for a large 1x1 layer, or the
+    default. A choice made before the table layout existed (its record has no ``layout``) is
+    timed beside the table candidates, which its run did not have."""
     from ..register_budget import DEFAULT_MAX_REGISTERS
     from ..template import default_group_size
     from ..tune import candidate_configs, candidate_register_caps
 
     chosen = _choice(cfg, u, sparsity)
     if chosen is not None:
+        if chosen.get("layout") == "table":
+            return [(None, chosen["slices"], None, None, TableConfig(**chosen["table"]))]
         tile = tuple(chosen["tile"]) if chosen.get("tile") else None
-        return [(chosen["group_size"], chosen["slices"], tile, chosen["max_registers"])]
+        mine = [(chosen["group_size"], chosen["slices"], tile, chosen["max_registers"], None)]
+        return mine + (table_configs(u, sparsity) if "layout" not in chosen else [])
     g = u.layer.geometry(u.batch)
     if not cfg.tune:  # what irprune.conv2d gives untuned
-        return [(default_group_size(g), 1, None, DEFAULT_MAX_REGISTERS)]
+        return [(default_group_size(g), 1, None, DEFAULT_MAX_REGISTERS, None)]
     nnz = bench_nnz(u.layer, sparsity)
-    return [(gs, sl, tile, cap) for gs, sl, tile in candidate_configs(g, nnz=nnz)
-            for cap in candidate_register_caps(tile, nnz)]
+    return [(gs, sl, tile, cap, None) for gs, sl, tile in candidate_configs(g, nnz=nnz)
+            for cap in candidate_register_caps(tile, nnz)] + table_configs(u, sparsity)
+
+
+def table_configs(u: Unit, sparsity: float) -> list[tuple]:
+    """The tuner's table-layout candidates (irprune.tune.candidate_table_configs) of a unit at
+    ``sparsity``, as :func:`configs` entries (none for a layer that is not large and 1x1)."""
+    from ..table_layout import table_problem
+    from ..tune import candidate_table_configs, is_large
+
+    g = u.layer.geometry(u.batch)
+    nnz = bench_nnz(u.layer, sparsity)
+    if not is_large(nnz) or table_problem(g, DEFAULT_CPU):  # no weights to draw
+        return []
+    w = bench_weights(u.layer, sparsity, weight_seed(u.layer, sparsity))
+    return [(None, c.slices, None, None, c)
+            for c in candidate_table_configs(w, g, DEFAULT_CPU, nnz=nnz)]
 
 
 #: The implementations that are models of a time, not kernels.
@@ -428,8 +454,9 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             rec["status"] = "refused"
             rec["error"] = refused[(layer.name, u.batch, sp)]
             return None
+        from ..table_kernel import compile_table_conv2d
         from ..template import default_group_size
-        from ..tune import finalists, launch_shapes, template_for
+        from ..tune import finalists, launch_shapes, table_blocks, template_for
 
         g = layer.geometry(u.batch)
         sizes = configs(cfg, u, sp)
@@ -442,19 +469,27 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             return None
         entries = []
         table = []
-        for gs, sl, tile, cap in sizes:
-            res = compiled[(layer.name, u.batch, sp, gs, sl, tile, cap)]
+        if chosen is not None:
+            rec["choice_from"] = {"file": cfg.choices_from, "commit": chosen.get("commit") or None}
+        for gs, sl, tile, cap, tc in sizes:
+            res = compiled[(layer.name, u.batch, sp, gs, sl, tile, cap, tc)]
             t0 = time.perf_counter()
-            k = template_for(tmpl, tile).compile(
-                w, g.input_shape, stride=layer.stride, padding=layer.padding, group_size=gs,
-                slices=sl, tile=tile, cache=DiskCache(cache_dir), max_registers=cap)
+            if tc is not None:
+                k = compile_table_conv2d(w, g.input_shape, tc, stride=layer.stride,
+                                         cache=DiskCache(cache_dir))
+            else:
+                k = template_for(tmpl, tile).compile(
+                    w, g.input_shape, stride=layer.stride, padding=layer.padding, group_size=gs,
+                    slices=sl, tile=tile, cache=DiskCache(cache_dir), max_registers=cap)
             cached_s = time.perf_counter() - t0
             if not k.registers and len(sizes) > 1:
                 k.ptxas()  # the register count decides which blocks can launch
-            if chosen is not None:  # the earlier run's launch shape, not timed again here
+            if chosen is not None and (tc is not None) == (chosen.get("layout") == "table"):
+                # the earlier run's launch shape, not timed again here
                 shapes = ((chosen["block"], chosen.get("groups_per_block", 1)),)
-                rec["choice_from"] = {"file": cfg.choices_from,
-                                      "commit": chosen.get("commit") or None}
+            elif tc is not None:
+                shapes = tuple((b, 1) for b in table_blocks(k)) if len(sizes) > 1 else (
+                    (k.block, 1),)
             else:
                 shapes = launch_shapes(k) if len(sizes) > 1 else ((k.block, 1),)
             for b, m in shapes:
@@ -462,7 +497,9 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
                 fn = I.irprune_run(inp, k)
                 us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us
                       if len(sizes) > 1 else 0.0)
-                table.append({"group_size": gs, "slices": sl, "tile": tile, "max_registers": cap,
+                table.append({"layout": "table" if tc else "immediate", "group_size": gs,
+                              "slices": sl, "tile": tile, "max_registers": cap,
+                              "table": tc.__dict__ if tc else None,
                               "block": b, "groups_per_block": m, "median_us": round(us, 3)})
                 entries.append((us, (k, b, m, res, cached_s, table[-1])))
 
@@ -485,10 +522,13 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
                           "from_cache": bool(k.stats.get("cached")),
                           **{f"{n}_s": s.get(n) for n in ("numba", "bind", "unroll", "passes", "ptx", "ptxas")}}
         rec["fma_ptx"] = k.stats["fma_ptx"]
-        rec["group_size"] = k.group_size
-        rec["slices"] = k.slices
+        table_k = best[5]["table"] is not None
+        rec["layout"] = best[5]["layout"]
+        rec["table"] = best[5]["table"]
+        rec["group_size"] = None if table_k else k.group_size
+        rec["slices"] = k.config.slices if table_k else k.slices
         rec["tile"] = list(k.tile) if k.tile else None
-        rec["max_registers"] = k.max_registers
+        rec["max_registers"] = None if table_k else k.max_registers
         rec["block"] = b
         rec["groups_per_block"] = m
         rec["default_group_size"] = default_group_size(g)

@@ -16,15 +16,16 @@ def test_a_tuned_run_compiles_each_configuration_with_each_budget_and_one_templa
     assert not refused
     for u in units:
         cfgs = configs(cfg, u, 0.9)
-        pixel = {(gs, sl) for gs, sl, tile, _ in cfgs if tile is None}
-        tiles = {(gs, tile) for gs, _, tile, _ in cfgs if tile is not None}
+        assert all(table is None for *_, table in cfgs)  # 3x3 layers: no table layout
+        pixel = {(gs, sl) for gs, sl, tile, _, _ in cfgs if tile is None}
+        tiles = {(gs, tile) for gs, _, tile, _, _ in cfgs if tile is not None}
         assert pixel and tiles  # 50,176 output pixels at batch 64: row tiles are candidates
-        assert {cap for *_, tile, cap in cfgs if tile is None} == set(CANDIDATES)
-        assert all(cap is None for *_, tile, cap in cfgs if tile is not None)
+        assert {cap for *_, tile, cap, _ in cfgs if tile is None} == set(CANDIDATES)
+        assert all(cap is None for *_, tile, cap, _ in cfgs if tile is not None)
         mine = [j for j in jobs if j.layer.name == u.layer.name]
         templates = [j for j in mine if j.sparsity is None]
         kernels = [j for j in mine if j.sparsity is not None]
-        assert len(templates) == len({(gs, sl, tile) for gs, sl, tile, _ in cfgs})
+        assert len(templates) == len({(gs, sl, tile) for gs, sl, tile, _, _ in cfgs})
         assert len(kernels) == 2 * len(cfgs)  # two sparsities
 
 
@@ -33,10 +34,10 @@ def test_an_untuned_run_compiles_what_irprune_conv2d_gives():
                       tune=False)
     (u,) = plan(cfg)
     gs = default_group_size(u.layer.geometry(1))
-    assert configs(cfg, u, 0.9) == [(gs, 1, None, DEFAULT_MAX_REGISTERS)]
+    assert configs(cfg, u, 0.9) == [(gs, 1, None, DEFAULT_MAX_REGISTERS, None)]
     jobs, _ = compile_plan(cfg, [u], "/tmp/x")
     assert [(j.sparsity, j.config) for j in jobs] == [
-        (None, (gs, 1, None, None)), (0.9, (gs, 1, None, DEFAULT_MAX_REGISTERS))]
+        (None, (gs, 1, None, None, None)), (0.9, (gs, 1, None, DEFAULT_MAX_REGISTERS, None))]
 
 
 def test_layers_over_max_nnz_or_max_weights_are_refused_with_the_reason():
@@ -65,11 +66,16 @@ def test_a_large_layer_compiles_fewer_configurations_with_one_budget():
     small, large = plan(cfg)
     assert bench_nnz(small.layer, 0.9) < LARGE_NNZ < bench_nnz(large.layer, 0.9)
     got, full = configs(cfg, large, 0.9), configs(cfg, small, 0.9)
-    assert {cap for *_, cap in got} == set(LARGE_REGISTER_CAPS)
-    assert {cap for *_, cap in full} == set(CANDIDATES)
-    assert sorted({gs for gs, *_ in got}) == [2, 4, 8, 16] and LARGE_GROUP_SIZES == 4
-    assert {sl for _, sl, *_ in got} == {1, 2}
-    assert len(got) == 8 < len(full)
+    imm = [c for c in got if c[4] is None]
+    assert {cap for *_, cap, _ in imm} == set(LARGE_REGISTER_CAPS)
+    assert {cap for *_, cap, _ in full} == set(CANDIDATES)
+    assert sorted({gs for gs, *_ in imm}) == [2, 4, 8, 16] and LARGE_GROUP_SIZES == 4
+    assert {sl for _, sl, *_ in imm} == {1, 2}
+    assert len(imm) == 8 < len(full)
+    # the large 1x1 layer is also timed in the table layout, the small one is not
+    tables = [c[4] for c in got if c[4] is not None]
+    assert tables and all(c[:4] == (None, c[4].slices, None, None) for c in got if c[4])
+    assert all(t is None for *_, t in full)
 
 
 def _choices_file(tmp_path, records):
@@ -89,12 +95,12 @@ def test_choices_from_an_earlier_run_compile_only_that_runs_configuration(tmp_pa
     cfg = BenchConfig(suites=["resnet50"], layers=["l1_1x1_64_64", "l1_1x1_64_256"],
                       batches=(1,), sparsities=(0.9,), choices_from=path)
     u64, u256 = plan(cfg)
-    assert configs(cfg, u64, 0.9) == [(32, 1, None, 128)]
+    assert configs(cfg, u64, 0.9) == [(32, 1, None, 128, None)]
     # A layer the earlier run did not time is tuned as usual.
     assert len(configs(cfg, u256, 0.9)) > 1
     jobs, _ = compile_plan(cfg, [u64], "/tmp/x")
-    assert [(j.sparsity, j.config) for j in jobs] == [(None, (32, 1, None, None)),
-                                                      (0.9, (32, 1, None, 128))]
+    assert [(j.sparsity, j.config) for j in jobs] == [(None, (32, 1, None, None, None)),
+                                                      (0.9, (32, 1, None, 128, None))]
 
 
 def test_a_choices_file_without_irprune_rows_or_unreadable_fails_in_one_line(tmp_path):
@@ -107,3 +113,53 @@ def test_a_choices_file_without_irprune_rows_or_unreadable_fails_in_one_line(tmp
         load_choices(path)
     with pytest.raises(ValueError, match="cannot read choices from"):
         load_choices(str(tmp_path / "missing.json"))
+
+
+def test_a_choice_from_before_the_table_layout_is_timed_beside_the_table_candidates(tmp_path):
+    """A record with no ``layout`` predates the table layout: a large 1x1 layer's earlier choice
+    is compiled with this commit's table candidates (its run never timed them); a record that
+    chose a table kernel compiles only that one, with no IR template job."""
+    from irprune.table_layout import TableConfig
+
+    old = {"suite": "mobilenet1x1", "layer": "pw_1024_1024_7", "batch": 1, "sparsity": 0.9,
+           "impl": "irprune", "status": "ok", "group_size": 8, "slices": 1, "tile": None,
+           "max_registers": 128, "block": 64, "groups_per_block": 2}
+    cfg = BenchConfig(suites=["mobilenet1x1"], layers=["pw_1024_1024_7"], batches=(1,),
+                      sparsities=(0.9,), choices_from=_choices_file(tmp_path, [old]))
+    (u,) = plan(cfg)
+    got = configs(cfg, u, 0.9)
+    assert got[0] == (8, 1, None, 128, None)
+    assert len(got) > 1 and all(isinstance(c[4], TableConfig) for c in got[1:])
+    # the same choice recorded by a run that had the table layout: nothing added
+    newer = dict(old, layout="immediate", table=None)
+    cfg = BenchConfig(suites=["mobilenet1x1"], layers=["pw_1024_1024_7"], batches=(1,),
+                      sparsities=(0.9,), choices_from=_choices_file(tmp_path, [newer]))
+    assert configs(cfg, u, 0.9) == [(8, 1, None, 128, None)]
+    chose_table = dict(old, layout="table", group_size=None, slices=4, max_registers=None,
+                       table={"tile_k": 32, "slices": 4, "tile_p": 49}, block=512)
+    cfg = BenchConfig(suites=["mobilenet1x1"], layers=["pw_1024_1024_7"], batches=(1,),
+                      sparsities=(0.9,), choices_from=_choices_file(tmp_path, [chose_table]))
+    t = TableConfig(32, 4, 49)
+    assert configs(cfg, u, 0.9) == [(None, 4, None, None, t)]
+    jobs, _ = compile_plan(cfg, [u], "/tmp/x")
+    assert [(j.sparsity, j.config) for j in jobs] == [(0.9, (None, 4, None, None, t))]
+
+
+def test_a_table_job_compiles_a_table_kernel_in_the_worker(tmp_path):
+    """run_job of a table configuration: the table kernel lands in the disk cache, where the
+    timing process loads it."""
+    from irprune.bench.compile_jobs import CompileJob, bench_weights, run_job
+    from irprune.cache import DiskCache
+    from irprune.table_kernel import compile_table_conv2d
+    from irprune.table_layout import TableConfig
+
+    cfg = BenchConfig(suites=["resnet50"], layers=["l3_1x1_1024_256"], batches=(1,),
+                      sparsities=(0.9,))
+    (u,) = plan(cfg)
+    t = TableConfig(16, 8, 196)
+    res = run_job(CompileJob(u.layer, 1, 0.9, 7, str(tmp_path), None, 8, None, None, t))
+    assert res["ok"], res.get("error")
+    assert res["stats"]["layout"] == "table" and res["stats"]["config"]["slices"] == 8
+    w = bench_weights(u.layer, 0.9, 7)
+    k = compile_table_conv2d(w, u.layer.geometry(1).input_shape, t, cache=DiskCache(tmp_path))
+    assert k.stats["cached"] and k.stats["fma_ptx"] >= 1

@@ -100,6 +100,43 @@ def test_a_run_can_time_an_earlier_runs_choice_without_tuning(tmp_path):
     assert "process_us" not in fp32  # one process asked for
 
 
+def test_a_large_1x1_layer_is_timed_in_the_table_layout_and_a_table_choice_replays(
+        tmp_path, monkeypatch):
+    """A choice recorded before the table layout is timed beside the table candidates (the
+    layer made large by lowering irprune.tune.LARGE_NNZ); a recorded table choice is compiled,
+    checked against float64 and timed as the only irprune kernel."""
+    pytest.importorskip("torch", reason="the benchmark's baselines need PyTorch")
+    import json
+
+    import irprune.tune as T
+    from irprune.bench.runner import BenchConfig, run
+
+    monkeypatch.setattr(T, "LARGE_NNZ", 1000)
+    old = {"suite": "resnet50", "layer": "l3_1x1_256_1024", "batch": 1, "sparsity": 0.9,
+           "impl": "irprune", "status": "ok", "group_size": 8, "slices": 1, "tile": None,
+           "max_registers": 128, "block": 64, "groups_per_block": 1}
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps({"environment": {"commit": "abc123"}, "records": [old]}))
+    kw = dict(suites=["resnet50"], layers=["l3_1x1_256_1024"], batches=(1,), sparsities=(0.9,),
+              impls=("irprune",), jobs=8, target_ms=2, repeats=3, baseline_processes=1)
+    doc = run(BenchConfig(choices_from=str(path), **kw), log=print)
+    rec = doc["records"][0]
+    assert rec["status"] == "ok" and rec["rel_err"] < 1e-5, rec
+    layouts = [t["layout"] for t in rec["tuning"]]
+    assert layouts.count("immediate") == 1 and layouts.count("table") >= 2
+    assert all(t["median_us"] > 0 for t in rec["tuning"])
+    tables = [t for t in rec["tuning"] if t["layout"] == "table"]
+    assert {t["block"] for t in tables} == set(T.TABLE_THREADS)
+    pick = dict(tables[0], impl="irprune", status="ok", suite="resnet50",
+                layer="l3_1x1_256_1024", batch=1, sparsity=0.9)
+    path.write_text(json.dumps({"environment": {"commit": "def456"}, "records": [pick]}))
+    doc = run(BenchConfig(choices_from=str(path), **kw), log=print)
+    rec = doc["records"][0]
+    assert rec["status"] == "ok" and rec["rel_err"] < 1e-5, rec
+    assert (rec["layout"], rec["table"], rec["block"]) == ("table", pick["table"], pick["block"])
+    assert rec["group_size"] is None and "tuning" not in rec and rec["median_us"] > 0
+
+
 def test_the_code_fetch_kernel_runs_and_takes_longer_than_an_empty_one():
     pytest.importorskip("torch", reason="the benchmark's timing needs PyTorch")
     from irprune.bench.code_fetch import fetch_rate, measure_fetch

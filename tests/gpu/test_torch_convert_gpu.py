@@ -134,10 +134,11 @@ def test_a_tuned_conversion_keeps_each_layers_fastest_kernel_and_pytorchs_result
     for name, r in rep.items():
         k = getattr(c, name).kernel_for((2, *r.input_shape[1:]) if name != "fc"
                                         else (2, r.input_shape[1], 1, 1))
-        assert r.tuned == {"group_size": k.group_size, "slices": k.slices, "tile": k.tile,
+        assert r.tuned == {"layout": "immediate", "group_size": k.group_size,
+                           "slices": k.slices, "tile": k.tile,
                            "max_registers": k.max_registers, "block": k.block,
-                           "groups_per_block": k.groups_per_block}, name
-        assert k.stats["tuned"]["table"], name  # every candidate was timed
+                           "groups_per_block": k.groups_per_block, "table": None}, name
+        assert k.stats["tuned"]["candidates"], name  # every candidate was timed
     with torch.no_grad():
         ref, got = m(x), c(x)
     assert _rel(got, ref) < 1e-5
@@ -150,3 +151,31 @@ def test_a_tuned_conversion_keeps_each_layers_fastest_kernel_and_pytorchs_result
             assert k.stats["tuned"]["cached"]
     with torch.no_grad():
         assert _rel(again(x), ref) < 1e-5
+
+
+def test_a_tuned_conversion_runs_a_table_kernel_chosen_for_a_large_1x1_layer(tmp_path,
+                                                                              monkeypatch):
+    """A 1x1 layer made large (irprune.tune.LARGE_NNZ lowered), with the timing made to favour
+    the table layout: the converted model runs the table kernel through launch_torch and
+    matches PyTorch."""
+    import torch.nn.utils.prune as prune
+
+    import irprune.table_kernel as TK
+    import irprune.tune as T
+    from irprune.torch_convert import convert
+
+    _fp32()
+    monkeypatch.setattr(T, "LARGE_NNZ", 1000)
+    real = T.autotune
+    monkeypatch.setattr(T, "autotune", lambda *a, **kw: real(*a, measure=lambda k: (
+        1.0 if isinstance(k, TK.TableConvKernel) else 2.0), **kw))
+    conv = torch.nn.Conv2d(256, 512, 1, bias=True)
+    prune.l1_unstructured(conv, "weight", amount=0.9)
+    m = torch.nn.Sequential(conv).cuda()
+    x = torch.randn(2, 256, 14, 14, device="cuda")
+    c = convert(m, x, cache=tmp_path, progress=False, jobs=8, tune=True)
+    (r,) = [r for r in c.irprune_report if r.status == "converted"]
+    assert r.tuned["layout"] == "table", r.tuned
+    assert isinstance(getattr(c, r.name).kernel_for(tuple(x.shape)), TK.TableConvKernel)
+    with torch.no_grad():
+        assert _rel(c(x), m(x)) < 1e-5

@@ -79,3 +79,26 @@ def test_any_block_size_computes_the_same(block):
     k = conv2d_nchw.compile(w, x.shape, padding=1, group_size=8, cache=False)
     k.block = block
     assert rel_err(run_poisoned(k, x), conv2d_reference(x, w, 1, 1)) < 1e-5
+
+
+def test_autotune_times_the_table_layout_of_a_large_1x1_layer(tmp_path, monkeypatch):
+    """With the layer made large (irprune.tune.LARGE_NNZ lowered) the table candidates are
+    timed on the GPU beside the immediate one; whichever wins is correct and reloads."""
+    import irprune.tune as T
+    from irprune.table_layout import THREADS
+
+    w = prune_random((512, 256, 1, 1), 0.9, seed=11)
+    x = np.random.default_rng(3).standard_normal((1, 256, 14, 14)).astype(np.float32)
+    monkeypatch.setattr(T, "LARGE_NNZ", 1000)
+    cache = DiskCache(tmp_path)
+    kw = dict(cache=cache, group_sizes=(8,), slices=(1,), tiles=False, register_caps=(128,))
+    k, table = autotune(conv2d_nchw, w, x.shape, **kw)
+    tables = [c for c in table if c.layout == "table"]
+    assert {c.block for c in tables} == set(THREADS) and len(tables) >= 2 * len(THREADS)
+    assert all(c.median_us > 0 for c in table)
+    ref = conv2d_reference(x, w, 1, 0)
+    assert rel_err(run_poisoned(k, x), ref) < 1e-5
+    k2, table2 = autotune(conv2d_nchw, w, x.shape, **kw)
+    assert table2 == [] and k2.stats["tuned"]["cached"]
+    assert k2.stats["tuned"]["layout"] == k.stats["tuned"]["layout"] and k2.block == k.block
+    assert rel_err(run_poisoned(k2, x), ref) < 1e-5
