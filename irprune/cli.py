@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IrpruneError
+from .errors import IrpruneError, ValidationError
 from .register_budget import DEFAULT_MAX_REGISTERS
 
 STAGES = ("nvvm", "llvm", "llvm-pruned", "ptx")
@@ -58,13 +58,34 @@ def _compile_from_args(args, cache=None):
 
     w = _load_npy(args.weights, "weights")
     bias = _load_npy(args.bias, "bias") if args.bias else None
+    if args.table is not None:
+        return _compile_table(args, w, bias, cache)
     return conv2d(w, args.input_shape, stride=args.stride, padding=args.padding, bias=bias,
                   relu=args.relu, group_size=args.group_size, cpu=args.arch, cache=cache,
                   slices=args.slices, tile=args.tile, max_registers=args.max_registers)
 
 
+def _compile_table(args, w, bias, cache):
+    """The table-layout kernel ``--table TILE_K,SLICES,TILE_P`` asks for (1x1 layers)."""
+    from .table_kernel import compile_table_conv2d
+    from .table_layout import TableConfig
+
+    if len(args.table) != 3:
+        raise ValidationError("--table takes 3 numbers TILE_K,SLICES,TILE_P", stage="cli")
+    clash = [f for f, on in (("--group-size", args.group_size is not None),
+                             ("--slices", args.slices != 1), ("--tile", args.tile is not None),
+                             ("--padding", args.padding != 0)) if on]
+    if clash:
+        raise ValidationError(f"--table is a layout of its own: drop {', '.join(clash)} (its "
+                              "slices are the second number of --table)", stage="cli")
+    return compile_table_conv2d(w, args.input_shape, TableConfig(*args.table), stride=args.stride,
+                                bias=bias, relu=args.relu, cpu=args.arch, cache=cache)
+
+
 def cmd_compile(args) -> int:
     k = _compile_from_args(args)
+    if args.emit not in k.asm:  # a table kernel from the disk cache keeps its last stages only
+        k = _compile_from_args(args, cache=False)
     text = k.asm[args.emit]
     if args.output in (None, "-"):
         sys.stdout.write(text)
@@ -160,6 +181,10 @@ def _layer_args(c) -> None:
                    help=f"register budget for ptxas, 24..255, or 'none' to let ptxas choose "
                         f"(default {DEFAULT_MAX_REGISTERS})")
     c.add_argument("--arch", default="sm_90", help="GPU architecture (default sm_90)")
+    c.add_argument("--table", type=_dims, default=None, metavar="TILE_K,SLICES,TILE_P",
+                   help="the table layout (1x1 layers; irprune.table_layout): the weights as "
+                        "(offset, weight) tables in the module, TILE_K output channels by "
+                        "1/SLICES of the input channels by TILE_P pixels a block")
 
 
 def cmd_inspect(args) -> int:

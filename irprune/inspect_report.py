@@ -30,6 +30,16 @@ def _print_ir(con: Console, text: str, lexer: str = "llvm") -> None:
 def _chain_text(ch: dict) -> str:
     idx = "(" + ", ".join(map(str, ch["index"])) + ")"
     lines = [f"; weight {idx} = {ch['value']!r}" + (" (zero: pruned)" if ch["pruned"] else "")]
+    if ch.get("layout") == "table":
+        where = (f"block {ch['block']} (grid x {ch['grid'][0]}, y {ch['grid'][1]}), "
+                 f"output-channel row {ch['row']}")
+        if ch["slot"] is None:
+            lines.append(f";   no pair in {where}: a zero weight is not stored")
+        else:
+            off, bits = ch["words"]
+            lines.append(f";   pair {ch['slot']} of {where}: input offset {off}, weight bits "
+                         f"{bits & 0xFFFFFFFF:#010x} (embedded by embed-tables)")
+        return "\n".join(lines)
     for t in ch["template"]:
         lines.append(";   in the IR template:")
         for key in ("address", "load", "inputs", "multiplies", "accumulates"):
@@ -90,6 +100,21 @@ def report(k, args) -> int:
     t = Table(title=f"irprune: {s['layer']}", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value", justify="right")
+    if s.get("layout") == "table":
+        rows = [
+            ("weights / nnz", f"{s['weights']:,} / {s['nnz']:,} ({s['sparsity']:.1%} zero)"),
+            ("layout", s["config"]),
+            ("table blocks / bytes", f"{s['table_blocks']:,} / {s['table_bytes']:,}"),
+            ("shared memory a block", f"{s['shared_bytes']:,} bytes"),
+            ("fma.rn.f32 in PTX", f"{s['fma']:,}"),
+            ("PTX lines", f"{s['ptx_lines']:,}"),
+            ("registers / spill bytes", f"{s['registers']} / {s['spill_bytes']}"),
+            ("code bytes (SASS)", f"{s['code_bytes']:,}"),
+        ]
+        for r in rows:
+            t.add_row(*r)
+        con.print(t)
+        return 0
     rows = [
         ("weights / nnz", f"{s['weights']:,} / {s['nnz']:,} ({s['sparsity']:.1%} zero)"),
         ("channel groups", f"{s['groups']} x {s['group_size']} channels"),

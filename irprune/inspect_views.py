@@ -77,8 +77,11 @@ def text_section_bytes(cubin: bytes) -> int:
 
 
 def summary(k: SparseConvKernel, with_ptxas: bool = True) -> dict:
-    """Weights, nnz, per-pass removals, loads, FMAs, PTX lines, code bytes, registers."""
+    """Weights, nnz, per-pass removals, loads, FMAs, PTX lines, code bytes, registers (for a
+    table kernel: its configuration, table and shared-memory bytes instead of removals)."""
     s = k.stats
+    if is_table(k):
+        return _table_summary(k, with_ptxas)
     passes = {name: {"removed": st.get("removed", 0), "seconds": st.get("seconds")}
               for name, st in s["passes"].items()}
     tmpl, pruned = k.asm["llvm"], k.asm["llvm-pruned"]
@@ -122,13 +125,27 @@ def _lines_named(text: str, names: set[str], literal: str) -> list[str]:
     return out
 
 
+def is_table(k) -> bool:
+    """Whether ``k`` is a table-layout kernel (irprune.table_kernel): weights as data."""
+    from .table_kernel import TableConvKernel
+
+    return isinstance(k, TableConvKernel)
+
+
 def weight_chain(k: SparseConvKernel, k_: int, c: int, r: int, s: int) -> dict:
-    """The chain trace-weight-uses attributes to weight (k, c, r, s), and what is left of it."""
+    """The chain trace-weight-uses attributes to weight (k, c, r, s), and what is left of it;
+    for a table kernel, where the weight's (offset, weight) pair sits in its tables."""
     shape = k.geometry.weight_shape
     idx = (k_, c, r, s)
     if any(not 0 <= i < d for i, d in zip(idx, shape)):
         raise ValidationError(f"weight index {idx} is outside the weight's shape {shape}",
                               stage="inspect")
+    if is_table(k):
+        from .table_layout import pair_of
+
+        value = float(k.weight.reshape(shape)[idx])
+        return {"index": list(idx), "value": value, "pruned": value == 0.0, "layout": "table",
+                **pair_of(k.weight, k.config, k_, c)}
     group, prefix, tidx = k.template_index(*idx)
     ragged = group == k.groups - 1 and k.geometry.K % k.group_size
     traces = [] if ragged else k.trace.for_index(*tidx)
@@ -160,6 +177,23 @@ def diff(k: SparseConvKernel, context: int = 1) -> str:
     b = parse_module(k.parts[0].llvm).render().splitlines(keepends=True)
     name = "llvm-pruned" if len(k.parts) == 1 else f"llvm-pruned (part 0 of {len(k.parts)})"
     return "".join(difflib.unified_diff(a, b, "llvm (IR template)", name, n=context))
+
+
+def _table_summary(k, with_ptxas: bool) -> dict:
+    s = k.stats
+    blocks = (k.geometry.K // k.config.tile_k) * k.config.slices
+    out = {"layer": k.geometry.describe(), "layout": "table", "config": k.config.describe(),
+           "weights": s["weights"], "nnz": s["nnz"], "sparsity": round(s["sparsity"], 4),
+           "table_blocks": blocks, "table_bytes": 4 * blocks * (k.words + k.config.tile_k + 1),
+           "shared_bytes": k.shared_bytes, "fma": s["fma_ptx"], "ptx_lines": s["ptx_lines"],
+           "compile_seconds": s["seconds"]}
+    if with_ptxas:
+        r = k.ptxas()
+        out.update({"registers": r.registers,
+                    "spill_bytes": (r.spill_stores or 0) + (r.spill_loads or 0),
+                    "code_bytes": sum(text_section_bytes(c) for c in k.cubins),
+                    "cubin_bytes": r.code_bytes})
+    return out
 
 
 def nonzero_fraction(w: np.ndarray) -> float:

@@ -141,6 +141,26 @@ def build_tables(w: np.ndarray, config: TableConfig, bias: np.ndarray | None = N
     return Tables(pairs=pairs, rowptr=rowptr, bias=bias)
 
 
+def pair_of(w: np.ndarray, config: TableConfig, k: int, c: int) -> dict:
+    """Where weight (``k``, ``c``) of 1x1 weights ``w`` sits in ``config``'s tables (the same
+    order as :func:`build_tables`): its block (and grid x, y), its output channel's row in the
+    block, its pair's slot (None for a zero weight, which has no pair) and the pair's two
+    int32 words (input offset, weight bits)."""
+    K, C = w.shape[:2]
+    tk, ns, tp = config.tile_k, config.slices, config.tile_p
+    cs = C // ns
+    t, o, s, cl = k // tk, k % tk, c // cs, c % cs
+    w2 = np.asarray(w, np.float32).reshape(K, C)
+    cols = w2[t * tk:t * tk + o + 1, s * cs:(s + 1) * cs]
+    value = w2[k, c]
+    slot = None
+    if value != 0:
+        # pairs of the block's earlier rows, then this row's nonzeros before column cl
+        slot = int(np.count_nonzero(cols[:o]) + np.count_nonzero(cols[o, :cl]))
+    return {"block": s * (K // tk) + t, "grid": [t, s], "row": o, "slot": slot,
+            "words": None if slot is None else [cl * tp, int(np.float32(value).view(np.int32))]}
+
+
 def wide_input(g: ConvGeometry, config: TableConfig) -> bool:
     """Whether a block copies its input 8 bytes at a time: its input rows are one run (stride 1,
     the whole image in one pixel tile) that starts on 8 bytes in every image and slice (given

@@ -65,3 +65,39 @@ def test_compile_resnet_3x3_64_at_90_percent(tmp_path):
     imms = set(re.findall(r"0f[0-9A-F]{8}", ptx))
     for v in w[w != 0]:
         assert "0f%08X" % struct.unpack("<I", struct.pack("<f", float(v)))[0] in imms
+
+
+def test_the_table_layout_compiles_and_inspects_from_the_command_line(tmp_path, capsys,
+                                                                      monkeypatch):
+    """``--table`` compiles a 1x1 layer in the table layout: every stage can be emitted (also
+    after a disk-cache hit, which keeps the last stages only), the PTX reads its tables from
+    the module's constant globals, inspect shows the layout and where a weight's pair sits,
+    and options of the other layouts are refused in one line."""
+    import json
+
+    from irprune.table_layout import TableConfig, build_tables
+
+    monkeypatch.setenv("IRPRUNE_CACHE", "1")
+    monkeypatch.setenv("IRPRUNE_CACHE_DIR", str(tmp_path / "cache"))
+    w = prune_random((64, 32, 1, 1), 0.9, seed=2)
+    np.save(tmp_path / "w.npy", w)
+    base = ["--weights", str(tmp_path / "w.npy"), "--input-shape", "1,32,8,8",
+            "--table", "16,2,64"]
+    for stage in ("ptx", "nvvm", "llvm", "llvm-pruned"):
+        assert main(["compile", *base, "--emit", stage]) == 0
+        text = capsys.readouterr().out
+        assert text.strip()
+        if stage == "ptx":
+            assert ".global .align 16 .b8 irp_table_pairs" in text and "cp.async" in text
+    assert main(["inspect", *base, "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["layout"] == "table" and s["config"] == "table k16 s2 p64" and s["nnz"] == 205
+    k_, c = map(int, np.argwhere(w[:, :, 0, 0] != 0)[7])
+    assert main(["inspect", *base, "--weight", f"{k_},{c},0,0", "--json"]) == 0
+    ch = json.loads(capsys.readouterr().out)
+    pairs = build_tables(w, TableConfig(16, 2, 64)).pairs
+    assert ch["words"] == pairs[ch["block"], 2 * ch["slot"]:2 * ch["slot"] + 2].tolist()
+    p = subprocess.run([sys.executable, "-m", "irprune.cli", "compile", *base, "--padding", "1"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "--table is a layout of its own: drop --padding" in p.stderr

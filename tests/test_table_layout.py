@@ -105,3 +105,30 @@ def test_candidates_fit_the_block_count_and_shared_memory():
     # a smaller shared memory rules out the largest input tiles
     assert len(candidate_configs(w, g, "sm_86")) < len(cands)
     assert candidate_configs(w, _geometry(R=3, padding=1), "sm_90") == []
+
+
+@pytest.mark.parametrize("config", [TableConfig(4, 1, 16), TableConfig(8, 4, 9),
+                                    TableConfig(16, 2, 32)])
+def test_pair_of_finds_every_weight_where_build_tables_put_it(config):
+    """pair_of (irprune inspect's view of a table kernel's weight) agrees with build_tables on
+    every weight: a nonzero's pair holds its offset and bits, a zero has no pair."""
+    import numpy as np
+
+    from irprune.table_layout import build_tables, pair_of
+
+    w = prune_random((32, 16, 1, 1), 0.8, seed=4)
+    t = build_tables(w, config)
+    seen = set()
+    for k in range(32):
+        for c in range(16):
+            p = pair_of(w, config, k, c)
+            assert p["block"] == p["grid"][1] * (32 // config.tile_k) + p["grid"][0]
+            if w[k, c, 0, 0] == 0:
+                assert p["slot"] is None and p["words"] is None
+                continue
+            lo, hi = t.rowptr[p["block"], p["row"]], t.rowptr[p["block"], p["row"] + 1]
+            assert lo <= p["slot"] < hi
+            assert t.pairs[p["block"], 2 * p["slot"]:2 * p["slot"] + 2].tolist() == p["words"]
+            assert np.int32(p["words"][1]).view(np.float32) == w[k, c, 0, 0]
+            seen.add((p["block"], p["slot"]))
+    assert len(seen) == np.count_nonzero(w)  # one pair per nonzero, none shared
