@@ -16,7 +16,7 @@ Launch layout (irprune.table_layout builds the tables in this order):
   row per output channel of its tile) and its input rows (``C / slices`` channels times
   ``tile_p`` pixels). irprune.passes.async_copy turns these copies into ``cp.async``.
 - Each warp then runs output channels ``warp, warp + warps, ...`` of the tile: per nonzero one
-  broadcast load of the pair and, per 32 pixels, one load of the input and one FFMA.
+  broadcast 8-byte load of the pair and, per 32 pixels, one load of the input and one FFMA.
 - With one slice a block stores its sums (plus bias, ReLU); with several, each block adds its
   sums into the output with atomics (the launch zeroes the output first; slice 0 adds the
   bias).
@@ -25,18 +25,34 @@ All index arithmetic is unsigned 64-bit: Numba adds a negative-index fix-up to e
 access with a signed index, some 20 instructions per nonzero in the inner loop.
 """
 
-from numba import cuda, float32, int64, uint32, uint64
+from llvmlite import ir
+from numba import cuda, float32, int64, types, uint32, uint64
+from numba.cuda.extending import intrinsic
 
 #: The most pixels one block may take, in 32-pixel steps (the per-lane accumulators are a
 #: local array, whose size Numba must know when it types the kernel).
 MAX_STEPS = 8
 
 
+@intrinsic
+def _bits_to_float(typingctx, bits):
+    """The float32 whose bits are the uint32 ``bits`` (an LLVM bitcast: Numba has no scalar
+    view that lowers without the CUDA driver)."""
+    if bits != types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.uint32), codegen
+
+
 @cuda.jit(device=True, inline=True)
-def _accumulate(acc, smi, smf, k, xs, lane, steps, last):
+def _accumulate(acc, smq, smf, k, xs, lane, steps, last):
     """acc[j] += weight * input for pair ``k`` over the lane's pixels ``lane + 32 j``."""
-    off = uint64(smi[uint64(2) * k])
-    w = smf[uint64(2) * k + uint64(1)]
+    # one 8-byte shared load for the pair: the offset is its low word, the weight its high one
+    pair = uint64(smq[k])
+    off = pair & uint64(0xFFFFFFFF)
+    w = _bits_to_float(uint32(pair >> uint64(32)))
     for j in range(steps):
         acc[j] += w * smf[xs + off + min(lane + uint64(32) * j, last)]
 
@@ -117,10 +133,10 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
             acc[j] = float32(0.0)
         # two pairs an iteration (half the loop's own instructions), then an odd last one
         for k in range(b, e - ((e - b) & one), uint64(2)):
-            _accumulate(acc, smi, smf, k, xs, lane, steps, last)
-            _accumulate(acc, smi, smf, k + one, xs, lane, steps, last)
+            _accumulate(acc, smq, smf, k, xs, lane, steps, last)
+            _accumulate(acc, smq, smf, k + one, xs, lane, steps, last)
         if (e - b) & one:
-            _accumulate(acc, smi, smf, e - one, xs, lane, steps, last)
+            _accumulate(acc, smq, smf, e - one, xs, lane, steps, last)
         ko = t * TK + o
         for j in range(steps):
             q = lane + uint64(32) * j
