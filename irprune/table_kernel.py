@@ -30,10 +30,10 @@ from .geometry import ConvGeometry
 from .kernel import KernelPart, _count_fma_ptx, _resolve_cache
 from .llvm_opt import DEFAULT_CPU
 from .table_layout import (TableConfig, Tables, build_tables, check_table_config, grid,
-                           optin_shared, shared_bytes, table_problem, wide_input)
+                           input_copy_bytes, optin_shared, shared_bytes, table_problem)
 
 #: Bumped when what the disk cache keeps of a table kernel changes.
-_ENTRY_FORMAT = 2
+_ENTRY_FORMAT = 3
 #: IR templates of this process, by everything they are specialized on.
 _ir_memo: dict = {}
 
@@ -74,9 +74,9 @@ class TableConvKernel:
 
     @property
     def input_alignment(self) -> int:
-        """Bytes the input's address must be a multiple of (8 where it is copied 8 bytes at a
-        time; irprune.launch checks it)."""
-        return 8 if wide_input(self.geometry, self.config) else 4
+        """Bytes the input's address must be a multiple of: the width its rows are copied with
+        (irprune.table_layout.input_copy_bytes; irprune.launch checks it)."""
+        return input_copy_bytes(self.geometry, self.config)
 
     @property
     def shared_bytes(self) -> int:
@@ -150,12 +150,13 @@ def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: boo
               ArrayArg("y", (1, g.K, g.OH * g.OW), "output")]
     i2, q2 = types.int32[:, ::1], types.int64[:, ::1]
     argtypes = (types.float32[:, ::1], q2, i2, q2, i2, types.float32[::1],
-                types.float32[:, :, ::1], *(types.int64,) * 6, *(types.boolean,) * 3)
+                types.float32[:, :, ::1], *(types.int64,) * 6, types.boolean, types.boolean,
+                types.int64)
     scalars = {"stride": ("i64", g.stride), "channels": ("i64", g.C), "width": ("i64", g.W),
                "tile_k": ("i64", config.tile_k),
                "slices": ("i64", config.slices), "tile_p": ("i64", config.tile_p),
                "relu": ("i8", int(relu)), "atomic": ("i8", int(config.atomic)),
-               "wide": ("i8", int(wide_input(g, config)))}
+               "copy_bytes": ("i64", input_copy_bytes(g, config))}
     irt = build_ir_template(conv2d_table.py_func, arrays, scalars, argtypes, cpu=cpu,
                             symbol="irprune_conv2d_table", group_zero=False)
     _ir_memo[key] = irt

@@ -161,13 +161,15 @@ def pair_of(w: np.ndarray, config: TableConfig, k: int, c: int) -> dict:
             "words": None if slot is None else [cl * tp, int(np.float32(value).view(np.int32))]}
 
 
-def wide_input(g: ConvGeometry, config: TableConfig) -> bool:
-    """Whether a block copies its input 8 bytes at a time: its input rows are one run (stride 1,
-    the whole image in one pixel tile) that starts on 8 bytes in every image and slice (given
-    an input on 8 bytes, which irprune.launch checks)."""
-    hw = g.H * g.W
-    return (g.stride == 1 and config.tile_p >= g.OH * g.OW
-            and (g.C // config.slices) * hw % 2 == 0)
+def input_copy_bytes(g: ConvGeometry, config: TableConfig) -> int:
+    """How many bytes at a time a block copies its input rows: 16, 8 or 4. Wider than 4 only
+    where its rows are one run (stride 1, the whole image in one pixel tile) whose length, and
+    so every image's and slice's start, is a multiple of the width (given an input aligned as
+    much, which irprune.launch checks: TableConvKernel.input_alignment)."""
+    run = (g.C // config.slices) * g.H * g.W
+    if g.stride != 1 or config.tile_p < g.OH * g.OW:
+        return 4
+    return 16 if run % 4 == 0 else 8 if run % 2 == 0 else 4
 
 
 def shared_bytes(g: ConvGeometry, config: TableConfig, words: int) -> int:

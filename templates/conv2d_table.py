@@ -46,6 +46,27 @@ def _bits_to_float(typingctx, bits):
     return types.float32(types.uint32), codegen
 
 
+@intrinsic
+def _copy16(typingctx, dst, di, src, n, si):
+    """``dst[di:di + 2] = src[n, si:si + 2]`` for int64 arrays, as one 16-byte load and store
+    (the elements on 16 bytes): irprune.passes.async_copy turns the pair into one 16-byte
+    ``cp.async``. Numba has no 16-byte scalar type to copy with."""
+    def codegen(context, builder, signature, args):
+        from numba.cuda import cgutils
+
+        dty, _, sty, _, _ = signature.args
+        d = context.make_array(dty)(context, builder, args[0])
+        s = context.make_array(sty)(context, builder, args[2])
+        dp = cgutils.get_item_pointer(context, builder, dty, d, [args[1]], wraparound=False)
+        sp = cgutils.get_item_pointer(context, builder, sty, s, [args[3], args[4]],
+                                      wraparound=False)
+        wide = ir.IntType(128).as_pointer()
+        v = builder.load(builder.bitcast(sp, wide), align=16)
+        builder.store(v, builder.bitcast(dp, wide), align=16)
+        return context.get_dummy_value()
+    return types.void(dst, di, src, n, si), codegen
+
+
 @cuda.jit(device=True, inline=True)
 def _accumulate(acc, smq, smf, k, xs, lane, steps, last):
     """acc[j] += weight * input for pair ``k`` over the lane's pixels ``lane + 32 j``."""
@@ -59,15 +80,15 @@ def _accumulate(acc, smq, smf, k, xs, lane, steps, last):
 
 @cuda.jit
 def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width, tile_k, slices,
-                 tile_p, relu, atomic, wide):
+                 tile_p, relu, atomic, copy_bytes):
     """y = conv2d(x, W) + bias for a 1x1 kernel, W given as per-block (offset, weight) tables.
 
     ``x`` is passed as N x (C * H * W) and ``y`` as N x K x (OH * OW); ``channels`` and
     ``width`` are the input's C and W. ``x2`` and ``pairs2`` are ``x`` and ``pairs`` seen as
-    int64 (irprune binds them to the same memory): with ``wide`` the input is copied 8 bytes
-    at a time (half the copy instructions; irprune checks that a slice's rows start on 8 bytes),
-    and the pairs always are. Launch: grid (K / tile_k, slices, N * pixel tiles), any multiple
-    of 32 threads.
+    int64 (irprune binds them to the same memory): where a slice's rows are one run the input
+    is copied ``copy_bytes`` (4, 8 or 16) bytes at a time (irprune.table_layout.input_copy_bytes;
+    irprune checks the input's alignment at launch), and the pairs always 16 bytes at a time.
+    Launch: grid (K / tile_k, slices, N * pixel tiles), any multiple of 32 threads.
     """
     one = uint64(1)
     C = uint64(channels)
@@ -101,13 +122,17 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     rows = words
     two = uint64(2)
     xs = words + ((TK + uint64(4)) & ~uint64(3))  # a multiple of 4: 16-byte aligned
-    for i in range(tid, words // two, nt):
-        smq[i] = pairs2[blk, i]
+    # a block's pairs are a whole number of 16-byte pieces (irprune.table_layout.build_tables)
+    for i in range(tid, words // uint64(4), nt):
+        _copy16(smq, two * i, pairs2, blk, two * i)
     for i in range(tid, TK + one, nt):
         smi[rows + i] = rowptr[blk, i]
     first = s * CS * HW  # the slice's first input channel
-    if ST == one and TP == P and wide:
-        # the slice's input rows are one run of CS * HW values: 8-byte copies, no index math
+    if ST == one and TP == P and copy_bytes == 16:
+        # the slice's input rows are one run of CS * HW values: 16-byte copies, no index math
+        for i in range(tid, CS * P // uint64(4), nt):
+            _copy16(smq, xs // two + two * i, x2, n, first // two + two * i)
+    elif ST == one and TP == P and copy_bytes == 8:
         for i in range(tid, CS * P // two, nt):
             smq[xs // two + i] = x2[n, first // two + i]
     elif ST == one and TP == P:

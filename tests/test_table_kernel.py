@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -58,7 +60,10 @@ def test_stages_and_statistics():
     entry = ptx[ptx.index(".entry"):ptx.index(")")]
     assert entry.count(".param") == 3
     assert "fma.rn.f32" in ptx and "atom.global.add.f32" in ptx
-    assert k.stats["nnz"] == int(np.count_nonzero(w)) and k.input_alignment == 8
+    assert k.stats["nnz"] == int(np.count_nonzero(w)) and k.input_alignment == 16
+    # 8 channels x 25 pixels a slice: the input and the pairs are copied 16 bytes at a time
+    assert re.search(r"cp\.async\.ca\.shared\.global \[%rd\d+\], \[%rd\d+\], 16;", ptx)
+    assert not re.search(r"cp\.async\.ca\.shared\.global \[[^]]+\], \[[^]]+\], 8;", ptx)
     assert k.stats["passes"]["async-copy"]["copies"] > 0
     assert "table k16 s2 p25" in repr(k)
 
@@ -98,10 +103,10 @@ def test_a_misaligned_input_is_refused():
 
     w = prune_random((16, 8, 1, 1), 0.5, seed=1)
     k = compile_table_conv2d(w, (1, 8, 4, 4), TableConfig(16, 2, 16), cache=False)
-    assert k.input_alignment == 8
+    assert k.input_alignment == 16  # 4 channels x 16 pixels a slice: 16-byte copies
     _check_input_alignment(k, 4096)
-    with pytest.raises(ValidationError, match="8-byte aligned"):
-        _check_input_alignment(k, 4100)
+    with pytest.raises(ValidationError, match="16-byte aligned"):
+        _check_input_alignment(k, 4104)
 
 
 def test_the_disk_cache_gives_the_same_code(tmp_path):

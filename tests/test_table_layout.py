@@ -10,7 +10,7 @@ from irprune.geometry import ConvGeometry
 from irprune.reference import prune_random
 from irprune.table_layout import (MAX_BLOCKS, MIN_BLOCKS, TableConfig, build_tables,
                                   candidate_configs, check_table_config, grid, optin_shared,
-                                  shared_bytes, table_problem, wide_input)
+                                  input_copy_bytes, shared_bytes, table_problem)
 
 
 def _geometry(K=32, C=16, H=5, stride=1, padding=0, R=1, groups=1, N=1):
@@ -76,12 +76,13 @@ def test_relu_is_fine_with_one_slice():
         TableConfig(16, 1, 25)
 
 
-def test_wide_input_copies_need_one_run_of_an_even_length():
-    g = _geometry(C=16, H=5)  # 25 pixels an image
-    assert wide_input(g, TableConfig(16, 2, 25))      # 8 channels x 25: 200 values
-    assert not wide_input(g, TableConfig(16, 16, 25))  # 1 channel x 25: odd
-    assert not wide_input(g, TableConfig(16, 2, 10))   # pixel tiles: rows apart
-    assert not wide_input(_geometry(H=9, stride=2), TableConfig(16, 2, 25))
+def test_input_copies_are_as_wide_as_the_runs_length_allows():
+    g = _geometry(H=5)  # 16 channels x 25 pixels
+    assert input_copy_bytes(g, TableConfig(16, 1, 25)) == 16   # 16 x 25 = 400 values
+    assert input_copy_bytes(g, TableConfig(16, 8, 25)) == 8    # 2 x 25 = 50: even, not 4k
+    assert input_copy_bytes(g, TableConfig(16, 16, 25)) == 4   # 1 x 25: odd
+    assert input_copy_bytes(g, TableConfig(16, 2, 10)) == 4    # pixel tiles: rows apart
+    assert input_copy_bytes(_geometry(H=9, stride=2), TableConfig(16, 2, 25)) == 4
 
 
 def test_shared_bytes_and_grid():

@@ -5,13 +5,13 @@ global memory whose only use is a store to shared memory. Compiled as it is, eve
 passes through a register, so a thread can have only as many copies in flight as it has
 registers to hold them, and the block waits for each round. ``cp.async`` (sm_80 and newer)
 copies global to shared memory without a register: each such pair becomes one
-``llvm.nvvm.cp.async.ca.shared.global.4``, and every barrier of the function is preceded by
+``llvm.nvvm.cp.async.ca.shared.global.{4,8,16}``, and every barrier of the function is preceded by
 ``llvm.nvvm.cp.async.wait.all``, so the copies have landed when the barrier releases the
 threads that read them. (A thread that read its own staged value before a barrier would see
 stale data; staging code never does that, since other threads' values need the barrier
 anyway.)
 
-Only copies of 4 or 8 bytes (aligned as much, by the IR's ``align``) whose source is a kernel
+Only copies of 4, 8 or 16 bytes (aligned as much, by the IR's ``align``) whose source is a kernel
 parameter or a global of the global address space, and whose destination is a global of the
 shared address space, are converted; the rest is left as it was. A function without a
 barrier is left alone.
@@ -25,7 +25,7 @@ from ..ir.textir import Instruction, Module, pointer_root, root_address_space
 from .base import ModulePass, PassContext
 
 #: The copy intrinsic of each size it converts, by the copied value's LLVM type.
-COPIES = {"i32": 4, "float": 4, "i64": 8, "double": 8}
+COPIES = {"i32": 4, "float": 4, "i64": 8, "double": 8, "i128": 16}
 COPY = "@llvm.nvvm.cp.async.ca.shared.global.{}"
 WAIT = "@llvm.nvvm.cp.async.wait.all"
 WAIT_DECLARE = f"declare void {WAIT}()"
@@ -35,8 +35,8 @@ GLOBAL, SHARED = 1, 3
 
 @dataclass(frozen=True)
 class AsyncCopy(ModulePass):
-    """Turn 4- and 8-byte global-to-shared copies into ``cp.async``; wait for them before each
-    barrier."""
+    """Turn 4-, 8- and 16-byte global-to-shared copies into ``cp.async``; wait for them before
+    each barrier."""
 
     name = "async-copy"
 

@@ -1,8 +1,12 @@
 ; RUN: irprune opt %s -p async-copy | filecheck %s
-; Global-to-shared copies (4 and 8 bytes) become cp.async; a wait goes before the barrier;
-; the shared-to-shared copy stays a load and a store.
+; Global-to-shared copies (4, 8 and 16 bytes) become cp.async; a 16-byte copy aligned on only
+; 8 bytes stays as it was; a wait goes before the barrier; the shared-to-shared copy stays a
+; load and a store.
 ; CHECK: call void @llvm.nvvm.cp.async.ca.shared.global.4(ptr addrspace(3) %{{.*}}, ptr addrspace(1) %{{.*}})
 ; CHECK: call void @llvm.nvvm.cp.async.ca.shared.global.8(ptr addrspace(3) %{{.*}}, ptr addrspace(1) %{{.*}})
+; CHECK: call void @llvm.nvvm.cp.async.ca.shared.global.16(ptr addrspace(3) %{{.*}}, ptr addrspace(1) %{{.*}})
+; CHECK: %half = load i128, ptr %xp, align 8
+; CHECK-NEXT: store i128 %half
 ; CHECK: %again = load float
 ; CHECK: store float %again
 ; CHECK: call void @llvm.nvvm.cp.async.wait.all()
@@ -27,6 +31,10 @@ entry:
   %xv = load i64, ptr %xp, align 8
   %sq = getelementptr float, ptr addrspacecast (ptr addrspace(3) @s to ptr), i64 %j
   store i64 %xv, ptr %sq, align 8
+  %xw = load i128, ptr %xp, align 16
+  store i128 %xw, ptr %sq, align 16
+  %half = load i128, ptr %xp, align 8
+  store i128 %half, ptr %sq, align 8
   %again = load float, ptr %sp, align 4
   %sr = getelementptr float, ptr addrspacecast (ptr addrspace(3) @s to ptr), i64 200
   store float %again, ptr %sr, align 4

@@ -63,6 +63,10 @@ def test_a_misaligned_torch_input_is_refused():
 
     w = prune_random((16, 8, 1, 1), 0.5, seed=1)
     k = compile_table_conv2d(w, (1, 8, 4, 4), TableConfig(16, 2, 16), cache=False)
-    x = torch.randn(8 * 16 + 1, device="cuda")[1:].view(1, 8, 4, 4)
-    with pytest.raises(ValidationError, match="8-byte aligned"):
-        k(x)
+    assert k.input_alignment == 16  # copied 16 bytes at a time
+    for skip in (1, 2):  # on 4 bytes, on 8 bytes: both refused
+        x = torch.randn(8 * 16 + skip, device="cuda")[skip:].view(1, 8, 4, 4)
+        with pytest.raises(ValidationError, match="16-byte aligned"):
+            k(x)
+    x = torch.randn(8 * 16 + 4, device="cuda")[4:].view(1, 8, 4, 4)  # on 16 bytes: runs
+    assert torch.isfinite(k(x)).all()
