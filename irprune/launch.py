@@ -288,7 +288,7 @@ def launch_conv(kernel, x, out=None):
 
 def _check_input_alignment(kernel, x_ptr: int) -> None:
     """Refuse an input that starts off the alignment the kernel's copies need (a table kernel
-    copies its input 8 bytes at a time), in one line."""
+    may copy its input 8 or 16 bytes at a time), in one line."""
     align = getattr(kernel, "input_alignment", 4)
     if x_ptr % align:
         validate._fail(f"input is not {align}-byte aligned (this kernel copies it {align} bytes "
