@@ -145,9 +145,12 @@ def test_a_choice_from_before_the_table_layout_is_timed_beside_the_table_candida
     assert [(j.sparsity, j.config) for j in jobs] == [(0.9, (None, 4, None, None, t))]
 
 
-def test_a_table_job_compiles_a_table_kernel_in_the_worker(tmp_path):
+def test_a_table_job_compiles_a_table_kernel_in_the_worker(tmp_path, monkeypatch):
     """run_job of a table configuration: the table kernel lands in the disk cache, where the
     timing process loads it."""
+    # run_job sets these for its worker process: here they must not outlive the test
+    monkeypatch.setenv("IRPRUNE_CACHE", "1")
+    monkeypatch.setenv("IRPRUNE_JOBS", "1")
     from irprune.bench.compile_jobs import CompileJob, bench_weights, run_job
     from irprune.cache import DiskCache
     from irprune.table_kernel import compile_table_conv2d
