@@ -100,33 +100,27 @@ def report(k, args) -> int:
     t = Table(title=f"irprune: {s['layer']}", show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value", justify="right")
-    if s.get("layout") == "table":
-        rows = [
-            ("weights / nnz", f"{s['weights']:,} / {s['nnz']:,} ({s['sparsity']:.1%} zero)"),
-            ("layout", s["config"]),
-            ("table blocks / bytes", f"{s['table_blocks']:,} / {s['table_bytes']:,}"),
-            ("shared memory a block", f"{s['shared_bytes']:,} bytes"),
-            ("fma.rn.f32 in PTX", f"{s['fma']:,}"),
-            ("PTX lines", f"{s['ptx_lines']:,}"),
-            ("registers / spill bytes", f"{s['registers']} / {s['spill_bytes']}"),
-            ("code bytes (SASS)", f"{s['code_bytes']:,}"),
-        ]
-        for r in rows:
-            t.add_row(*r)
-        con.print(t)
-        return 0
-    rows = [
-        ("weights / nnz", f"{s['weights']:,} / {s['nnz']:,} ({s['sparsity']:.1%} zero)"),
+    # the immediate layout's pass and load counts, or the table layout's tables
+    middle = [
+        ("layout", s["config"]),
+        ("table blocks / bytes", f"{s['table_blocks']:,} / {s['table_bytes']:,}"),
+        ("shared memory a block", f"{s['shared_bytes']:,} bytes"),
+    ] if s.get("layout") == "table" else [
         ("channel groups", f"{s['groups']} x {s['group_size']} channels"),
         ("instructions: template -> pruned", f"{s['instructions_template']:,} -> {s['instructions_pruned']:,}"),
         *[(f"  removed by {n}", f"{v['removed']:,}") for n, v in s["removed_by_pass"].items()],
         ("loads: template -> pruned", f"{s['loads_template']:,} -> {s['loads_pruned']:,}"),
+    ]
+    rows = [
+        ("weights / nnz", f"{s['weights']:,} / {s['nnz']:,} ({s['sparsity']:.1%} zero)"),
+        *middle,
         ("fma.rn.f32 in PTX", f"{s['fma']:,}"),
         ("PTX lines", f"{s['ptx_lines']:,}"),
         ("registers / spill bytes", f"{s['registers']} / {s['spill_bytes']}"),
         ("code bytes (SASS)", f"{s['code_bytes']:,}"),
-        ("code bytes per thread block", f"{s['code_bytes_per_block']:,}"),
     ]
+    if "code_bytes_per_block" in s:
+        rows.append(("code bytes per thread block", f"{s['code_bytes_per_block']:,}"))
     for r in rows:
         t.add_row(*r)
     con.print(t)

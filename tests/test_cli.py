@@ -92,6 +92,16 @@ def test_the_table_layout_compiles_and_inspects_from_the_command_line(tmp_path, 
     assert main(["inspect", *base, "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["layout"] == "table" and s["config"] == "table k16 s2 p64" and s["nnz"] == 205
+    # the printed summary: the table layout's rows, not the immediate layout's
+    assert main(["inspect", *base, "--color", "never"]) == 0
+    text = capsys.readouterr().out
+    assert "table k16 s2 p64" in text and f"{s['table_blocks']:,} / {s['table_bytes']:,}" in text
+    assert "channel groups" not in text and "per thread block" not in text
+    plain = ["--weights", str(tmp_path / "w.npy"), "--input-shape", "1,32,8,8"]
+    assert main(["inspect", *plain, "--color", "never"]) == 0
+    text = capsys.readouterr().out
+    assert "channel groups" in text and "removed by strip-zero-weights" in text
+    assert "code bytes per thread block" in text and "table blocks" not in text
     k_, c = map(int, np.argwhere(w[:, :, 0, 0] != 0)[7])
     assert main(["inspect", *base, "--weight", f"{k_},{c},0,0", "--json"]) == 0
     ch = json.loads(capsys.readouterr().out)
