@@ -55,6 +55,12 @@ GROUP_TARGETS = (4, 8, 16, 32, 64)
 #: by 1.9%, and elsewhere only cost compiles (docs/perf-log.md, "Group size 2 and 16 groups
 #: per block"); at 75ad652, without it, that layer's tuned time was 5% longer.
 FEW_THREADS = 32_768
+#: Group size 1 (one output channel a code region) is also a candidate where group size 4
+#: leaves fewer threads than this. On the H200 at 12102bf (tools/experiments/fine_split.py,
+#: docs/perf-log.md, "Group size 1 on the layers with the fewest threads") it took
+#: alexnet_cifar_c2 from 2.94 to 1.87 us and alexnet_cifar_c3 from 3.04 to 1.92 (2,048 and
+#: 1,024 threads at group size 4), and lost on every layer of 12,544 threads or more.
+VERY_FEW_THREADS = 8_192
 #: The fastest this many candidates of the first round are timed again, twice each and
 #: interleaved, before one is kept: on the 1x1 layers the best candidates lie within a few
 #: percent, less than a short timing's run-to-run spread (docs/perf-log.md).
@@ -82,7 +88,7 @@ LARGE_REGISTER_CAPS = (128,)
 #: 16 never won at 6450689.
 GROUPS_PER_BLOCK = (1, 2, 4, 8)
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 10
+TUNE_FORMAT = 11
 #: Row tiles are timed with the largest this many candidate group sizes of at least
 #: irprune.row_tile.MIN_GROUP (each (group size, tile) pair is a compile).
 TILE_GROUP_SIZES = 2
@@ -114,15 +120,17 @@ class Choice:
 
 def candidate_group_sizes(g: ConvGeometry, max_group: int = 64) -> list[int]:
     """Group sizes worth timing for ``g``: near each of GROUP_TARGETS (and 2 where group size 4
-    leaves fewer than FEW_THREADS threads), divisors of K preferred.
+    leaves fewer than FEW_THREADS threads, 1 as well where it leaves fewer than
+    VERY_FEW_THREADS), divisors of K preferred.
 
     With convolution groups only divisors of K / groups qualify (a region
     must not straddle two groups).
     """
     crs = g.Cg * g.R * g.S
     out = []
-    few = g.N * g.OH * g.OW * -(-g.K // 4) < FEW_THREADS
-    for t in ((2,) if few else ()) + GROUP_TARGETS:
+    threads = g.N * g.OH * g.OW * -(-g.K // 4)  # at group size 4
+    small = (1, 2) if threads < VERY_FEW_THREADS else (2,) if threads < FEW_THREADS else ()
+    for t in small + GROUP_TARGETS:
         t = min(t, g.K, max_group)
         if g.groups > 1:
             t = min(t, g.Kg)
@@ -176,10 +184,14 @@ def large_cut(sizes: list[int], cuts: list[int], nnz: int | None
               ) -> tuple[list[int], list[int]]:
     """The group sizes and slice counts a layer of ``nnz`` nonzeros is tuned with, out of
     ``sizes`` and ``cuts``: all of them, or for a large layer (:func:`is_large`) its
-    LARGE_GROUP_SIZES smallest group sizes and the slice counts in LARGE_SLICES."""
+    LARGE_GROUP_SIZES smallest group sizes above 1 and the slice counts in LARGE_SLICES."""
     if not is_large(nnz):
         return list(sizes), list(cuts)
-    return list(sizes)[:LARGE_GROUP_SIZES], [c for c in cuts if c in LARGE_SLICES]
+    # Group size 1 was never timed on a large layer (a compile of one region per output
+    # channel, and it lost on every layer of 12,544+ threads), so it does not take the place
+    # of a larger size there.
+    sizes = [s for s in sizes if s > 1] or list(sizes)
+    return sizes[:LARGE_GROUP_SIZES], [c for c in cuts if c in LARGE_SLICES]
 
 
 def candidate_configs(g: ConvGeometry, max_group: int = 64, tiles: bool = True,

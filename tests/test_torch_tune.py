@@ -68,15 +68,18 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
                         lambda c, *a, **kw: calls.append(len(c)) or real_workers(c, *a, **kw))
     TT.tune_layers([(rep, None, layer, shape)], str(tmp_path), progress=False, jobs=2)
     assert calls and not compiles  # every candidate came from the workers through the cache
-    # 162 pixels x 2 groups of 4 are few threads (irprune.tune.FEW_THREADS): group size 2 too
-    assert rep.tuned == {"layout": "immediate", "group_size": 2, "slices": 1, "tile": None,
-                         "max_registers": 64, "block": 256, "groups_per_block": 4, "table": None}
+    # 162 pixels x 2 groups of 4 are very few threads (irprune.tune.VERY_FEW_THREADS): group
+    # sizes 1 and 2 too; with eight groups of 1, eight a block (blocks 32-128) wins
+    assert rep.tuned == {"layout": "immediate", "group_size": 1, "slices": 1, "tile": None,
+                         "max_registers": 64, "block": 128, "groups_per_block": 8, "table": None}
     k = layer.kernel_for(shape)
-    assert (k.group_size, k.max_registers, k.block, k.groups_per_block) == (2, 64, 256, 4)
-    # x 3 budgets: group size 2 (four groups) with one group a block (blocks 64-256), two or
+    assert (k.group_size, k.max_registers, k.block, k.groups_per_block) == (1, 64, 128, 8)
+    # x 3 budgets: group size 1 (eight groups) with one group a block (blocks 64-256), two or
+    # four (32-256) or eight (32-128); group size 2 (four groups) with one (64-256), two or
     # four (32-256); group size 4 (two groups) with one (64-256) or both (32-256); group size 8
     # (one group) with one
-    assert len(k.stats["tuned"]["candidates"]) == 3 * (3 + 4 + 4) + 3 * (3 + 4) + 3 * 3
+    assert len(k.stats["tuned"]["candidates"]) == (3 * (3 + 4 + 4 + 3) + 3 * (3 + 4 + 4)
+                                                   + 3 * (3 + 4) + 3 * 3)
 
     layer2 = SparseConv2d(w, None, 1, 1, 1, cache=str(tmp_path), assemble=True)
     rep2 = LayerReport("c", "conv2d", "converted", 0.8, 0, shape)

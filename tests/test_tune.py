@@ -7,8 +7,9 @@ import pytest
 from irprune.errors import LaunchError
 from irprune.geometry import ConvGeometry
 from irprune.launch import gpu_available
-from irprune.tune import (FEW_THREADS, FINALISTS, MAX_TEMPLATE_CHAINS, autotune,
-                          candidate_group_sizes, finalists)
+from irprune.tune import (FEW_THREADS, FINALISTS, LARGE_NNZ, MAX_TEMPLATE_CHAINS,
+                          VERY_FEW_THREADS, autotune, candidate_configs, candidate_group_sizes,
+                          finalists)
 from irprune.templates.conv2d import conv2d_nchw
 
 
@@ -22,8 +23,8 @@ def test_candidates_are_bounded_and_prefer_divisors(shape):
     assert all(1 <= s <= min(K, 64) for s in sizes)
     # Only the smallest candidate may exceed the template budget (some group must exist).
     assert all(s * C * R * R <= MAX_TEMPLATE_CHAINS for s in sizes[1:])
-    if K == 64:  # 256 pixels x 16 groups of 4: few threads, so group size 2 as well
-        assert sizes == [2, 4, 8, 16, 32, 64]
+    if K == 64:  # 256 pixels x 16 groups of 4: very few threads, so group sizes 1 and 2 too
+        assert sizes == [1, 2, 4, 8, 16, 32, 64]
     if K == 50:
         assert 10 in sizes and 25 in sizes
 
@@ -36,6 +37,28 @@ def test_group_size_two_only_where_group_size_four_leaves_few_threads():
     assert candidate_group_sizes(many) == [4, 8, 16, 32, 64]
     # The batch counts: the same layer at batch 4 has threads enough.
     assert 2 not in candidate_group_sizes(few.with_batch(4))
+
+
+def test_group_size_one_only_where_group_size_four_leaves_very_few_threads():
+    # alexnet_cifar_c3 (64 pixels x 16 groups of 4) and alexnet_cifar_c2 (256 x 8), where it won
+    c3 = ConvGeometry.from_weight((64, 32, 5, 5), (1, 32, 8, 8), padding=2)
+    c2 = ConvGeometry.from_weight((32, 32, 5, 5), (1, 32, 16, 16), padding=2)
+    # l3_1x1_1024_256 (196 x 64), where it lost
+    deep = ConvGeometry.from_weight((256, 1024, 1, 1), (1, 1024, 14, 14))
+    assert 64 * 16 < 256 * 8 < VERY_FEW_THREADS <= 196 * 64 < FEW_THREADS
+    assert candidate_group_sizes(c3)[:3] == [1, 2, 4]
+    assert candidate_group_sizes(c2)[:3] == [1, 2, 4]
+    assert candidate_group_sizes(deep)[:2] == [2, 4]
+    assert 1 not in candidate_group_sizes(c3.with_batch(8))  # 8,192 threads at batch 8
+    assert 1 in candidate_group_sizes(c3.with_batch(7))
+
+
+def test_a_large_layer_is_not_tuned_at_group_size_one():
+    g = ConvGeometry.from_weight((512, 2048, 1, 1), (1, 2048, 7, 7))  # 49 x 128 threads
+    assert candidate_group_sizes(g)[0] == 1
+    assert {gs for gs, _, _ in candidate_configs(g, nnz=LARGE_NNZ)} >= {1}
+    large = {gs for gs, _, _ in candidate_configs(g, nnz=LARGE_NNZ + 1, tiles=False)}
+    assert large == {2, 4, 8, 16}
 
 
 def test_finalists_are_timed_again_interleaved_and_the_new_times_decide():
