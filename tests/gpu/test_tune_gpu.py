@@ -56,6 +56,25 @@ def test_autotune_times_register_budgets_and_reloads_the_chosen_one(tmp_path):
     assert rel_err(run_poisoned(k2, x), ref) < 1e-5
 
 
+def test_autotune_times_group_size_one_where_threads_are_very_few(tmp_path):
+    """64 pixels x 4 groups of 4 (irprune.tune.VERY_FEW_THREADS): group size 1 is timed, with
+    slices and several groups a block, and each such kernel is correct."""
+    w = prune_random((16, 16, 3, 3), 0.9, seed=11)
+    x = np.random.default_rng(3).standard_normal((1, 16, 8, 8)).astype(np.float32)
+    k, table = autotune(conv2d_nchw, w, x.shape, padding=1, cache=DiskCache(tmp_path),
+                        register_caps=(None,))
+    ones = [c for c in table if c.group_size == 1]
+    assert {c.slices for c in ones} == {1, 2, 4} and {c.groups_per_block for c in ones} == {1, 2, 4, 8}
+    ref = conv2d_reference(x, w, 1, 1)
+    assert rel_err(run_poisoned(k, x), ref) < 1e-5
+    for sl in (1, 4):
+        k1 = conv2d_nchw.compile(w, x.shape, padding=1, group_size=1, slices=sl,
+                                 cache=DiskCache(tmp_path))
+        for c in (c for c in ones if c.slices == sl):
+            k1.block, k1.groups_per_block = c.block, c.groups_per_block
+            assert rel_err(run_poisoned(k1, x), ref) < 1e-5, c
+
+
 @pytest.mark.parametrize("cap", [24, 64, 128, 255])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_a_register_budget_computes_the_same(cap, batch):
