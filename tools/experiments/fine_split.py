@@ -35,30 +35,29 @@ def configs(name):
 def _build(job):
     from gpu_timing import compile_layer
     from irprune.templates.conv2d import conv2d_nchw
-    name, gs, sl, budget, m = job
+    name, gs, sl, budget = job
     compile_layer(conv2d_nchw, name, gs, sl, CACHE, budget, assemble=True)
 
 
 def main():
-    from gpu_timing import Config, best_time, build_all, compile_layer, recorded_configs
+    from gpu_timing import (best_time, build_all, compile_layer, layer_of, recorded_configs,
+                            tuned_row)
+    from irprune.bench.compile_jobs import bench_weights
     from irprune.templates.conv2d import conv2d_nchw
     layers = sys.argv[1:] or LAYERS
     chosen = {c.layer: c for c in recorded_configs(RESULTS, tiles=False, layers=layers)
               if c.batch == 1}
-    jobs = [(n, g, s, 128, 1) for n in layers for g, s in configs(n)]
-    jobs += [(c.layer, c.gs, c.slices, c.budget, c.m) for c in chosen.values()]
+    jobs = [(n, g, s, 128) for n in layers for g, s in configs(n)]
+    jobs += [(c.layer, c.gs, c.slices, c.budget) for c in chosen.values()]
     build_all(_build, jobs)
     rows = []
     for name in layers:
         c = chosen.get(name)
         if c:
-            k, w, l = compile_layer(conv2d_nchw, name, c.gs, c.slices, CACHE, c.budget,
-                                    assemble=True)
-            k.groups_per_block = c.m
-            us, blk, err = best_time(k, w, l, 1, (c.block,), rotation=16)
-            base = {"layer": name, "kind": "chosen", "gs": c.gs, "slices": c.slices,
-                    "budget": c.budget, "m": c.m, "block": blk, "us": round(us, 3),
-                    "err": f"{err:.1e}"}
+            l = layer_of(name)
+            base = tuned_row(c, bench_weights(l, 0.9, 0), l, CACHE)
+            # this script's row keys (docs/perf/experiments-fine-split.json)
+            base.update(kind="chosen", gs=base.pop("g"), budget=c.budget)
             rows.append(base)
             print(base, flush=True)
         for g, s in configs(name):
