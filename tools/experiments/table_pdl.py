@@ -1,0 +1,110 @@
+"""Experiment: the table kernel's zeroing overlapped with the kernel by programmatic dependent
+launch (PDL), instead of a memset before it.
+
+table_anatomy.py found that zeroing the output (a ``cuMemsetD32Async`` node) takes 1.12-1.18
+us of a table kernel's call with slices, and a zeroing-free reduction was slower still
+(docs/perf-log.md). Here the zeroing is a small kernel of its own that first lets its
+dependents start (``griddepcontrol.launch_dependents``), and the table kernel, launched with
+programmatic stream serialization, copies its pairs and input and runs its loop while the
+zeroing runs, waiting for it (``griddepcontrol.wait``, written into its PTX before each atomic)
+only before its first add. For each of the standing's table layers with slices, timed in one
+process as graph replays over 16 inputs, each checked against float64 first (output poisoned
+with NaN):
+
+- ``call``: irprune's launch path (memset node, then the kernel);
+- ``zero_kernel``: the zeroing kernel, then the kernel with the wait, no PDL;
+- ``pdl``: the same with PDL.
+
+    python3 table_pdl.py [LAYER ...]    # GPU; rows in $OUT/table-pdl.json
+"""
+import json, os, re, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from table_anatomy import _kernel, chosen  # noqa: E402
+
+#: Zero ``n`` floats at ``p``, one per thread, after letting the dependent grid launch.
+ZERO_PTX = """
+.version 7.8
+.target sm_90
+.address_size 64
+.visible .entry irp_zero(.param .u64 p, .param .u32 n)
+{
+  .reg .pred %p1;
+  .reg .b32 %r<6>;
+  .reg .b64 %rd<5>;
+  griddepcontrol.launch_dependents;
+  ld.param.u64 %rd1, [p];
+  ld.param.u32 %r1, [n];
+  mov.u32 %r2, %ctaid.x;
+  mov.u32 %r3, %ntid.x;
+  mov.u32 %r4, %tid.x;
+  mad.lo.u32 %r5, %r2, %r3, %r4;
+  setp.ge.u32 %p1, %r5, %r1;
+  @%p1 bra DONE;
+  cvta.to.global.u64 %rd2, %rd1;
+  mul.wide.u32 %rd3, %r5, 4;
+  add.s64 %rd4, %rd2, %rd3;
+  st.global.f32 [%rd4], 0f00000000;
+DONE:
+  ret;
+}
+"""
+
+
+def with_wait(ptx: str) -> str:
+    """``ptx`` with a ``griddepcontrol.wait`` before every float atomic (the first one waits for
+    the zeroing grid; later ones return at once)."""
+    out, n = re.subn(r"^(\s*)(atom\.global\.add\.f32)", r"\1griddepcontrol.wait;\n\1\2", ptx,
+                     flags=re.M)
+    assert n > 0, "no atomics in the PTX"
+    return out
+
+
+def main():
+    import numpy as np
+    import torch
+    from cuda.core import LaunchConfig, launch
+    from gpu_timing import check_then_time
+    from numba import cuda
+    from irprune.launch import _functions, _stream
+
+    picks = {k: v for k, v in chosen().items() if v[0].slices > 1}
+    zmod = cuda.current_context().create_module_ptx(ZERO_PTX)
+    zfn = zmod.get_function("irp_zero").kernel
+    rows = []
+    for name in sys.argv[1:] or list(picks):
+        config, block = picks[name]
+        k, l, xs, ref, y = _kernel(name, config, block)
+        row = {"layer": name, "config": config.describe(), "block": block}
+        row["call_err"], row["call_us"] = check_then_time(lambda i: k(xs[i], out=y), y, ref)
+        # the same kernel with the waits, loaded from its PTX
+        k2, _, _, _, _ = _kernel(name, config, block)
+        part = k2.parts[0]
+        part.ptx, part._ptxas = with_wait(part.ptx), None
+        k2._loaded = {}
+        fn = _functions(k2)[0].kernel
+        n = y.numel()
+        zcfg = LaunchConfig(grid=(-(-n // 256), 1, 1), block=(256, 1, 1))
+        grid = k2.part_launches(1)[0][1]
+        for what, pdl in (("zero_kernel", False), ("pdl", True)):
+            cfg = LaunchConfig(grid=grid, block=(block, 1, 1), shmem_size=k2.shared_bytes,
+                               programmatic_stream_serialization=pdl)
+
+            def call(i, cfg=cfg):
+                s = _stream(int(torch.cuda.current_stream().cuda_stream))
+                launch(s, zcfg, zfn, y.data_ptr(), np.uint32(n))
+                launch(s, cfg, fn, xs[i].data_ptr(), y.data_ptr(), 1)
+            try:
+                row[f"{what}_err"], row[f"{what}_us"] = check_then_time(call, y, ref)
+            except Exception as exc:
+                row[f"{what}_error"] = str(exc)[:200]
+        rows.append(row)
+        print(row, flush=True)
+        json.dump(rows, open(os.path.join(os.environ.get("OUT", "."), "table-pdl.json"), "w"),
+                  indent=1)
+
+
+if __name__ == "__main__":
+    main()
