@@ -17,7 +17,7 @@ with NaN):
 
     python3 table_pdl.py [LAYER ...]    # GPU; rows in $OUT/table-pdl.json
 """
-import json, os, re, sys
+import copy, dataclasses, json, os, re, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -79,11 +79,11 @@ def main():
         k, l, xs, ref, y = _kernel(name, config, block)
         row = {"layer": name, "config": config.describe(), "block": block}
         row["call_err"], row["call_us"] = check_then_time(lambda i: k(xs[i], out=y), y, ref)
-        # the same kernel with the waits, loaded from its PTX
-        k2, _, _, _, _ = _kernel(name, config, block)
-        part = k2.parts[0]
-        part.ptx, part._ptxas = with_wait(part.ptx), None
-        k2._loaded = {}
+        # the same kernel with the waits: a copy whose part is its PTX rewritten (loaded from
+        # the PTX: no cubin), with nothing loaded yet
+        k2 = copy.copy(k)
+        k2.parts = [dataclasses.replace(k.parts[0], ptx=with_wait(k.parts[0].ptx), _ptxas=None)]
+        k2._loaded, k2._launch_memo = {}, {}
         fn = _functions(k2)[0].kernel
         n = y.numel()
         zcfg = LaunchConfig(grid=(-(-n // 256), 1, 1), block=(256, 1, 1))
