@@ -66,20 +66,24 @@ def _compile_from_args(args, cache=None):
 
 
 def _compile_table(args, w, bias, cache):
-    """The table-layout kernel ``--table TILE_K,SLICES,TILE_P`` asks for (1x1 layers)."""
+    """The table-layout kernel ``--table TILE_K,SLICES,TILE_P[,THREADS]`` asks for (1x1
+    layers)."""
     from .table_kernel import compile_table_conv2d
     from .table_layout import TableConfig
 
-    if len(args.table) != 3:
-        raise ValidationError("--table takes 3 numbers TILE_K,SLICES,TILE_P", stage="cli")
+    if len(args.table) not in (3, 4):
+        raise ValidationError("--table takes 3 or 4 numbers TILE_K,SLICES,TILE_P[,THREADS]",
+                              stage="cli")
     clash = [f for f, on in (("--group-size", args.group_size is not None),
                              ("--slices", args.slices != 1), ("--tile", args.tile is not None),
                              ("--padding", args.padding != 0)) if on]
     if clash:
         raise ValidationError(f"--table is a layout of its own: drop {', '.join(clash)} (its "
                               "slices are the second number of --table)", stage="cli")
-    return compile_table_conv2d(w, args.input_shape, TableConfig(*args.table), stride=args.stride,
-                                bias=bias, relu=args.relu, cpu=args.arch, cache=cache)
+    threads = args.table[3] if len(args.table) == 4 else 512
+    return compile_table_conv2d(w, args.input_shape, TableConfig(*args.table[:3]),
+                                stride=args.stride, bias=bias, relu=args.relu, cpu=args.arch,
+                                cache=cache, block=threads)
 
 
 def cmd_compile(args) -> int:
@@ -181,10 +185,11 @@ def _layer_args(c) -> None:
                    help=f"register budget for ptxas, 24..255, or 'none' to let ptxas choose "
                         f"(default {DEFAULT_MAX_REGISTERS})")
     c.add_argument("--arch", default="sm_90", help="GPU architecture (default sm_90)")
-    c.add_argument("--table", type=_dims, default=None, metavar="TILE_K,SLICES,TILE_P",
+    c.add_argument("--table", type=_dims, default=None, metavar="TILE_K,SLICES,TILE_P[,THREADS]",
                    help="the table layout (1x1 layers; irprune.table_layout): the weights as "
                         "(offset, weight) tables in the module, TILE_K output channels by "
-                        "1/SLICES of the input channels by TILE_P pixels a block")
+                        "1/SLICES of the input channels by TILE_P pixels a block of THREADS "
+                        "threads (default 512)")
 
 
 def cmd_inspect(args) -> int:

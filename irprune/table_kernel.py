@@ -29,11 +29,11 @@ from .codegen import PtxasResult, emit_ptx, run_ptxas
 from .geometry import ConvGeometry
 from .kernel import KernelPart, _count_fma_ptx, _resolve_cache
 from .llvm_opt import DEFAULT_CPU
-from .table_layout import (TableConfig, Tables, build_tables, check_table_config, grid,
-                           input_copy_bytes, optin_shared, shared_bytes, table_problem)
+from .table_layout import (TableConfig, Tables, build_tables, check_table_config, check_threads,
+                           grid, input_copy_bytes, optin_shared, shared_bytes, table_problem)
 
 #: Bumped when what the disk cache keeps of a table kernel changes.
-_ENTRY_FORMAT = 3
+_ENTRY_FORMAT = 4
 #: IR templates of this process, by everything they are specialized on.
 _ir_memo: dict = {}
 
@@ -59,7 +59,8 @@ class TableConvKernel:
     words: int = 0
     parts: list[KernelPart] = field(default_factory=list, repr=False)
     cache_key: str | None = None
-    #: Threads per block (a launch choice: the warps share out the tile's output channels).
+    #: Threads per block: a constant of the code (the copy loops' stride), so the launch takes
+    #: only the number compiled for; compile again for another.
     block: int = 512
     #: A table kernel runs one channel tile per block (the launch memo's key needs it).
     groups_per_block: int = 1
@@ -91,9 +92,11 @@ class TableConvKernel:
         """(part, grid, block) of the one launch of a call on ``batch`` images."""
         n = self.geometry.N if batch is None else batch
         b = self.block
-        if type(b) is not int or b % 32 or not 32 <= b <= 1024:
-            validate._fail(f"a table kernel's block must be a multiple of 32 in 32..1024, not "
-                           f"{b!r}", "launch")
+        compiled = self.stats.get("threads", b)
+        if b != compiled:
+            validate._fail(f"this table kernel was compiled for {compiled} threads a block, not "
+                           f"{b!r}: leave .block as compiled, or compile with block={b!r}",
+                           "launch")
         return [(self.parts[0], grid(self.geometry, self.config, n), (b, 1, 1))]
 
     def ptxas(self) -> PtxasResult:
@@ -127,15 +130,16 @@ class TableConvKernel:
 
 
 def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: bool, relu: bool,
-                 cpu: str):
-    """The IR template of the table template for one geometry, configuration and table size."""
+                 cpu: str, block: int):
+    """The IR template of the table template for one geometry, configuration, table size and
+    thread count."""
     from numba import types
 
     from .lowering import ArrayArg, build_ir_template
     from .templates.conv2d_table import conv2d_table
 
     g1 = g.with_batch(1)
-    key = (g1, config, words, has_bias, relu, cpu)
+    key = (g1, config, words, has_bias, relu, cpu, block)
     hit = _ir_memo.get(key)
     if hit is not None:
         return hit
@@ -151,12 +155,12 @@ def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: boo
     i2, q2 = types.int32[:, ::1], types.int64[:, ::1]
     argtypes = (types.float32[:, ::1], q2, i2, q2, i2, types.float32[::1],
                 types.float32[:, :, ::1], *(types.int64,) * 6, types.boolean, types.boolean,
-                types.int64)
+                types.int64, types.int64)
     scalars = {"stride": ("i64", g.stride), "channels": ("i64", g.C), "width": ("i64", g.W),
                "tile_k": ("i64", config.tile_k),
                "slices": ("i64", config.slices), "tile_p": ("i64", config.tile_p),
                "relu": ("i8", int(relu)), "atomic": ("i8", int(config.atomic)),
-               "copy_bytes": ("i64", input_copy_bytes(g, config))}
+               "copy_bytes": ("i64", input_copy_bytes(g, config)), "threads": ("i64", block)}
     irt = build_ir_template(conv2d_table.py_func, arrays, scalars, argtypes, cpu=cpu,
                             symbol="irprune_conv2d_table", group_zero=False)
     _ir_memo[key] = irt
@@ -169,7 +173,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     """Compile 1x1 ``weight`` (K, C, 1, 1) for ``input_shape`` in the table layout ``config``.
 
     ``cache``, ``assemble``: as in :func:`irprune.kernel.compile_conv2d`; ``block``: threads
-    per block at launch (``kernel.block``, changeable afterwards). A layer or
+    per block, a constant of the code (a multiple of 32 in 32..1024). A layer or
     configuration the layout cannot take (not 1x1, padding, groups, sm_70, ReLU with several
     slices, shared memory over the GPU's limit, ...) is refused with a one-line
     ValidationError.
@@ -184,6 +188,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     b = validate.check_bias(bias, g.K)
     relu = validate.check_flag(relu, "relu")
     cpu = validate.check_arch(cpu)
+    block = check_threads(block)
     problem = table_problem(g, cpu)
     if problem:
         validate._fail(problem)
@@ -200,7 +205,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
         from .templates import conv2d_table as src
 
         key = digest("table-kernel", _ENTRY_FORMAT, _source(src), g.with_batch(1), config,
-                     w.tobytes(), b.tobytes() if b is not None else b"", relu, cpu,
+                     w.tobytes(), b.tobytes() if b is not None else b"", relu, cpu, block,
                      toolchain_fingerprint())
         hit = store.get("table-kernel", key)
         if hit is not None:
@@ -209,7 +214,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
             if assemble:
                 k.ptxas()
             return k
-    irt = _ir_template(g, config, tables.words, b is not None, relu, cpu)
+    irt = _ir_template(g, config, tables.words, b is not None, relu, cpu, block)
     t1 = time.perf_counter()
     params = {a.name: a.data_param for a in irt.arrays}
     ctx = PassContext(tables={params["pairs"]: tables.pairs, params["rowptr"]: tables.rowptr,
@@ -221,7 +226,8 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     t3 = time.perf_counter()
     nnz = int(np.count_nonzero(w))
     stats = {"weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
-             "layout": "table", "config": config.__dict__, "words": tables.words,
+             "layout": "table", "config": config.__dict__, "threads": block,
+             "words": tables.words,
              "shared_bytes": need, "passes": ctx.stats, "cached": False,
              # the loop's FMAs (a few), as counted for every irprune kernel
              "fma_ptx": _count_fma_ptx(ptx), "ptx_lines": ptx.count("\n"),

@@ -10,8 +10,10 @@ takes, the tables themselves, the grid and the shared memory a block needs.
 A configuration is (``tile_k``, ``slices``, ``tile_p``): a block runs ``tile_k`` output
 channels over ``C / slices`` input channels and ``tile_p`` output pixels. With several slices
 the blocks add their sums into the output with atomics, so the launch zeroes the output first
-(:attr:`TableConfig.atomic`). The threads of a block are a launch choice (a kernel's
-``block``, any multiple of 32): the warps share the tile's output channels out at run time.
+(:attr:`TableConfig.atomic`). The threads of a block (a kernel's ``block``, a multiple of 32)
+are a constant of its code, the stride of its copy loops: a kernel launches with the number it
+was compiled for, and the tuner compiles one kernel per count of THREADS. The warps share the
+tile's output channels out at run time.
 """
 
 from __future__ import annotations
@@ -173,9 +175,21 @@ def input_copy_bytes(g: ConvGeometry, config: TableConfig) -> int:
 
 
 def shared_bytes(g: ConvGeometry, config: TableConfig, words: int) -> int:
-    """Dynamic shared memory of one block: its pairs, its row offsets and its input tile."""
+    """Dynamic shared memory of one block: its pairs, its row offsets, its input tile, and the
+    floats that lanes past the tile's last pixel read after its last row (the template does not
+    clamp them: up to 31)."""
     rows = (config.tile_k + 4) & ~3
-    return 4 * (words + rows + (g.C // config.slices) * config.tile_p)
+    overrun = -config.tile_p % 32
+    return 4 * (words + rows + (g.C // config.slices) * config.tile_p + overrun)
+
+
+def check_threads(block) -> int:
+    """``block`` if it is a table kernel's thread count (a multiple of 32 in 32..1024), else a
+    one-line ValidationError."""
+    if type(block) is not int or block % 32 or not 32 <= block <= 1024:
+        validate._fail(f"a table kernel's block must be a multiple of 32 in 32..1024, not "
+                       f"{block!r}")
+    return block
 
 
 def grid(g: ConvGeometry, config: TableConfig, batch: int) -> tuple[int, int, int]:

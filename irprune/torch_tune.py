@@ -43,11 +43,13 @@ def compile_table_candidates(weight, shape, stride, bias, cpu, configs, cache_di
     """Worker: compile each table-layout configuration of ``configs`` (irprune.table_layout)
     for one 1x1 layer into the disk cache at ``cache_dir``; return how many that is."""
     from .table_kernel import compile_table_conv2d
+    from .table_layout import THREADS
 
     for c in configs:
-        compile_table_conv2d(weight, shape, c, stride=stride, bias=bias, cpu=cpu,
-                             cache=cache_dir, assemble=True)
-    return len(configs)
+        for b in THREADS:  # a table kernel's thread count is a constant of its code
+            compile_table_conv2d(weight, shape, c, stride=stride, bias=bias, cpu=cpu,
+                                 cache=cache_dir, assemble=True, block=b)
+    return len(configs) * len(THREADS)
 
 
 def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:

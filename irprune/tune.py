@@ -247,12 +247,18 @@ def candidate_table_configs(weight: np.ndarray, g: ConvGeometry, cpu: str, relu:
     return table_configs(weight, g, cpu, relu)
 
 
-def table_blocks(k, threads=TABLE_THREADS) -> list[int]:
-    """The threads per block to time table kernel ``k`` with: each of ``threads`` its registers
-    fit."""
+def table_kernels(compile_one, threads=TABLE_THREADS) -> list:
+    """The table kernels of one configuration to time: ``compile_one(block)`` for each of
+    ``threads`` (a table kernel's thread count is a constant of its code), those whose
+    registers fit their block."""
     from .kernel import _registers_fit
 
-    return [b for b in threads if _registers_fit(b, k.registers)]
+    out = []
+    for b in threads:
+        k = compile_one(b)
+        if _registers_fit(b, k.registers):
+            out.append(k)
+    return out
 
 
 def compile_choice(template, weight, input_shape, choice: Choice, **compile_kw):
@@ -424,7 +430,7 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     None in it means ptxas's own choice); ``groups_per_block`` the channel
     groups per block tried with each (:func:`launch_shapes`). ``tables`` (default: True for
     the built-in template) adds the table-layout candidates of a large 1x1 layer
-    (:func:`candidate_table_configs`), each timed with TABLE_THREADS threads; the winner may
+    (:func:`candidate_table_configs`), each compiled and timed with TABLE_THREADS threads; the winner may
     then be an :class:`irprune.table_kernel.TableConvKernel`. Returns ``(kernel, table)`` where
     ``table`` lists every measured :class:`Choice`, empty when the choice came from the cache.
     """
@@ -505,14 +511,14 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
         from .table_kernel import compile_table_conv2d
 
         t0 = time.perf_counter()
-        k = compile_table_conv2d(w, input_shape, tc, stride=stride, bias=bias, relu=relu,
-                                 cpu=cpu, cache=compile_kw["cache"], assemble=True)
+        kernels = table_kernels(lambda b, tc=tc: compile_table_conv2d(
+            w, input_shape, tc, stride=stride, bias=bias, relu=relu, cpu=cpu,
+            cache=compile_kw["cache"], assemble=True, block=b), TABLE_THREADS)
         if log:
             log(f"tune: {tc.describe()} compiled in {time.perf_counter() - t0:.1f} s")
-        for b in table_blocks(k):
-            k.block = b
+        for k in kernels:
             us = measure(k)
-            table.append(Choice(tc.tile_k, b, round(us, 3), tc.slices, table=tc))
+            table.append(Choice(tc.tile_k, k.block, round(us, 3), tc.slices, table=tc))
             entries.append((us, (k, table[-1])))
     if not entries:
         raise ValidationError("no candidate launch fits: every block was too large for the "

@@ -16,13 +16,19 @@ Launch layout (irprune.table_layout builds the tables in this order):
   row per output channel of its tile) and its input rows (``C / slices`` channels times
   ``tile_p`` pixels). irprune.passes.async_copy turns these copies into ``cp.async``.
 - Each warp then runs output channels ``warp, warp + warps, ...`` of the tile: per nonzero one
-  broadcast 8-byte load of the pair and, per 32 pixels, one load of the input and one FFMA.
+  broadcast 8-byte load of the pair, one address add, and per 32 pixels one load of the input
+  and one FFMA. Lanes past the tile's last pixel read on into the next row (or the padding
+  irprune.table_layout.shared_bytes adds after the last one): their sums are never stored, and
+  a clamp would cost an add per 32 pixels instead of one per pair.
 - With one slice a block stores its sums (plus bias, ReLU); with several, each block adds its
   sums into the output with atomics (the launch zeroes the output first; slice 0 adds the
   bias).
 
 All index arithmetic is unsigned 64-bit: Numba adds a negative-index fix-up to every array
-access with a signed index, some 20 instructions per nonzero in the inner loop.
+access with a signed index, some 20 instructions per nonzero in the inner loop. The threads per
+block are a constant of the kernel (``threads``), not ``blockDim``: the strided copy loops then
+need no division for their trip counts, which took about a tenth of the kernel's time
+(docs/perf-log.md, "The table kernel taken apart").
 """
 
 from llvmlite import ir
@@ -68,19 +74,20 @@ def _copy16(typingctx, dst, di, src, n, si):
 
 
 @cuda.jit(device=True, inline=True)
-def _accumulate(acc, smq, smf, k, xs, lane, steps, last):
-    """acc[j] += weight * input for pair ``k`` over the lane's pixels ``lane + 32 j``."""
+def _accumulate(acc, smq, smf, k, base, steps):
+    """acc[j] += weight * input for pair ``k`` over the lane's pixels: the floats at ``base +
+    offset + 32 j`` (``base``: the input tile's start plus the lane)."""
     # one 8-byte shared load for the pair: the offset is its low word, the weight its high one
     pair = uint64(smq[k])
-    off = pair & uint64(0xFFFFFFFF)
+    at = base + (pair & uint64(0xFFFFFFFF))
     w = _bits_to_float(uint32(pair >> uint64(32)))
     for j in range(steps):
-        acc[j] += w * smf[xs + off + min(lane + uint64(32) * j, last)]
+        acc[j] += w * smf[at + uint64(32) * j]
 
 
 @cuda.jit
 def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width, tile_k, slices,
-                 tile_p, relu, atomic, copy_bytes):
+                 tile_p, relu, atomic, copy_bytes, threads):
     """y = conv2d(x, W) + bias for a 1x1 kernel, W given as per-block (offset, weight) tables.
 
     ``x`` is passed as N x (C * H * W) and ``y`` as N x K x (OH * OW); ``channels`` and
@@ -88,7 +95,7 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     int64 (irprune binds them to the same memory): where a slice's rows are one run the input
     is copied ``copy_bytes`` (4, 8 or 16) bytes at a time (irprune.table_layout.input_copy_bytes;
     irprune checks the input's alignment at launch), and the pairs always 16 bytes at a time.
-    Launch: grid (K / tile_k, slices, N * pixel tiles), any multiple of 32 threads.
+    Launch: grid (K / tile_k, slices, N * pixel tiles), ``threads`` (a multiple of 32) threads.
     """
     one = uint64(1)
     C = uint64(channels)
@@ -111,7 +118,7 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     p0 = (z - n * ptiles) * TP
     npx = min(TP, P - p0)
     tid = uint64(cuda.threadIdx.x)
-    nt = uint64(cuda.blockDim.x)
+    nt = uint64(threads)
     lane = tid & uint64(31)
     warp = tid >> uint64(5)
     blk = s * (K // TK) + t
@@ -149,7 +156,7 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
             smf[xs + i] = x[n, first + c * HW + r * ST * W + col * ST]
     cuda.syncthreads()
     steps = (TP + uint64(31)) // uint64(32)
-    last = TP - one
+    base = xs + lane
     for o in range(warp, TK, nt >> uint64(5)):
         b = uint64(smi[rows + o])
         e = uint64(smi[rows + o + one])
@@ -158,10 +165,10 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
             acc[j] = float32(0.0)
         # two pairs an iteration (half the loop's own instructions), then an odd last one
         for k in range(b, e - ((e - b) & one), uint64(2)):
-            _accumulate(acc, smq, smf, k, xs, lane, steps, last)
-            _accumulate(acc, smq, smf, k + one, xs, lane, steps, last)
+            _accumulate(acc, smq, smf, k, base, steps)
+            _accumulate(acc, smq, smf, k + one, base, steps)
         if (e - b) & one:
-            _accumulate(acc, smq, smf, e - one, xs, lane, steps, last)
+            _accumulate(acc, smq, smf, e - one, base, steps)
         ko = t * TK + o
         for j in range(steps):
             q = lane + uint64(32) * j

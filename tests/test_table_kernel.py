@@ -91,10 +91,19 @@ def test_refusals_are_one_line():
         compile_table_conv2d(big, (1, 4096, 4, 4), TableConfig(16, 1, 16), cache=False)
 
 
-def test_bad_blocks_are_refused_at_launch():
+def test_threads_are_a_constant_of_the_code():
+    """The block's thread count is compiled in (the copy loops' stride, no blockDim read): a
+    bad count is refused when compiling, another count than the compiled one at launch."""
     w = prune_random((16, 8, 1, 1), 0.5, seed=1)
-    k = compile_table_conv2d(w, (1, 8, 4, 4), TableConfig(16, 1, 16), cache=False, block=48)
-    with pytest.raises(ValidationError, match="multiple of 32"):
+    for bad in (48, 0, 2048, 512.0):
+        with pytest.raises(ValidationError, match="multiple of 32") as e:
+            compile_table_conv2d(w, (1, 8, 4, 4), TableConfig(16, 1, 16), cache=False, block=bad)
+        assert "\n" not in str(e.value)
+    k = compile_table_conv2d(w, (1, 8, 4, 4), TableConfig(16, 1, 16), cache=False, block=64)
+    assert "%ntid" not in k.asm["ptx"] and k.stats["threads"] == 64
+    assert k.part_launches(1)[0][2] == (64, 1, 1)
+    k.block = 128
+    with pytest.raises(ValidationError, match="compiled for 64 threads"):
         k.part_launches(1)
 
 
@@ -113,7 +122,9 @@ def test_the_disk_cache_gives_the_same_code(tmp_path):
     w = prune_random((16, 8, 1, 1), 0.5, seed=1)
     a = compile_table_conv2d(w, (1, 8, 4, 4), TableConfig(8, 2, 16), cache=tmp_path)
     b = compile_table_conv2d(w, (2, 8, 4, 4), TableConfig(8, 2, 16), cache=tmp_path)
+    c = compile_table_conv2d(w, (2, 8, 4, 4), TableConfig(8, 2, 16), cache=tmp_path, block=256)
     assert b.stats["cached"] and not a.stats["cached"]
+    assert not c.stats["cached"] and c.block == 256  # another thread count is another kernel
     assert b.asm["ptx"] == a.asm["ptx"] and b.geometry.N == 2
     x = np.random.default_rng(0).standard_normal((2, 8, 4, 4)).astype(np.float32)
     assert rel_err(run_on_host(b, x), conv2d_reference(x, w)) < RTOL

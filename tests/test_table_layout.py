@@ -88,7 +88,10 @@ def test_input_copies_are_as_wide_as_the_runs_length_allows():
 def test_shared_bytes_and_grid():
     g = _geometry(N=3)
     c = TableConfig(16, 2, 10)
-    assert shared_bytes(g, c, 40) == 4 * (40 + 20 + 8 * 10)
+    # pairs, row offsets (16 + 1, to a multiple of 4), the input tile, and the 22 floats that
+    # the lanes past the tile's 10 pixels read after its last row (no clamp in the template)
+    assert shared_bytes(g, c, 40) == 4 * (40 + 20 + 8 * 10 + 22)
+    assert shared_bytes(g, TableConfig(16, 2, 64), 40) == 4 * (40 + 20 + 8 * 64)
     assert grid(g, c, 3) == (2, 2, 3 * 3)
     with pytest.raises(ValidationError, match="65535"):
         grid(g, TableConfig(16, 2, 1), 3000)

@@ -166,10 +166,13 @@ def test_a_large_1x1_layer_is_also_timed_in_the_table_layout(monkeypatch, tmp_pa
     from irprune.host_exec import run_on_host
     from irprune.reference import conv2d_reference, prune_random
     from irprune.table_kernel import TableConvKernel
-    from irprune.table_layout import THREADS, TableConfig
+    from irprune.table_layout import TableConfig
 
     monkeypatch.setattr(T, "device_id", lambda: "stand-in GPU sm_90")
     monkeypatch.setattr(L, "_require_gpu", lambda: None)
+    # a table kernel's threads are compiled in: few, for the host to emulate them quickly
+    THREADS = (32, 64)
+    monkeypatch.setattr(T, "TABLE_THREADS", THREADS)
     w = prune_random((256, 64, 1, 1), 0.9, seed=3)
     shape = (1, 64, 14, 14)
     g = ConvGeometry.from_weight(w.shape, shape)
@@ -190,7 +193,6 @@ def test_a_large_1x1_layer_is_also_timed_in_the_table_layout(monkeypatch, tmp_pa
     assert k.stats["tuned"]["layout"] == "table" and not k.stats["tuned"]["cached"]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     ref = conv2d_reference(x.astype(np.float64), w.astype(np.float64), 1, 0)
-    k.block = 32  # a launch choice: the same tables, with fewer host threads to emulate
     assert np.abs(run_on_host(k, x) - ref).max() / np.abs(ref).max() < 1e-5
     k2, table2 = autotune(conv2d_nchw, w, shape, **kw)
     assert table2 == [] and k2.stats["tuned"]["cached"]

@@ -456,7 +456,8 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             return None
         from ..table_kernel import compile_table_conv2d
         from ..template import default_group_size
-        from ..tune import finalists, launch_shapes, table_blocks, template_for
+        from ..table_layout import THREADS as TABLE_THREADS
+        from ..tune import finalists, launch_shapes, table_kernels, template_for
 
         g = layer.geometry(u.batch)
         sizes = configs(cfg, u, sp)
@@ -473,26 +474,39 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             rec["choice_from"] = {"file": cfg.choices_from, "commit": chosen.get("commit") or None}
         for gs, sl, tile, cap, tc in sizes:
             res = compiled[(layer.name, u.batch, sp, gs, sl, tile, cap, tc)]
+            replay = chosen is not None and (tc is not None) == (chosen.get("layout") == "table")
             t0 = time.perf_counter()
             if tc is not None:
-                k = compile_table_conv2d(w, g.input_shape, tc, stride=layer.stride,
-                                         cache=DiskCache(cache_dir))
+                # one kernel per thread count (a constant of a table kernel's code): the earlier
+                # run's, each of TABLE_THREADS that fits when tuning, else the default
+                def one(b, tc=tc):
+                    return compile_table_conv2d(w, g.input_shape, tc, stride=layer.stride,
+                                                cache=DiskCache(cache_dir), block=b,
+                                                assemble=len(sizes) > 1)
+                if replay:
+                    kernels = [one(chosen["block"])]
+                elif len(sizes) > 1:
+                    kernels = table_kernels(one, TABLE_THREADS)
+                else:
+                    kernels = [one(512)]
+                k = kernels[0] if kernels else None
             else:
                 k = template_for(tmpl, tile).compile(
                     w, g.input_shape, stride=layer.stride, padding=layer.padding, group_size=gs,
                     slices=sl, tile=tile, cache=DiskCache(cache_dir), max_registers=cap)
-            cached_s = time.perf_counter() - t0
-            if not k.registers and len(sizes) > 1:
-                k.ptxas()  # the register count decides which blocks can launch
-            if chosen is not None and (tc is not None) == (chosen.get("layout") == "table"):
-                # the earlier run's launch shape, not timed again here
-                shapes = ((chosen["block"], chosen.get("groups_per_block", 1)),)
-            elif tc is not None:
-                shapes = tuple((b, 1) for b in table_blocks(k)) if len(sizes) > 1 else (
-                    (k.block, 1),)
+            cached_s = (time.perf_counter() - t0) / max(1, len(kernels) if tc is not None else 1)
+            if tc is not None:
+                runs = [(kt, kt.block, 1) for kt in kernels]
             else:
-                shapes = launch_shapes(k) if len(sizes) > 1 else ((k.block, 1),)
-            for b, m in shapes:
+                if not k.registers and len(sizes) > 1:
+                    k.ptxas()  # the register count decides which blocks can launch
+                if replay:
+                    # the earlier run's launch shape, not timed again here
+                    shapes = ((chosen["block"], chosen.get("groups_per_block", 1)),)
+                else:
+                    shapes = launch_shapes(k) if len(sizes) > 1 else ((k.block, 1),)
+                runs = [(k, b, m) for b, m in shapes]
+            for k, b, m in runs:
                 k.block, k.groups_per_block = b, m
                 fn = I.irprune_run(inp, k)
                 us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us
