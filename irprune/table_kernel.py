@@ -29,8 +29,9 @@ from .codegen import PtxasResult, emit_ptx, run_ptxas
 from .geometry import ConvGeometry
 from .kernel import KernelPart, _count_fma_ptx, _resolve_cache
 from .llvm_opt import DEFAULT_CPU
-from .table_layout import (TableConfig, Tables, build_tables, check_table_config, check_threads,
-                           grid, input_copy_bytes, optin_shared, shared_bytes, table_problem)
+from .table_layout import (TableConfig, Tables, build_tables, channel_floats, check_table_config,
+                           check_threads, grid, input_copy_bytes, optin_shared, row_pitch,
+                           shared_bytes, table_problem)
 
 #: Bumped when what the disk cache keeps of a table kernel changes.
 _ENTRY_FORMAT = 4
@@ -155,12 +156,13 @@ def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: boo
     i2, q2 = types.int32[:, ::1], types.int64[:, ::1]
     argtypes = (types.float32[:, ::1], q2, i2, q2, i2, types.float32[::1],
                 types.float32[:, :, ::1], *(types.int64,) * 6, types.boolean, types.boolean,
-                types.int64, types.int64)
+                types.int64, types.int64, types.int64)
     scalars = {"stride": ("i64", g.stride), "channels": ("i64", g.C), "width": ("i64", g.W),
                "tile_k": ("i64", config.tile_k),
                "slices": ("i64", config.slices), "tile_p": ("i64", config.tile_p),
                "relu": ("i8", int(relu)), "atomic": ("i8", int(config.atomic)),
-               "copy_bytes": ("i64", input_copy_bytes(g, config)), "threads": ("i64", block)}
+               "copy_bytes": ("i64", input_copy_bytes(g, config)), "threads": ("i64", block),
+               "pitch": ("i64", row_pitch(g, config))}
     irt = build_ir_template(conv2d_table.py_func, arrays, scalars, argtypes, cpu=cpu,
                             symbol="irprune_conv2d_table", group_zero=False)
     _ir_memo[key] = irt
@@ -194,7 +196,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
         validate._fail(problem)
     config = check_table_config(g, cpu, relu, config)
     config = TableConfig(config.tile_k, config.slices, min(config.tile_p, g.OH * g.OW))
-    tables = build_tables(w, config, b)
+    tables = build_tables(w, config, b, row=channel_floats(g, config))
     need = shared_bytes(g, config, tables.words)
     if need > optin_shared(cpu):
         validate._fail(f"{config.describe()} needs {need} bytes of shared memory a block, over "

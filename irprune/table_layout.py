@@ -113,16 +113,19 @@ class Tables:
         return self.pairs.shape[1]
 
 
-def build_tables(w: np.ndarray, config: TableConfig, bias: np.ndarray | None = None) -> Tables:
+def build_tables(w: np.ndarray, config: TableConfig, bias: np.ndarray | None = None,
+                 row: int | None = None) -> Tables:
     """The tables of weights ``w`` (K, C, 1, 1) in ``config``'s layout.
 
     Block ``s * (K / tile_k) + t`` (grid y ``s``, grid x ``t``) runs output channels
     ``t * tile_k ..`` over input channels ``s * C / slices ..``; a pair's offset is the input
-    channel's row in the block's shared input tile (``c_local * tile_p``), so the kernel adds
-    only its lane's pixel to it.
+    channel's row in the block's shared input tile (``c_local * row``; ``row``: the floats a
+    channel takes there, :func:`channel_floats`, default ``tile_p``), so the kernel adds only
+    its lane's pixel to it.
     """
     K, C = w.shape[:2]
-    tk, ns, tp = config.tile_k, config.slices, config.tile_p
+    tk, ns = config.tile_k, config.slices
+    tp = config.tile_p if row is None else row
     cs = C // ns
     w2 = np.ascontiguousarray(w.reshape(K, C), np.float32)
     # blocks in launch order: slice-major, then output tile
@@ -143,13 +146,14 @@ def build_tables(w: np.ndarray, config: TableConfig, bias: np.ndarray | None = N
     return Tables(pairs=pairs, rowptr=rowptr, bias=bias)
 
 
-def pair_of(w: np.ndarray, config: TableConfig, k: int, c: int) -> dict:
+def pair_of(w: np.ndarray, config: TableConfig, k: int, c: int, row: int | None = None) -> dict:
     """Where weight (``k``, ``c``) of 1x1 weights ``w`` sits in ``config``'s tables (the same
-    order as :func:`build_tables`): its block (and grid x, y), its output channel's row in the
-    block, its pair's slot (None for a zero weight, which has no pair) and the pair's two
-    int32 words (input offset, weight bits)."""
+    order as :func:`build_tables`, ``row`` as there): its block (and grid x, y), its output
+    channel's row in the block, its pair's slot (None for a zero weight, which has no pair) and
+    the pair's two int32 words (input offset, weight bits)."""
     K, C = w.shape[:2]
-    tk, ns, tp = config.tile_k, config.slices, config.tile_p
+    tk, ns = config.tile_k, config.slices
+    tp = config.tile_p if row is None else row
     cs = C // ns
     t, o, s, cl = k // tk, k % tk, c // cs, c % cs
     w2 = np.asarray(w, np.float32).reshape(K, C)
@@ -163,11 +167,42 @@ def pair_of(w: np.ndarray, config: TableConfig, k: int, c: int) -> dict:
             "words": None if slot is None else [cl * tp, int(np.float32(value).view(np.int32))]}
 
 
+def row_pitch(g: ConvGeometry, config: TableConfig) -> int:
+    """Floats a staged input row takes in shared memory when a block copies the rows a strided
+    layer reads (every ``stride``-th row of each channel, from its first column to its last used
+    one, rounded up to 16-byte pieces), or 0 where it copies its tile value by value instead.
+
+    A strided layer's tile otherwise takes a division-laden 4-byte copy per value (about 40% of
+    l4_down_1024_2048_s2's kernel: docs/perf-log.md, "The table kernel taken apart"). The rows
+    are copied 16 bytes at a time when the whole image is one pixel tile, every row read starts
+    on 16 bytes (``H * W`` and ``stride * W`` multiples of 4 floats) and the last row's pieces
+    stay inside the image (a check that those two imply, kept since a piece past the tensor's
+    end would read another allocation)."""
+    if g.stride == 1 or config.tile_p < g.OH * g.OW:
+        return 0
+    pitch = -(-((g.OW - 1) * g.stride + 1) // 4) * 4
+    if (g.H * g.W) % 4 or (g.stride * g.W) % 4:
+        return 0
+    if (g.OH - 1) * g.stride * g.W + pitch > g.H * g.W:
+        return 0
+    return pitch
+
+
+def channel_floats(g: ConvGeometry, config: TableConfig) -> int:
+    """Floats one input channel takes in a block's shared input tile: ``tile_p`` values, or
+    ``OH`` staged rows of :func:`row_pitch`."""
+    pitch = row_pitch(g, config)
+    return g.OH * pitch if pitch else config.tile_p
+
+
 def input_copy_bytes(g: ConvGeometry, config: TableConfig) -> int:
     """How many bytes at a time a block copies its input rows: 16, 8 or 4. Wider than 4 only
     where its rows are one run (stride 1, the whole image in one pixel tile) whose length, and
-    so every image's and slice's start, is a multiple of the width (given an input aligned as
-    much, which irprune.launch checks: TableConvKernel.input_alignment)."""
+    so every image's and slice's start, is a multiple of the width, or where a strided layer's
+    rows are staged whole (:func:`row_pitch`); given an input aligned as much, which
+    irprune.launch checks: TableConvKernel.input_alignment."""
+    if row_pitch(g, config):
+        return 16
     run = (g.C // config.slices) * g.H * g.W
     if g.stride != 1 or config.tile_p < g.OH * g.OW:
         return 4
@@ -180,7 +215,7 @@ def shared_bytes(g: ConvGeometry, config: TableConfig, words: int) -> int:
     clamp them: up to 31)."""
     rows = (config.tile_k + 4) & ~3
     overrun = -config.tile_p % 32
-    return 4 * (words + rows + (g.C // config.slices) * config.tile_p + overrun)
+    return 4 * (words + rows + (g.C // config.slices) * channel_floats(g, config) + overrun)
 
 
 def check_threads(block) -> int:

@@ -74,20 +74,26 @@ def _copy16(typingctx, dst, di, src, n, si):
 
 
 @cuda.jit(device=True, inline=True)
-def _accumulate(acc, smq, smf, k, base, steps):
+def _accumulate(acc, smq, smf, k, base, steps, pix, pitch):
     """acc[j] += weight * input for pair ``k`` over the lane's pixels: the floats at ``base +
-    offset + 32 j`` (``base``: the input tile's start plus the lane)."""
+    offset + 32 j`` (``base``: the input tile's start plus the lane), or with staged rows
+    (``pitch``) at ``offset + pix[j]``."""
     # one 8-byte shared load for the pair: the offset is its low word, the weight its high one
     pair = uint64(smq[k])
-    at = base + (pair & uint64(0xFFFFFFFF))
+    off = pair & uint64(0xFFFFFFFF)
     w = _bits_to_float(uint32(pair >> uint64(32)))
-    for j in range(steps):
-        acc[j] += w * smf[at + uint64(32) * j]
+    if pitch > 0:
+        for j in range(steps):
+            acc[j] += w * smf[off + pix[j]]
+    else:
+        at = base + off
+        for j in range(steps):
+            acc[j] += w * smf[at + uint64(32) * j]
 
 
 @cuda.jit
 def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width, tile_k, slices,
-                 tile_p, relu, atomic, copy_bytes, threads):
+                 tile_p, relu, atomic, copy_bytes, threads, pitch):
     """y = conv2d(x, W) + bias for a 1x1 kernel, W given as per-block (offset, weight) tables.
 
     ``x`` is passed as N x (C * H * W) and ``y`` as N x K x (OH * OW); ``channels`` and
@@ -95,6 +101,9 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     int64 (irprune binds them to the same memory): where a slice's rows are one run the input
     is copied ``copy_bytes`` (4, 8 or 16) bytes at a time (irprune.table_layout.input_copy_bytes;
     irprune checks the input's alignment at launch), and the pairs always 16 bytes at a time.
+    With ``pitch`` (irprune.table_layout.row_pitch: a strided layer, the whole image a tile) the
+    block copies each row it reads whole, 16 bytes at a time, ``pitch`` floats apart, and each
+    lane reads its pixels through offsets it works out once.
     Launch: grid (K / tile_k, slices, N * pixel tiles), ``threads`` (a multiple of 32) threads.
     """
     one = uint64(1)
@@ -105,6 +114,7 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     P = uint64(y.shape[2])  # output pixels of an image
     ST = uint64(stride)
     OW = (W - one) // ST + one
+    PITCH = uint64(pitch)
     TK = uint64(tile_k)
     TP = uint64(tile_p)
     CS = C // uint64(slices)
@@ -145,6 +155,17 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     elif ST == one and TP == P:
         for i in range(tid, CS * P, nt):
             smf[xs + i] = x[n, first + i]
+    elif PITCH > uint64(0):
+        # the rows the layer reads (every ST-th of each channel), PITCH floats each: PITCH / 4
+        # 16-byte pieces a row, OH rows a channel (all of them multiples of 4 floats apart)
+        pieces = PITCH // uint64(4)
+        OH = P // OW
+        for i in range(tid, CS * OH * pieces, nt):
+            row = uint64(uint32(i) // uint32(pieces))
+            c = uint64(uint32(row) // uint32(OH))
+            r = row - c * OH
+            src = first + c * HW + r * ST * W + (i - row * pieces) * uint64(4)
+            _copy16(smq, xs // two + two * i, x2, n, src // two)
     else:
         for i in range(tid, CS * TP, nt):
             # 32-bit division by the constants: a multiply-high and a shift, not a 64-bit one
@@ -157,6 +178,13 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     cuda.syncthreads()
     steps = (TP + uint64(31)) // uint64(32)
     base = xs + lane
+    # staged rows: each lane's pixels in them, worked out once (pixels past the last read it)
+    pix = cuda.local.array(MAX_STEPS, uint64)
+    if PITCH > uint64(0):
+        for j in range(steps):
+            q = min(lane + uint64(32) * j, P - one)
+            r = uint64(uint32(q) // uint32(OW))
+            pix[j] = xs + r * PITCH + (q - r * OW) * ST
     for o in range(warp, TK, nt >> uint64(5)):
         b = uint64(smi[rows + o])
         e = uint64(smi[rows + o + one])
@@ -165,10 +193,10 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
             acc[j] = float32(0.0)
         # two pairs an iteration (half the loop's own instructions), then an odd last one
         for k in range(b, e - ((e - b) & one), uint64(2)):
-            _accumulate(acc, smq, smf, k, base, steps)
-            _accumulate(acc, smq, smf, k + one, base, steps)
+            _accumulate(acc, smq, smf, k, base, steps, pix, PITCH)
+            _accumulate(acc, smq, smf, k + one, base, steps, pix, PITCH)
         if (e - b) & one:
-            _accumulate(acc, smq, smf, e - one, base, steps)
+            _accumulate(acc, smq, smf, e - one, base, steps, pix, PITCH)
         ko = t * TK + o
         for j in range(steps):
             q = lane + uint64(32) * j

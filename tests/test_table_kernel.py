@@ -24,6 +24,13 @@ CASES = [
     (32, 16, 9, 2, TableConfig(8, 4, 10), 32, 2, True, False),
     (16, 12, 6, 1, TableConfig(16, 4, 36), 128, 1, False, False),
     (24, 8, 7, 1, TableConfig(8, 8, 49), 32, 1, True, False),
+    # stride 2, the whole image a tile: the rows read staged whole (irprune.table_layout.
+    # row_pitch), 8 and 16 floats apart; a 7x7 image's rows do not start on 16 bytes, so that
+    # one copies value by value
+    (32, 16, 8, 2, TableConfig(8, 2, 16), 64, 2, True, False),
+    (16, 8, 14, 2, TableConfig(16, 2, 49), 64, 1, False, False),
+    (16, 8, 14, 2, TableConfig(16, 1, 49), 32, 1, True, True),
+    (16, 8, 7, 2, TableConfig(16, 2, 16), 64, 2, False, False),
 ]
 
 
