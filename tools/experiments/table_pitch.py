@@ -31,11 +31,13 @@ class _NoPitch:
         self.saved = (tl.row_pitch, tk.row_pitch, tk.channel_floats)
         tl.row_pitch = tk.row_pitch = lambda g, c: 0
         tk.channel_floats = tl.channel_floats
+        tk._ir_memo.clear()  # its key leaves out what row_pitch derives from it
 
     def __exit__(self, *exc):
         import irprune.table_kernel as tk
         import irprune.table_layout as tl
         tl.row_pitch, tk.row_pitch, tk.channel_floats = self.saved
+        tk._ir_memo.clear()
 
 
 def main():
