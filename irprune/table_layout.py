@@ -237,11 +237,13 @@ def grid(g: ConvGeometry, config: TableConfig, batch: int) -> tuple[int, int, in
     return (g.K // config.tile_k, config.slices, z)
 
 
-#: Candidate output channels per block, input-channel slices, and threads per block (a launch
-#: choice). On the seven large 1x1 layers the fastest of 206 hand-written configurations took
-#: 16-64 channels, 1-8 slices and 512 or 1024 threads on every layer (docs/perf-log.md,
-#: "Weights as data on the large layers").
-TILE_K = (16, 32, 64)
+#: Candidate output channels per block, input-channel slices, and threads per block. On the
+#: seven large 1x1 layers the fastest of 206 hand-written configurations took 16-64 channels,
+#: 1-8 slices and 512 or 1024 threads on every layer (docs/perf-log.md, "Weights as data on the
+#: large layers"); 128 channels as well since every block of an output tile copies the same
+#: input slice, which on l4_down_1024_2048_s2 bounds the kernel by L2 bandwidth ("The table
+#: kernel taken apart").
+TILE_K = (16, 32, 64, 128)
 SLICES = (1, 2, 4, 8)
 THREADS = (512, 1024)
 #: Pixels a block takes when an image has more than MAX_TILE_P output pixels.
