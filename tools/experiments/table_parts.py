@@ -22,6 +22,10 @@ in one process, graph replays over 16 inputs:
 The first four are checked against float64 (the call with its zeroing, output poisoned with
 NaN) and their call timed too; the last four are timing only.
 
+Its edits are of the template as it was before ea16398, which built ``const_threads`` and
+``noclamp`` into it: run it from a checkout of 3d17df7 (at later commits those edits fail
+their assertions).
+
     python3 table_parts.py [LAYER ...]   # GPU; rows in $OUT/table-parts.json
     python3 table_parts.py ptx VARIANT LAYER   # CPU: print the variant's PTX
 """
