@@ -478,7 +478,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             t0 = time.perf_counter()
             if tc is not None:
                 # one kernel per thread count (a constant of a table kernel's code): the earlier
-                # run's, each of TABLE_THREADS that fits when tuning, else the default
+                # run's, each of TABLE_THREADS that fits when tuning, else the first
                 def one(b, tc=tc):
                     return compile_table_conv2d(w, g.input_shape, tc, stride=layer.stride,
                                                 cache=DiskCache(cache_dir), block=b,
@@ -488,8 +488,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
                 elif len(sizes) > 1:
                     kernels = table_kernels(one, TABLE_THREADS)
                 else:
-                    kernels = [one(512)]
-                k = kernels[0] if kernels else None
+                    kernels = [one(TABLE_THREADS[0])]
             else:
                 k = template_for(tmpl, tile).compile(
                     w, g.input_shape, stride=layer.stride, padding=layer.padding, group_size=gs,
