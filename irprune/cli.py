@@ -80,10 +80,10 @@ def _compile_table(args, w, bias, cache):
     if clash:
         raise ValidationError(f"--table is a layout of its own: drop {', '.join(clash)} (its "
                               "slices are the second number of --table)", stage="cli")
-    threads = args.table[3] if len(args.table) == 4 else 512
+    threads = {"block": args.table[3]} if len(args.table) == 4 else {}  # else the default
     return compile_table_conv2d(w, args.input_shape, TableConfig(*args.table[:3]),
                                 stride=args.stride, bias=bias, relu=args.relu, cpu=args.arch,
-                                cache=cache, block=threads)
+                                cache=cache, **threads)
 
 
 def cmd_compile(args) -> int:

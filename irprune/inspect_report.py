@@ -102,7 +102,7 @@ def report(k, args) -> int:
     t.add_column("value", justify="right")
     # the immediate layout's pass and load counts, or the table layout's tables
     middle = [
-        ("layout", s["config"]),
+        ("layout", f"{s['config']}, {s['threads']} threads a block"),
         ("table blocks / bytes", f"{s['table_blocks']:,} / {s['table_bytes']:,}"),
         ("shared memory a block", f"{s['shared_bytes']:,} bytes"),
     ] if s.get("layout") == "table" else [

@@ -184,7 +184,7 @@ def _table_summary(k, with_ptxas: bool) -> dict:
     s = k.stats
     blocks = (k.geometry.K // k.config.tile_k) * k.config.slices
     out = {"layer": k.geometry.describe(), "layout": "table", "config": k.config.describe(),
-           "weights": s["weights"], "nnz": s["nnz"], "sparsity": round(s["sparsity"], 4),
+           "threads": k.block, "weights": s["weights"], "nnz": s["nnz"], "sparsity": round(s["sparsity"], 4),
            "table_blocks": blocks, "table_bytes": 4 * blocks * (k.words + k.config.tile_k + 1),
            "shared_bytes": k.shared_bytes, "fma": s["fma_ptx"], "ptx_lines": s["ptx_lines"],
            "compile_seconds": s["seconds"]}

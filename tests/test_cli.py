@@ -95,7 +95,8 @@ def test_the_table_layout_compiles_and_inspects_from_the_command_line(tmp_path, 
     # the printed summary: the table layout's rows, not the immediate layout's
     assert main(["inspect", *base, "--color", "never"]) == 0
     text = capsys.readouterr().out
-    assert "table k16 s2 p64" in text and f"{s['table_blocks']:,} / {s['table_bytes']:,}" in text
+    assert "table k16 s2 p64, 512 threads a block" in text
+    assert f"{s['table_blocks']:,} / {s['table_bytes']:,}" in text
     assert "channel groups" not in text and "per thread block" not in text
     plain = ["--weights", str(tmp_path / "w.npy"), "--input-shape", "1,32,8,8"]
     assert main(["inspect", *plain, "--color", "never"]) == 0
@@ -111,3 +112,13 @@ def test_the_table_layout_compiles_and_inspects_from_the_command_line(tmp_path, 
                        capture_output=True, text=True)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "--table is a layout of its own: drop --padding" in p.stderr
+    # a fourth number is the threads a block, a constant of the code; a fifth is refused
+    four = ["--weights", str(tmp_path / "w.npy"), "--input-shape", "1,32,8,8",
+            "--table", "16,2,64,128"]
+    assert main(["compile", *four, "--emit", "ptx"]) == 0
+    assert "%ntid" not in capsys.readouterr().out
+    assert main(["inspect", *four, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threads"] == 128
+    p = subprocess.run([sys.executable, "-m", "irprune.cli", "compile", *base[:-1], "16,2,64,1,2"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "--table takes 3 or 4 numbers" in p.stderr, p.stderr

@@ -489,14 +489,13 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
                     kernels = table_kernels(one, TABLE_THREADS)
                 else:
                     kernels = [one(TABLE_THREADS[0])]
+                runs = [(kt, kt.block, 1) for kt in kernels]
+                cached_s = (time.perf_counter() - t0) / max(1, len(kernels))  # a kernel's load
             else:
                 k = template_for(tmpl, tile).compile(
                     w, g.input_shape, stride=layer.stride, padding=layer.padding, group_size=gs,
                     slices=sl, tile=tile, cache=DiskCache(cache_dir), max_registers=cap)
-            cached_s = (time.perf_counter() - t0) / max(1, len(kernels) if tc is not None else 1)
-            if tc is not None:
-                runs = [(kt, kt.block, 1) for kt in kernels]
-            else:
+                cached_s = time.perf_counter() - t0
                 if not k.registers and len(sizes) > 1:
                     k.ptxas()  # the register count decides which blocks can launch
                 if replay:

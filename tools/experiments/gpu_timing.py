@@ -177,6 +177,16 @@ def print_geomeans(rows, key: str = "speedup"):
 # and float64 reference, its tuned irprune kernel timed into a row, and a raw launch checked
 # against the reference, then timed.
 
+def save_row(rows, row, name):
+    """Add ``row`` to ``rows``, print it, and write all of them to ``$OUT/name`` (default: the
+    current folder) as JSON: a script stopped midway keeps what it measured."""
+    import json, os
+    rows.append(row)
+    print(row, flush=True)
+    with open(os.path.join(os.environ.get("OUT", "."), name), "w") as f:
+        json.dump(rows, f, indent=1)
+
+
 def layer_case(name, rotation: int = 16):
     """(layer, weights, inputs, float64 reference of inputs[0], output) of layer ``name`` at
     batch 1 and sparsity 0.9 (the bench's weights), ``rotation`` input sets on the GPU."""

@@ -45,10 +45,9 @@ def _kernel(name, config, block):
 
 
 def _no_zeroing(k):
-    """``k`` with the launch's zeroing switched off (timing only: atomic sums go wrong)."""
-    from irprune.table_kernel import TableConvKernel
-
-    class Bare(TableConvKernel):
+    """``k`` with the launch's zeroing switched off (timing only: atomic sums go wrong), its
+    class's other overrides kept."""
+    class Bare(type(k)):
         zero_output = False
     k.__class__ = Bare
     return k
@@ -57,7 +56,7 @@ def _no_zeroing(k):
 def main():
     import torch
     from cuda.bindings import driver as drv
-    from gpu_timing import check_then_time
+    from gpu_timing import check_then_time, save_row
     from irprune.bench.timing import measure
 
     picks = chosen()
@@ -92,10 +91,7 @@ def main():
             except Exception as exc:
                 row[f"kernel_{nt}_us"] = str(exc)[:120]
         row["kernel_us"] = row[f"kernel_{block}_us"]
-        rows.append(row)
-        print(row, flush=True)
-        json.dump(rows, open(os.path.join(os.environ.get("OUT", "."), "table-anatomy.json"),
-                             "w"), indent=1)
+        save_row(rows, row, "table-anatomy.json")
 
 
 if __name__ == "__main__":

@@ -29,12 +29,12 @@ their assertions).
     python3 table_parts.py [LAYER ...]   # GPU; rows in $OUT/table-parts.json
     python3 table_parts.py ptx VARIANT LAYER   # CPU: print the variant's PTX
 """
-import inspect, json, os, re, sys, types
+import inspect, os, re, sys, types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from table_anatomy import chosen  # noqa: E402
+from table_anatomy import _no_zeroing, chosen  # noqa: E402
 
 PAD_BYTES = 128  # noclamp: up to 31 floats read past the tile's last row
 
@@ -123,17 +123,8 @@ def compile_variant(name, layer, config, block):
     return k
 
 
-def _no_zeroing(k):
-    """``k`` with the launch's zeroing switched off (timing only), keeping its class's other
-    overrides (table_anatomy's version would drop the padding)."""
-    class Bare(type(k)):
-        zero_output = False
-    k.__class__ = Bare
-    return k
-
-
 def main():
-    from gpu_timing import check_then_time, layer_case
+    from gpu_timing import check_then_time, layer_case, save_row
     from irprune.bench.timing import measure
 
     picks = chosen()
@@ -159,10 +150,7 @@ def main():
                                                  target_ms=10, repeats=5).median_us, 3)
             except Exception as exc:
                 row["error"] = str(exc)[:300]
-            rows.append(row)
-            print(row, flush=True)
-            json.dump(rows, open(os.path.join(os.environ.get("OUT", "."), "table-parts.json"),
-                                 "w"), indent=1)
+            save_row(rows, row, "table-parts.json")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ with NaN):
 
     python3 table_pdl.py [LAYER ...]    # GPU; rows in $OUT/table-pdl.json
 """
-import copy, dataclasses, json, os, re, sys
+import copy, dataclasses, os, re, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -66,7 +66,7 @@ def main():
     import numpy as np
     import torch
     from cuda.core import LaunchConfig, launch
-    from gpu_timing import check_then_time
+    from gpu_timing import check_then_time, save_row
     from numba import cuda
     from irprune.launch import _functions, _stream
 
@@ -100,10 +100,7 @@ def main():
                 row[f"{what}_err"], row[f"{what}_us"] = check_then_time(call, y, ref)
             except Exception as exc:
                 row[f"{what}_error"] = str(exc)[:200]
-        rows.append(row)
-        print(row, flush=True)
-        json.dump(rows, open(os.path.join(os.environ.get("OUT", "."), "table-pdl.json"), "w"),
-                  indent=1)
+        save_row(rows, row, "table-pdl.json")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ replays over 16 inputs.
 
     python3 table_pitch.py     # GPU; rows in $OUT/table-pitch.json
 """
-import json, os, sys
+import os, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -43,7 +43,7 @@ class _NoPitch:
 def main():
     from contextlib import nullcontext
 
-    from gpu_timing import check_then_time, layer_case
+    from gpu_timing import check_then_time, layer_case, save_row
     from irprune.table_kernel import compile_table_conv2d
     from irprune.table_layout import TableConfig
 
@@ -64,10 +64,7 @@ def main():
                         lambda i: k(xs[i], out=y), y, ref)
                 except Exception as exc:
                     row[f"{mode}_error"] = str(exc)[:300]
-        rows.append(row)
-        print(row, flush=True)
-        json.dump(rows, open(os.path.join(os.environ.get("OUT", "."), "table-pitch.json"), "w"),
-                  indent=1)
+        save_row(rows, row, "table-pitch.json")
 
 
 if __name__ == "__main__":
