@@ -9,7 +9,7 @@ in one process, inputs over 16 sets, as CUDA-graph replays:
   kernel. Checked against float64 first.
 - ``kernel``: the same launch with the zeroing left out (the sums are then wrong: timing only).
 - ``memset``: the zeroing alone.
-- ``threads``: ``kernel`` again with each thread count of THREADS_TRIED.
+- ``threads``: ``kernel`` again compiled for each thread count of THREADS_TRIED.
 
     python3 table_anatomy.py [LAYER ...]     # GPU; rows in $OUT/table-anatomy.json
     python3 table_anatomy.py ncu LAYER       # 32 kernel-only launches, for Nsight Compute
@@ -82,10 +82,10 @@ def main():
             drv.cuMemsetD32Async(drv.CUdeviceptr(y.data_ptr()), 0, n, s)
         row["memset_us"] = round(measure(memset, rotation=16, target_ms=10,
                                          repeats=5).median_us, 3)
-        bare = _no_zeroing(k)
         for nt in THREADS_TRIED:
-            bare.block = nt
+            # a table kernel's thread count is a constant of its code: one kernel per count
             try:
+                bare = _no_zeroing(k if nt == block else _kernel(name, config, nt)[0])
                 row[f"kernel_{nt}_us"] = round(measure(lambda i: bare(xs[i], out=y), rotation=16,
                                                        target_ms=10, repeats=5).median_us, 3)
             except Exception as exc:
