@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..errors import UnknownPassError
 from .base import ModulePass, PassContext, PipelineResult, run_pipeline
 from .async_copy import AsyncCopy
+from .cluster_dims import ClusterDims
 from .contract_fma import ContractFma
 from .embed_tables import EmbedTables
 from .fold_weight_constants import FoldWeightConstants
@@ -18,7 +19,7 @@ from .trace_weight_uses import TraceMap, TraceWeightUses, WeightTrace
 
 PASSES: dict[str, type[ModulePass]] = {
     p.name: p for p in (TraceWeightUses, StripZeroWeights, FoldWeightConstants, ContractFma, LlvmCleanup,
-                        EmbedTables, AsyncCopy)
+                        EmbedTables, AsyncCopy, ClusterDims)
 }
 
 #: The pipeline that turns an IR template into the pruned IR.
@@ -43,5 +44,5 @@ def parse_pipeline(spec: str) -> list[ModulePass]:
 __all__ = [
     "PASSES", "DEFAULT_PIPELINE", "TABLE_PIPELINE", "parse_pipeline", "run_pipeline", "ModulePass", "PassContext",
     "PipelineResult", "TraceMap", "WeightTrace", "TraceWeightUses", "StripZeroWeights",
-    "FoldWeightConstants", "ContractFma", "LlvmCleanup", "EmbedTables", "AsyncCopy",
+    "FoldWeightConstants", "ContractFma", "LlvmCleanup", "EmbedTables", "AsyncCopy", "ClusterDims",
 ]
