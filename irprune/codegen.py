@@ -27,15 +27,12 @@ from .llvm_opt import DEFAULT_CPU, set_llvm_options, target_machine
 CODEGEN_OPT = 2
 
 
-def emit_ptx(text: str, cpu: str = DEFAULT_CPU, ptx_isa: int | None = None) -> str:
-    """PTX for the module in ``text``, for GPU architecture ``cpu``; with ``ptx_isa`` (e.g. 80)
-    at least that PTX ISA version (inline PTX the backend cannot see may need a newer one than
-    it would declare)."""
+def emit_ptx(text: str, cpu: str = DEFAULT_CPU) -> str:
+    """PTX for the module in ``text``, for GPU architecture ``cpu``."""
     set_llvm_options()  # the load/store vectorizer off (see llvm_opt)
     mod = verify_text(text, "ptx", reuse=True)
-    features = f"+ptx{ptx_isa}" if ptx_isa else ""
     try:
-        return target_machine(cpu, opt=CODEGEN_OPT, features=features).emit_assembly(mod)
+        return target_machine(cpu, opt=CODEGEN_OPT).emit_assembly(mod)
     except RuntimeError as exc:
         raise CodegenError(f"NVPTX backend failed: {str(exc).splitlines()[0]}",
                            stage="ptx", log=str(exc)) from None

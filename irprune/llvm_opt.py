@@ -45,13 +45,11 @@ def set_llvm_options() -> None:
             _options_set = True
 
 
-def target_machine(cpu: str = DEFAULT_CPU, opt: int = 3, features: str = ""
-                   ) -> "llvm.TargetMachine":
-    """llvmlite's NVPTX target machine for ``cpu`` (e.g. ``"sm_90"``), with subtarget
-    ``features`` (e.g. ``"+ptx80"``: the PTX ISA version the output declares)."""
+def target_machine(cpu: str = DEFAULT_CPU, opt: int = 3) -> "llvm.TargetMachine":
+    """llvmlite's NVPTX target machine for ``cpu`` (e.g. ``"sm_90"``)."""
     init_llvm()
     target = llvm.Target.from_triple("nvptx64-nvidia-cuda")
-    return target.create_target_machine(cpu=cpu, opt=opt, features=features)
+    return target.create_target_machine(cpu=cpu, opt=opt)
 
 
 def run_o3(text: str, stage: str, cpu: str = DEFAULT_CPU, unroll: bool = True,

@@ -7,10 +7,9 @@ Stages, each kept as text (``kernel.asm``):
 ``llvm``
     its IR template: shapes, the configuration and the tables' shapes bound to constants
     (irprune.lowering.build_ir_template, as for every template).
-``embed-tables``, ``async-copy``, ``contract-fma``, ``llvm-cleanup`` (``cluster-dims``)
+``embed-tables``, ``async-copy``, ``contract-fma``, ``llvm-cleanup``
     the module after each pass of irprune.passes.TABLE_PIPELINE: the tables become constant
-    globals of the module, the staging copies ``cp.async``, each multiply-add one FMA; with a
-    cluster (``config.cluster``) the kernel's cluster shape becomes part of its code.
+    globals of the module, the staging copies ``cp.async``, each multiply-add one FMA.
 ``llvm-pruned``, ``ptx``
     the final module and its PTX.
 
@@ -30,14 +29,12 @@ from .codegen import PtxasResult, emit_ptx, run_ptxas
 from .geometry import ConvGeometry
 from .kernel import KernelPart, _count_fma_ptx, _resolve_cache
 from .llvm_opt import DEFAULT_CPU
-from .table_layout import (TableConfig, Tables, barrier_at, build_tables, channel_floats,
-                           check_table_config, check_threads, grid, input_copy_bytes,
-                           optin_shared, row_pitch, shared_bytes, table_problem)
+from .table_layout import (TableConfig, Tables, build_tables, channel_floats, check_table_config,
+                           check_threads, grid, input_copy_bytes, optin_shared, row_pitch,
+                           shared_bytes, table_problem)
 
 #: Bumped when what the disk cache keeps of a table kernel changes.
-_ENTRY_FORMAT = 5
-#: The PTX ISA a cluster kernel declares: its bulk multicast copies need 8.0.
-CLUSTER_PTX_ISA = 80
+_ENTRY_FORMAT = 4
 #: IR templates of this process, by everything they are specialized on.
 _ir_memo: dict = {}
 
@@ -159,14 +156,13 @@ def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: boo
     i2, q2 = types.int32[:, ::1], types.int64[:, ::1]
     argtypes = (types.float32[:, ::1], q2, i2, q2, i2, types.float32[::1],
                 types.float32[:, :, ::1], *(types.int64,) * 6, types.boolean, types.boolean,
-                *(types.int64,) * 5)
+                types.int64, types.int64, types.int64)
     scalars = {"stride": ("i64", g.stride), "channels": ("i64", g.C), "width": ("i64", g.W),
                "tile_k": ("i64", config.tile_k),
                "slices": ("i64", config.slices), "tile_p": ("i64", config.tile_p),
                "relu": ("i8", int(relu)), "atomic": ("i8", int(config.atomic)),
                "copy_bytes": ("i64", input_copy_bytes(g, config)), "threads": ("i64", block),
-               "pitch": ("i64", row_pitch(g, config)), "cluster": ("i64", config.cluster),
-               "barrier_at": ("i64", barrier_at(g, config, words))}
+               "pitch": ("i64", row_pitch(g, config))}
     irt = build_ir_template(conv2d_table.py_func, arrays, scalars, argtypes, cpu=cpu,
                             symbol="irprune_conv2d_table", group_zero=False)
     _ir_memo[key] = irt
@@ -186,7 +182,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     """
     from .cache import digest, toolchain_fingerprint
     from .ir.textir import parse_module
-    from .passes import TABLE_PIPELINE, ClusterDims, PassContext, parse_pipeline, run_pipeline
+    from .passes import TABLE_PIPELINE, PassContext, parse_pipeline, run_pipeline
 
     t0 = time.perf_counter()
     w = validate.check_weight(weight)
@@ -199,8 +195,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     if problem:
         validate._fail(problem)
     config = check_table_config(g, cpu, relu, config)
-    config = TableConfig(config.tile_k, config.slices, min(config.tile_p, g.OH * g.OW),
-                         config.cluster)
+    config = TableConfig(config.tile_k, config.slices, min(config.tile_p, g.OH * g.OW))
     tables = build_tables(w, config, b, row=channel_floats(g, config))
     need = shared_bytes(g, config, tables.words)
     if need > optin_shared(cpu):
@@ -226,13 +221,10 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     params = {a.name: a.data_param for a in irt.arrays}
     ctx = PassContext(tables={params["pairs"]: tables.pairs, params["rowptr"]: tables.rowptr,
                               params["bias"]: tables.bias})
-    passes = parse_pipeline(TABLE_PIPELINE)
-    if config.cluster > 1:
-        passes.append(ClusterDims(x=config.cluster))
-    result = run_pipeline(passes, parse_module(irt.text), ctx)
+    result = run_pipeline(parse_pipeline(TABLE_PIPELINE), parse_module(irt.text), ctx)
     final = result.module.render()
     t2 = time.perf_counter()
-    ptx = emit_ptx(final, cpu, CLUSTER_PTX_ISA if config.cluster > 1 else None)
+    ptx = emit_ptx(final, cpu)
     t3 = time.perf_counter()
     nnz = int(np.count_nonzero(w))
     stats = {"weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,

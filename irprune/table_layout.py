@@ -34,11 +34,6 @@ OPTIN_SHARED = {"sm_80": 163 * 1024, "sm_87": 163 * 1024, "sm_90": 227 * 1024,
 SMALLEST_OPTIN_SHARED = 99 * 1024
 #: ``cp.async`` (irprune.passes.async_copy) needs sm_80 or newer.
 MIN_ARCH = 80
-#: Thread-block clusters and bulk multicast copies need sm_90 or newer; at most 8 blocks a
-#: cluster is the size every sm_90 GPU launches (CUDA C Programming Guide, "Thread Block
-#: Clusters").
-CLUSTER_ARCH = 90
-MAX_CLUSTER = 8
 
 
 @dataclass(frozen=True)
@@ -48,9 +43,6 @@ class TableConfig:
     tile_k: int
     slices: int
     tile_p: int
-    #: Blocks of neighbouring output tiles launched as one thread-block cluster, sharing their
-    #: input slice by multicast (1: no cluster).
-    cluster: int = 1
 
     @property
     def atomic(self) -> bool:
@@ -58,8 +50,7 @@ class TableConfig:
         return self.slices > 1
 
     def describe(self) -> str:
-        c = f" c{self.cluster}" if self.cluster > 1 else ""
-        return f"table k{self.tile_k} s{self.slices} p{self.tile_p}{c}"
+        return f"table k{self.tile_k} s{self.slices} p{self.tile_p}"
 
 
 def _arch(cpu: str) -> int:
@@ -91,33 +82,13 @@ def table_problem(g: ConvGeometry, cpu: str, relu: bool = False, config: TableCo
     if relu and c.atomic:
         return ("ReLU needs each output's whole sum in one block: use slices=1, or apply the "
                 "ReLU after the layer")
-    if c.cluster > 1:
-        return cluster_problem(g, cpu, c)
-    return None
-
-
-def cluster_problem(g: ConvGeometry, cpu: str, config: TableConfig) -> str | None:
-    """Why ``config``'s cluster cannot run layer ``g`` on ``cpu``, or None. A cluster's blocks
-    multicast whole input channels of the slice, 16 bytes at a time: the whole image must be
-    one pixel tile and a slice's floats a multiple of 4."""
-    c = config
-    if _arch(cpu) < CLUSTER_ARCH:
-        return f"a table kernel's cluster needs sm_{CLUSTER_ARCH} or newer, not {cpu}"
-    if c.cluster > MAX_CLUSTER or (g.K // c.tile_k) % c.cluster:
-        return (f"cluster {c.cluster} must be at most {MAX_CLUSTER} and divide the "
-                f"{g.K // c.tile_k} output tiles")
-    if c.tile_p < g.OH * g.OW:
-        return f"a cluster needs the whole image in one tile (tile_p {g.OH * g.OW}), not {c.tile_p}"
-    if (g.C // c.slices) * g.H * g.W % 4:
-        return (f"a cluster copies a slice in 16-byte pieces: {g.C // c.slices} channels of "
-                f"{g.H}x{g.W} is not a multiple of 4 floats")
     return None
 
 
 def check_table_config(g: ConvGeometry, cpu: str, relu: bool, config: TableConfig) -> TableConfig:
     """``config`` if the layout takes it (ints, limits), else a one-line ValidationError."""
     vals = [validate.check_int(getattr(config, f), f, 1)
-            for f in ("tile_k", "slices", "tile_p", "cluster")]
+            for f in ("tile_k", "slices", "tile_p")]
     config = TableConfig(*vals)
     problem = table_problem(g, cpu, relu, config)
     if problem:
@@ -206,12 +177,9 @@ def row_pitch(g: ConvGeometry, config: TableConfig) -> int:
     are copied 16 bytes at a time when the whole image is one pixel tile, every row read starts
     on 16 bytes (``H * W`` and ``stride * W`` multiples of 4 floats) and the last row's pieces
     stay inside the image (a check that those two imply, kept since a piece past the tensor's
-    end would read another allocation). A cluster (``config.cluster``) stages whole channels:
-    a strided layer's rows are then ``stride * W`` floats apart."""
+    end would read another allocation)."""
     if g.stride == 1 or config.tile_p < g.OH * g.OW:
         return 0
-    if config.cluster > 1:
-        return g.stride * g.W
     pitch = -(-((g.OW - 1) * g.stride + 1) // 4) * 4
     if (g.H * g.W) % 4 or (g.stride * g.W) % 4:
         return 0
@@ -221,10 +189,8 @@ def row_pitch(g: ConvGeometry, config: TableConfig) -> int:
 
 
 def channel_floats(g: ConvGeometry, config: TableConfig) -> int:
-    """Floats one input channel takes in a block's shared input tile: ``tile_p`` values, ``OH``
-    staged rows of :func:`row_pitch`, or with a cluster the whole channel (``H * W``)."""
-    if config.cluster > 1:
-        return g.H * g.W
+    """Floats one input channel takes in a block's shared input tile: ``tile_p`` values, or
+    ``OH`` staged rows of :func:`row_pitch`."""
     pitch = row_pitch(g, config)
     return g.OH * pitch if pitch else config.tile_p
 
@@ -234,8 +200,8 @@ def input_copy_bytes(g: ConvGeometry, config: TableConfig) -> int:
     where its rows are one run (stride 1, the whole image in one pixel tile) whose length, and
     so every image's and slice's start, is a multiple of the width, or where a strided layer's
     rows are staged whole (:func:`row_pitch`); given an input aligned as much, which
-    irprune.launch checks: TableConvKernel.input_alignment. A cluster's bulk copies need 16."""
-    if config.cluster > 1 or row_pitch(g, config):
+    irprune.launch checks: TableConvKernel.input_alignment."""
+    if row_pitch(g, config):
         return 16
     run = (g.C // config.slices) * g.H * g.W
     if g.stride != 1 or config.tile_p < g.OH * g.OW:
@@ -244,39 +210,12 @@ def input_copy_bytes(g: ConvGeometry, config: TableConfig) -> int:
 
 
 def shared_bytes(g: ConvGeometry, config: TableConfig, words: int) -> int:
-    """Dynamic shared memory of one block: its pairs, its row offsets, its input tile, the
+    """Dynamic shared memory of one block: its pairs, its row offsets, its input tile, and the
     floats that lanes past the tile's last pixel read after its last row (the template does not
-    clamp them: up to 31), and with a cluster its mbarrier (:func:`barrier_at`)."""
-    if config.cluster > 1:
-        return 8 * barrier_at(g, config, words) + 8  # and the cluster's mbarrier
-    return 4 * tile_end(g, config, words)
-
-
-def tile_end(g: ConvGeometry, config: TableConfig, words: int) -> int:
-    """The float just past a block's input tile and its overrun padding (see shared_bytes)."""
+    clamp them: up to 31)."""
     rows = (config.tile_k + 4) & ~3
     overrun = -config.tile_p % 32
-    return words + rows + (g.C // config.slices) * channel_floats(g, config) + overrun
-
-
-def barrier_at(g: ConvGeometry, config: TableConfig, words: int) -> int:
-    """Where a cluster's mbarrier sits in a block's shared memory, in 8-byte words: just past
-    the input tile (0 without a cluster: none)."""
-    return -(-tile_end(g, config, words) // 2) if config.cluster > 1 else 0
-
-
-def cluster_shares(g: ConvGeometry, config: TableConfig, chunks: int) -> list[list[tuple[int, int]]]:
-    """Per cluster rank, the ``(first, end)`` 16-byte pieces of the input slice that each of its
-    ``chunks`` copying threads multicasts (templates/conv2d_table.py computes the same): every
-    piece is sent once, by one thread of one block."""
-    run = (g.C // config.slices) * g.H * g.W // 4
-    cl = config.cluster
-    out = []
-    for rank in range(cl):
-        lo, hi = run * rank // cl, run * (rank + 1) // cl
-        out.append([(lo + (hi - lo) * t // chunks, lo + (hi - lo) * (t + 1) // chunks)
-                    for t in range(chunks)])
-    return out
+    return 4 * (words + rows + (g.C // config.slices) * channel_floats(g, config) + overrun)
 
 
 def check_threads(block) -> int:

@@ -38,8 +38,6 @@ from numba.cuda.extending import intrinsic
 #: The most pixels one block may take, in 32-pixel steps (the per-lane accumulators are a
 #: local array, whose size Numba must know when it types the kernel).
 MAX_STEPS = 8
-#: Threads of a block that each issue one bulk copy of its share of a cluster's input slice.
-MULTICAST_CHUNKS = 4
 
 
 @intrinsic
@@ -75,105 +73,6 @@ def _copy16(typingctx, dst, di, src, n, si):
     return types.void(dst, di, src, n, si), codegen
 
 
-def _address(context, builder, aty, arr, idx):
-    """The generic address of ``arr[idx...]`` as an i64 (for inline PTX's ``l`` operands)."""
-    from numba.cuda import cgutils
-
-    a = context.make_array(aty)(context, builder, arr)
-    ptr = cgutils.get_item_pointer(context, builder, aty, a, idx, wraparound=False)
-    return builder.ptrtoint(ptr, ir.IntType(64))
-
-
-def _ptx(builder, text, constraints, args=(), ret=None):
-    """Inline PTX (side effects kept): Numba has no cluster, mbarrier or bulk-copy intrinsics."""
-    fty = ir.FunctionType(ret or ir.VoidType(), [a.type for a in args])
-    return builder.call(ir.InlineAsm(fty, text, constraints, side_effect=True), list(args))
-
-
-@intrinsic
-def _cluster_rank(typingctx):
-    """This block's rank in its thread-block cluster (``%cluster_ctarank``)."""
-    def codegen(context, builder, signature, args):
-        return _ptx(builder, "mov.u32 $0, %cluster_ctarank;", "=r", ret=ir.IntType(32))
-    return types.uint32(), codegen
-
-
-@intrinsic
-def _cluster_sync(typingctx):
-    """Every thread of every block of the cluster meets here (release, then acquire)."""
-    def codegen(context, builder, signature, args):
-        _ptx(builder, "barrier.cluster.arrive.release.aligned; "
-             "barrier.cluster.wait.acquire.aligned;", "~{memory}")
-        return context.get_dummy_value()
-    return types.void(), codegen
-
-
-@intrinsic
-def _cluster_arrive(typingctx):
-    """The first half of a cluster barrier: this thread is done with its peers' data."""
-    def codegen(context, builder, signature, args):
-        _ptx(builder, "barrier.cluster.arrive.release.aligned;", "~{memory}")
-        return context.get_dummy_value()
-    return types.void(), codegen
-
-
-@intrinsic
-def _cluster_wait(typingctx):
-    """The second half: wait for every thread of the cluster to have arrived."""
-    def codegen(context, builder, signature, args):
-        _ptx(builder, "barrier.cluster.wait.acquire.aligned;", "~{memory}")
-        return context.get_dummy_value()
-    return types.void(), codegen
-
-
-@intrinsic
-def _mbarrier_arm(typingctx, sm, i, nbytes):
-    """Initialize the mbarrier at ``sm[i]`` for one arrival, arrive expecting ``nbytes`` bytes of
-    asynchronous copies, and make the initialization visible to the cluster's bulk copies."""
-    def codegen(context, builder, signature, args):
-        at = _address(context, builder, signature.args[0], args[0], [args[1]])
-        n = builder.trunc(args[2], ir.IntType(32))
-        _ptx(builder, "{ .reg .u64 m; cvta.to.shared.u64 m, $0; "
-             "mbarrier.init.shared::cta.b64 [m], 1; "
-             "mbarrier.arrive.expect_tx.shared::cta.b64 _, [m], $1; "
-             "fence.mbarrier_init.release.cluster; }", "l,r,~{memory}", (at, n))
-        return context.get_dummy_value()
-    return types.void(sm, i, nbytes), codegen
-
-
-@intrinsic
-def _mbarrier_wait(typingctx, sm, i):
-    """Wait until the mbarrier at ``sm[i]`` completes its first phase: every byte it expects
-    has landed in this block's shared memory."""
-    def codegen(context, builder, signature, args):
-        at = _address(context, builder, signature.args[0], args[0], [args[1]])
-        _ptx(builder, "{ .reg .u64 m; .reg .pred p; cvta.to.shared.u64 m, $0; "
-             "WAIT: mbarrier.try_wait.parity.shared::cta.b64 p, [m], 0; @!p bra WAIT; }",
-             "l,~{memory}", (at,))
-        return context.get_dummy_value()
-    return types.void(sm, i), codegen
-
-
-@intrinsic
-def _multicast(typingctx, dst, di, src, n, si, nbytes, mbar, mask):
-    """Copy ``nbytes`` from ``src[n, si:]`` to ``dst[di:]`` of every block of the cluster in
-    ``mask``, with one bulk copy (``cp.async.bulk ... multicast::cluster``); each receiving block's
-    mbarrier at ``dst[mbar]`` counts the bytes. Addresses and ``nbytes`` on 16 bytes."""
-    def codegen(context, builder, signature, args):
-        dty, _, sty = signature.args[:3]
-        d = _address(context, builder, dty, args[0], [args[1]])
-        s = _address(context, builder, sty, args[2], [args[3], args[4]])
-        m = _address(context, builder, dty, args[0], [args[6]])
-        nb = builder.trunc(args[5], ir.IntType(32))
-        mk = builder.trunc(args[7], ir.IntType(16))
-        _ptx(builder, "{ .reg .u64 d, m, s; cvta.to.shared.u64 d, $0; cvta.to.shared.u64 m, $2; "
-             "cvta.to.global.u64 s, $1; cp.async.bulk.shared::cluster.global.mbarrier::"
-             "complete_tx::bytes.multicast::cluster [d], [s], $3, [m], $4; }",
-             "l,l,l,r,h,~{memory}", (d, s, m, nb, mk))
-        return context.get_dummy_value()
-    return types.void(dst, di, src, n, si, nbytes, mbar, mask), codegen
-
-
 @cuda.jit(device=True, inline=True)
 def _accumulate(acc, smq, smf, k, base, steps, pix, pitch):
     """acc[j] += weight * input for pair ``k`` over the lane's pixels: the floats at ``base +
@@ -194,7 +93,7 @@ def _accumulate(acc, smq, smf, k, base, steps, pix, pitch):
 
 @cuda.jit
 def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width, tile_k, slices,
-                 tile_p, relu, atomic, copy_bytes, threads, pitch, cluster, barrier_at):
+                 tile_p, relu, atomic, copy_bytes, threads, pitch):
     """y = conv2d(x, W) + bias for a 1x1 kernel, W given as per-block (offset, weight) tables.
 
     ``x`` is passed as N x (C * H * W) and ``y`` as N x K x (OH * OW); ``channels`` and
@@ -205,10 +104,6 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     With ``pitch`` (irprune.table_layout.row_pitch: a strided layer, the whole image a tile) the
     block copies each row it reads whole, 16 bytes at a time, ``pitch`` floats apart, and each
     lane reads its pixels through offsets it works out once.
-    With ``cluster`` > 1 the launch groups that many neighbouring output tiles into a
-    thread-block cluster (irprune.passes.cluster_dims): they read the same input slice, so each
-    copies ``1 / cluster`` of it and multicasts it into every block of the cluster, an mbarrier
-    at int64 ``barrier_at`` of shared memory counting the bytes (irprune.table_layout).
     Launch: grid (K / tile_k, slices, N * pixel tiles), ``threads`` (a multiple of 32) threads.
     """
     one = uint64(1)
@@ -222,8 +117,6 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     PITCH = uint64(pitch)
     TK = uint64(tile_k)
     TP = uint64(tile_p)
-    CL = uint64(cluster)
-    MB = uint64(barrier_at)
     CS = C // uint64(slices)
     # pairs.shape[1] int32 words: (offset, weight bits) pairs, padded to a multiple of 4
     words = uint64(pairs.shape[1])
@@ -252,24 +145,7 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     for i in range(tid, TK + one, nt):
         smi[rows + i] = rowptr[blk, i]
     first = s * CS * HW  # the slice's first input channel
-    if CL > one:
-        # The cluster's blocks (neighbouring output tiles) stage the same slice, whole channels
-        # of it (irprune.table_layout.channel_floats): each block sends 1/CL of its 16-byte
-        # pieces to all of them, so L2 serves the slice once per cluster, not once per block.
-        run = CS * HW // uint64(4)
-        if tid == uint64(0):
-            _mbarrier_arm(smq, MB, run * uint64(16))
-        _cluster_sync()  # every block's mbarrier armed before a copy can land in it
-        rank = uint64(_cluster_rank())
-        lo = run * rank // CL
-        hi = run * (rank + one) // CL
-        if tid < uint64(MULTICAST_CHUNKS):
-            a = lo + (hi - lo) * tid // uint64(MULTICAST_CHUNKS)
-            b = lo + (hi - lo) * (tid + one) // uint64(MULTICAST_CHUNKS)
-            if b > a:
-                _multicast(smq, xs // two + two * a, x2, n, first // two + two * a,
-                           uint64(16) * (b - a), MB, (one << CL) - one)
-    elif ST == one and TP == P and copy_bytes == 16:
+    if ST == one and TP == P and copy_bytes == 16:
         # the slice's input rows are one run of CS * HW values: 16-byte copies, no index math
         for i in range(tid, CS * P // uint64(4), nt):
             _copy16(smq, xs // two + two * i, x2, n, first // two + two * i)
@@ -300,11 +176,6 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
             col = p - r * OW
             smf[xs + i] = x[n, first + c * HW + r * ST * W + col * ST]
     cuda.syncthreads()
-    if CL > one:
-        _mbarrier_wait(smq, MB)
-        # this block is done with the cluster's copies; it leaves only when all its peers are
-        # (a block's bulk copies into the others must land before it exits)
-        _cluster_arrive()
     steps = (TP + uint64(31)) // uint64(32)
     base = xs + lane
     # staged rows: each lane's pixels in them, worked out once (pixels past the last read it)
@@ -339,5 +210,3 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
                     if relu and v < float32(0.0):  # (not max(): that links libdevice)
                         v = float32(0.0)
                     y[n, ko, p0 + q] = v
-    if CL > one:
-        _cluster_wait()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from ..errors import UnknownPassError
 from .base import ModulePass, PassContext, PipelineResult, run_pipeline
 from .async_copy import AsyncCopy
-from .cluster_dims import ClusterDims
 from .contract_fma import ContractFma
 from .embed_tables import EmbedTables
 from .fold_weight_constants import FoldWeightConstants
@@ -19,7 +18,7 @@ from .trace_weight_uses import TraceMap, TraceWeightUses, WeightTrace
 
 PASSES: dict[str, type[ModulePass]] = {
     p.name: p for p in (TraceWeightUses, StripZeroWeights, FoldWeightConstants, ContractFma, LlvmCleanup,
-                        EmbedTables, AsyncCopy, ClusterDims)
+                        EmbedTables, AsyncCopy)
 }
 
 #: The pipeline that turns an IR template into the pruned IR.
@@ -44,5 +43,5 @@ def parse_pipeline(spec: str) -> list[ModulePass]:
 __all__ = [
     "PASSES", "DEFAULT_PIPELINE", "TABLE_PIPELINE", "parse_pipeline", "run_pipeline", "ModulePass", "PassContext",
     "PipelineResult", "TraceMap", "WeightTrace", "TraceWeightUses", "StripZeroWeights",
-    "FoldWeightConstants", "ContractFma", "LlvmCleanup", "EmbedTables", "AsyncCopy", "ClusterDims",
+    "FoldWeightConstants", "ContractFma", "LlvmCleanup", "EmbedTables", "AsyncCopy",
 ]

@@ -9,6 +9,10 @@ shows as NaN or a wrong sum), then its call (with the zeroing, where several sli
 as graph replays over 16 inputs.
 
     python3 table_cluster.py [LAYER ...]   # GPU; rows in $OUT/table-cluster.json
+
+The cluster kernel is not part of irprune (every cluster ran slower): apply
+tools/experiments/table_cluster.patch first (``git apply``), which adds TableConfig.cluster,
+the ``cluster-dims`` pass and the template's multicast path.
 """
 import os, sys
 

@@ -9,6 +9,10 @@ against float64, then its call timed:
   (templates/conv2d_table.py's MULTICAST_CHUNKS).
 
     python3 table_cluster_parts.py   # GPU; rows in $OUT/table-cluster-parts.json
+
+The cluster kernel is not part of irprune (every cluster ran slower): apply
+tools/experiments/table_cluster.patch first (``git apply``), which adds TableConfig.cluster,
+the ``cluster-dims`` pass and the template's multicast path.
 """
 import os, sys
 from dataclasses import dataclass
