@@ -1,0 +1,63 @@
+"""Experiment: table configurations beyond irprune.table_layout's candidates, with 16 slices
+and 256 output channels a block. Every block of an output tile copies its input slice again
+(docs/perf-log.md, "The table kernel taken apart"): more slices make each copy smaller, wider
+tiles make fewer of them, at the cost of more atomic adds per output (slices) or fewer blocks.
+
+Each (layer, tile_k, slices, threads) of PICKS (the first of a layer: its choice in the 0642135
+bench run) is compiled without the disk cache in one process, checked against float64 (irprune's
+call, output poisoned with NaN), then its call (with the zeroing) timed as graph replays over 16
+inputs; the picks of a layer are timed twice, interleaved.
+
+    python3 table_wide.py [LAYER ...]   # GPU; rows in $OUT/table-wide.json
+"""
+import os, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+PICKS = [("l4_down_1024_2048_s2", 128, 8, 1024), ("l4_down_1024_2048_s2", 128, 16, 1024),
+         ("l4_down_1024_2048_s2", 256, 16, 1024), ("l4_down_1024_2048_s2", 256, 8, 1024),
+         ("l4_down_1024_2048_s2", 64, 16, 512), ("l4_down_1024_2048_s2", 128, 16, 512),
+         ("pw_1024_1024_7", 32, 8, 512), ("pw_1024_1024_7", 32, 16, 512),
+         ("pw_1024_1024_7", 64, 16, 512), ("pw_1024_1024_7", 128, 16, 1024),
+         ("l4_1x1_2048_512", 32, 8, 1024), ("l4_1x1_2048_512", 32, 16, 1024),
+         ("l4_1x1_2048_512", 64, 16, 1024), ("l4_1x1_2048_512", 32, 16, 512),
+         ("l4_1x1_2048_512", 16, 16, 512)]
+
+
+def main(layers):
+    from gpu_timing import check_then_time, layer_case, save_row
+    from irprune.bench.timing import measure
+    from irprune.table_kernel import compile_table_conv2d
+    from irprune.table_layout import TableConfig
+
+    rows = []
+    for name in dict.fromkeys(p[0] for p in PICKS):
+        if layers and name not in layers:
+            continue
+        l, w, xs, ref, y = layer_case(name)
+        g = l.geometry(1)
+        timed = []
+        for _, tk_, ns, threads in (p for p in PICKS if p[0] == name):
+            config = TableConfig(tk_, ns, g.OH * g.OW)
+            row = {"layer": name, "config": config.describe(), "threads": threads}
+            try:
+                k = compile_table_conv2d(w, (1, l.C, l.H, l.W), config, stride=l.stride,
+                                         cache=False, block=threads, assemble=True)
+                row["shared"] = k.shared_bytes
+                row["err"], row["us"] = check_then_time(lambda i, k=k: k(xs[i], out=y), y, ref)
+                timed.append((row, k))
+            except Exception as exc:
+                row["error"] = str(exc)[:300]
+                save_row(rows, row, "table-wide.json")
+        for _ in range(2):  # again, interleaved: the first timings of a process run a little low
+            for row, k in timed:
+                row.setdefault("again_us", []).append(round(measure(
+                    lambda i, k=k: k(xs[i], out=y), rotation=16, target_ms=10,
+                    repeats=5).median_us, 3))
+        for row, _ in timed:
+            save_row(rows, row, "table-wide.json")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
