@@ -240,9 +240,9 @@ def grid(g: ConvGeometry, config: TableConfig, batch: int) -> tuple[int, int, in
 #: Candidate output channels per block, input-channel slices, and threads per block. On the
 #: seven large 1x1 layers the fastest of 206 hand-written configurations took 16-64 channels,
 #: 1-8 slices and 512 or 1024 threads on every layer (docs/perf-log.md, "Weights as data on the
-#: large layers"); 128 channels as well since every block of an output tile copies the same
-#: input slice, which on l4_down_1024_2048_s2 bounds the kernel by L2 bandwidth ("The table
-#: kernel taken apart").
+#: large layers"); 128 channels as well, since every block of an output tile copies the same
+#: input slice (l4_down_1024_2048_s2 took it: "The table kernel taken apart"). 256 channels and
+#: 16 slices were measured and not better ("Smaller or fewer slice copies").
 TILE_K = (16, 32, 64, 128)
 SLICES = (1, 2, 4, 8)
 THREADS = (512, 1024)
