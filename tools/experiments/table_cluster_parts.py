@@ -10,9 +10,7 @@ against float64, then its call timed:
 
     python3 table_cluster_parts.py   # GPU; rows in $OUT/table-cluster-parts.json
 
-The cluster kernel is not part of irprune (every cluster ran slower): apply
-tools/experiments/table_cluster.patch first (``git apply``), which adds TableConfig.cluster,
-the ``cluster-dims`` pass and the template's multicast path.
+Needs tools/experiments/table_cluster.patch applied, as table_cluster.py does.
 """
 import os, sys
 from dataclasses import dataclass
