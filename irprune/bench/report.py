@@ -10,7 +10,7 @@ from pathlib import Path
 #: Columns of the tables, in order, and their headings.
 COLUMNS = [("irprune", "irprune"), ("dense_template", "dense tmpl"), ("cudnn_fp32", "cuDNN fp32"),
            ("cudnn_tf32", "cuDNN TF32"), ("cudnn_fp16", "cuDNN fp16"), ("cusparse_csr", "cuSPARSE"),
-           ("floor", "floor"), ("code_floor", "code floor")]
+           ("floor", "floor"), ("code_floor", "code floor"), ("move_floor", "move floor")]
 
 #: The paper's reported ranges (Dong et al. 2020), for the comparison table.
 PAPER = {"batch 64 vs cuDNN": "3.1-9.6x", "batch 64 vs cuSPARSE": "5.5-43.2x",
@@ -83,19 +83,20 @@ def tables(doc: dict) -> str:
     for (suite, batch) in sorted(groups):
         lines += [f"### {suite}, batch {batch} (median us; speedup = baseline time / irprune time)", ""]
         head = ["layer", "sparsity", *[h for _, h in COLUMNS], "vs fp32", "vs TF32", "vs cuSPARSE",
-                "vs dense tmpl", "floor / irprune", "code floor / irprune"]
+                "vs dense tmpl", "floor / irprune", "code floor / irprune", "move floor / irprune"]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         order = {l: i for i, l in enumerate(dict.fromkeys(k[1] for k in idx))}
         for key in sorted(groups[(suite, batch)], key=lambda k: (order[k[1]], k[3])):
             row = idx[key]
-            fl, cf = speedup(row, "floor"), speedup(row, "code_floor")
+            fl, cf, mf = (speedup(row, f) for f in ("floor", "code_floor", "move_floor"))
             lines.append("| " + " | ".join([key[1], f"{key[3]:.2f}", *[_cell(row.get(i)) for i, _ in COLUMNS],
                                             _x(speedup(row, "cudnn_fp32")), _x(speedup(row, "cudnn_tf32")),
                                             _x(speedup(row, "cusparse_csr")),
                                             _x(speedup(row, "dense_template")),
                                             f"{fl:.2f}" if fl else "-",
-                                            f"{cf:.2f}" if cf else "-"]) + " |")
+                                            f"{cf:.2f}" if cf else "-",
+                                            f"{mf:.2f}" if mf else "-"]) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -108,14 +109,15 @@ def summary(doc: dict, sparsity: float = 0.9) -> str:
         if abs(key[3] - sparsity) < 1e-9:
             groups[(key[0], key[2])].append(row)
     lines = ["| suite | batch | layers timed | geomean vs cuDNN fp32 | vs TF32 | vs fp16 | vs cuSPARSE "
-             "| vs dense template | irprune / floor | irprune / code floor "
+             "| vs dense template | irprune / floor | irprune / code floor | irprune / move floor "
              "| irprune faster than fp32 and TF32 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (suite, batch), rows in sorted(groups.items()):
         timed = [r for r in rows if _t(r.get("irprune"))]
         wins = sum(1 for r in timed if (speedup(r, "cudnn_fp32") or 0) > 1 and (speedup(r, "cudnn_tf32") or 0) > 1)
         fl = geomean([1 / s for s in (speedup(r, "floor") for r in timed) if s])
         cf = geomean([1 / s for s in (speedup(r, "code_floor") for r in timed) if s])
+        mf = geomean([1 / s for s in (speedup(r, "move_floor") for r in timed) if s])
         lines.append("| " + " | ".join([
             suite, str(batch), f"{len(timed)}/{len(rows)}",
             _x(geomean(speedup(r, "cudnn_fp32") for r in timed)),
@@ -123,7 +125,7 @@ def summary(doc: dict, sparsity: float = 0.9) -> str:
             _x(geomean(speedup(r, "cudnn_fp16") for r in timed)),
             _x(geomean(speedup(r, "cusparse_csr") for r in timed)),
             _x(geomean(speedup(r, "dense_template") for r in timed)),
-            _x(fl), _x(cf), f"{wins}/{len(timed)}"]) + " |")
+            _x(fl), _x(cf), _x(mf), f"{wins}/{len(timed)}"]) + " |")
     return "\n".join(lines)
 
 
@@ -168,7 +170,7 @@ def plots(doc: dict, out_dir: Path) -> list[Path]:
     styles = {"irprune": ("C0", "-", "o"), "dense_template": ("C7", ":", None),
               "cudnn_tf32": ("C1", "--", None), "cudnn_fp16": ("C2", "--", None),
               "cusparse_csr": ("C3", "-.", None), "floor": ("k", ":", None),
-              "code_floor": ("C5", ":", None)}
+              "code_floor": ("C5", ":", None), "move_floor": ("C6", ":", None)}
     for (suite, batch), layers in sorted(groups.items()):
         n = len(layers)
         cols = min(4, n)

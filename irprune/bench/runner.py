@@ -29,7 +29,7 @@ from .suites import BATCHES, QUICK, SPARSITIES, Layer, suite_layers
 
 #: Relative error against float64 above which a result is wrong, per implementation.
 TOLERANCE = {"irprune": 1e-5, "dense_template": 1e-5, "cudnn_fp32": 1e-5, "cusparse_csr": 1e-5,
-             "cudnn_tf32": 1e-2, "cudnn_fp16": 5e-2}
+             "cudnn_tf32": 1e-2, "cudnn_fp16": 5e-2, "move_floor": 1e-5}
 
 
 @dataclass
@@ -416,6 +416,18 @@ def _run_unit(u: Unit, cfg, doc, compiled, refused, cache_dir, l2, empty_us, bw,
             try:
                 if impl in MODELS:
                     doc["records"].append(model_record(rec, empty_us, bw, fetch))
+                    continue
+                if impl == "move_floor":
+                    # not a convolution: checked against its own float64 result
+                    fn = I.move_floor(inp, nnz)
+                    inp.ys[0].fill_(float("nan"))
+                    rec["rel_err"] = rel_err(fn(0), fn.expected(0))
+                    if rec["rel_err"] > TOLERANCE[impl]:
+                        rec["status"] = "wrong"
+                    else:
+                        rec.update(measure(fn, rotation=inp.rotation, target_ms=cfg.target_ms,
+                                           repeats=cfg.repeats).to_dict())
+                    doc["records"].append(rec)
                     continue
                 fn = _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg)
                 if fn is None:

@@ -13,7 +13,7 @@ from irprune.bench.report import (geomean, markdown, merge, plots, problems, spe
 
 TIMES = {"irprune": 10.0, "dense_template": 40.0, "cudnn_fp32": 30.0, "cudnn_tf32": 20.0,
          "cudnn_fp16": 15.0, "cusparse_csr": 60.0, "floor": 5.0,
-         "code_floor": 8.0}
+         "code_floor": 8.0, "move_floor": 2.5}
 
 
 def fake_doc():
@@ -50,14 +50,16 @@ def test_summary_counts_wrong_results_as_not_timed():
     line = [l for l in s.splitlines() if l.startswith("| seed")][0]
     # layers a (3x) and b (0.75x) timed; c wrong: geomean 1.5x, 1 of 2 beats fp32 and TF32
     assert "2/3" in line and "1.50x" in line and "1/2" in line
-    # irprune over the code floor: 10 / 8 and 40 / 8, geomean 2.5
-    assert line.split(" | ")[-2] == "2.50x"
+    # irprune over the code floor: 10 / 8 and 40 / 8, geomean 2.5; over the move floor:
+    # 10 / 2.5 and 40 / 2.5, geomean 8
+    assert line.split(" | ")[-3:-1] == ["2.50x", "8.00x"]
 
 
 def test_tables_and_problems():
     doc = fake_doc()
     t = tables(doc)
-    assert "| a | 0.90 | 10.0 | 40.0 | 30.0 | 20.0 | 15.0 | 60.0 | 5.00 | 8.00 | 3.00x | 2.00x | 6.00x | 4.00x | 0.50 | 0.80 |" in t
+    assert ("| a | 0.90 | 10.0 | 40.0 | 30.0 | 20.0 | 15.0 | 60.0 | 5.00 | 8.00 | 2.50 | 3.00x | 2.00x "
+            "| 6.00x | 4.00x | 0.50 | 0.80 | 0.25 |") in t
     assert "| c | 0.90 | wrong |" in t
     assert problems(doc) == ["seed/c b1 s0.9 irprune: wrong, rel err 5.00e-01"]
 

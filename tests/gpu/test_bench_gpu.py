@@ -21,6 +21,8 @@ def test_bench_checks_and_times_every_impl(tmp_path):
         assert r["status"] == "ok", (impl, r)
         assert r["median_us"] > 0
     assert recs["irprune"]["rel_err"] < 1e-5 and recs["irprune"]["rel_diff_cudnn_fp32"] < 1e-5
+    # The move floor is a measured kernel, checked against its own float64 result.
+    assert recs["move_floor"]["rel_err"] < 1e-6 and recs["move_floor"]["method"] == "graph"
     # The code floor: one empty launch plus the nonzeros' SASS at the measured fetch rate.
     env = doc["environment"]
     assert env["code_fetch_GBps"] > 0 and "code_fetch_error" not in env

@@ -1,0 +1,169 @@
+"""Experiment: the table kernel's pairs read two at a time (one 16-byte shared load).
+
+The table kernel's inner loop reads per nonzero pair one broadcast 8-byte shared load (the
+pair) and, per 32 pixels, one 4-byte load of the input (docs/perf-log.md, "The table kernel
+taken apart"): on a 49-pixel layer three shared-memory wavefronts a pair. If the loop is bound
+by the shared-memory pipe, reading two pairs with one 16-byte load cuts that to two and a half.
+Variant ``pairs2`` of templates/conv2d_table.py (its source edited, each edit asserted) does
+that: an odd pair first where a row starts on an odd pair, then pairs of pairs through one
+128-bit load (``ld.shared.v2.u64``), then an odd last one.
+
+For each of the standing's table layers (docs/perf/results.json, their chosen configurations
+and threads), ``base`` and ``pairs2`` are compiled without the disk cache, checked against
+float64 (the call, output poisoned with NaN), then their calls timed as graph replays over 16
+inputs, three times interleaved.
+
+    python3 table_pairs2.py [LAYER ...]       # GPU; rows in $OUT/table-pairs2.json
+    python3 table_pairs2.py ptx VARIANT LAYER # CPU: print the variant's PTX
+    python3 table_pairs2.py ncu VARIANT LAYER # 32 kernel-only launches, for Nsight Compute
+"""
+import inspect, os, sys, types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from table_anatomy import _no_zeroing, chosen  # noqa: E402
+
+_LOAD2 = '''
+
+@intrinsic
+def _load_pairs2(typingctx, arr, idx):
+    """(arr[idx], arr[idx + 1]) of an int64 array as uint64, one 16-byte load (idx even)."""
+    def codegen(context, builder, signature, args):
+        from numba.cuda import cgutils
+
+        aty = signature.args[0]
+        a = context.make_array(aty)(context, builder, args[0])
+        p = cgutils.get_item_pointer(context, builder, aty, a, [args[1]], wraparound=False)
+        v = builder.load(builder.bitcast(p, ir.IntType(128).as_pointer()), align=16)
+        lo = builder.trunc(v, ir.IntType(64))
+        hi = builder.trunc(builder.lshr(v, ir.Constant(ir.IntType(128), 64)), ir.IntType(64))
+        return context.make_tuple(builder, signature.return_type, [lo, hi])
+    return types.UniTuple(types.uint64, 2)(arr, idx), codegen
+
+
+@cuda.jit(device=True, inline=True)
+def _accumulate_pair(acc, pair, smf, base, steps, pix, pitch):
+    """_accumulate with the pair already read."""
+    off = pair & uint64(0xFFFFFFFF)
+    w = _bits_to_float(uint32(pair >> uint64(32)))
+    if pitch > 0:
+        for j in range(steps):
+            acc[j] += w * smf[off + pix[j]]
+    else:
+        at = base + off
+        for j in range(steps):
+            acc[j] += w * smf[at + uint64(32) * j]
+
+
+@cuda.jit
+def conv2d_table('''
+
+_LOOP_OLD = '''        for k in range(b, e - ((e - b) & one), uint64(2)):
+            _accumulate(acc, smq, smf, k, base, steps, pix, PITCH)
+            _accumulate(acc, smq, smf, k + one, base, steps, pix, PITCH)
+        if (e - b) & one:
+            _accumulate(acc, smq, smf, e - one, base, steps, pix, PITCH)
+'''
+
+_LOOP_NEW = '''        k0 = b
+        if (b & one) and b < e:  # a row that starts on an odd pair: that one alone
+            _accumulate(acc, smq, smf, b, base, steps, pix, PITCH)
+            k0 = b + one
+        for k in range(k0, e - ((e - k0) & one), uint64(2)):
+            pa, pb = _load_pairs2(smq, k)
+            _accumulate_pair(acc, pa, smf, base, steps, pix, PITCH)
+            _accumulate_pair(acc, pb, smf, base, steps, pix, PITCH)
+        if (e - k0) & one:
+            _accumulate(acc, smq, smf, e - one, base, steps, pix, PITCH)
+'''
+
+
+def _sub(src, old, new, count=1):
+    n = src.count(old)
+    assert n == count, f"edit expects {count} of {old!r}, found {n}"
+    return src.replace(old, new)
+
+
+def variant_source(name: str) -> str:
+    """templates/conv2d_table.py's source edited into variant ``name``."""
+    import irprune.templates.conv2d_table as T
+    src = inspect.getsource(T)
+    if name == "pairs2":
+        src = _sub(src, "\n\n@cuda.jit\ndef conv2d_table(", _LOAD2)
+        src = _sub(src, _LOOP_OLD, _LOOP_NEW)
+    return src
+
+
+VARIANTS = ("base", "pairs2")
+
+
+def compile_variant(name, layer, config, block):
+    """The table kernel of ``layer`` (bench weights at 0.9) in ``config`` from variant ``name``
+    of the template (no disk cache: its key would not see the edit)."""
+    import irprune.table_kernel as tk
+    import irprune.templates.conv2d_table as T
+    from gpu_timing import layer_of
+    from irprune.bench.compile_jobs import bench_weights
+
+    mod = types.ModuleType(f"conv2d_table_{name}")
+    exec(compile(variant_source(name), f"<conv2d_table {name}>", "exec"), mod.__dict__)
+    saved = T.conv2d_table
+    T.conv2d_table = mod.conv2d_table
+    tk._ir_memo.clear()
+    try:
+        l = layer_of(layer)
+        w = bench_weights(l, 0.9, 0)
+        return tk.compile_table_conv2d(w, (1, l.C, l.H, l.W), config, stride=l.stride,
+                                       cache=False, block=block)
+    finally:
+        T.conv2d_table = saved
+        tk._ir_memo.clear()
+
+
+def main():
+    picks = chosen()
+    if sys.argv[1:2] == ["ptx"]:
+        config, block = picks[sys.argv[3]]
+        print(compile_variant(sys.argv[2], sys.argv[3], config, block).asm["ptx"])
+        return
+    import torch
+    from gpu_timing import check_then_time, layer_case, save_row
+    from irprune.bench.timing import measure
+    if sys.argv[1:2] == ["ncu"]:
+        name = sys.argv[3]
+        config, block = picks[name]
+        l, w, xs, ref, y = layer_case(name)
+        k = _no_zeroing(compile_variant(sys.argv[2], name, config, block))
+        for i in range(32):
+            k(xs[i % 16], out=y)
+        torch.cuda.synchronize()
+        return
+    rows = []
+    for name in sys.argv[1:] or list(picks):
+        config, block = picks[name]
+        l, w, xs, ref, y = layer_case(name)
+        timed = []
+        for v in VARIANTS:
+            row = {"layer": name, "config": config.describe(), "block": block, "variant": v}
+            try:
+                k = compile_variant(v, name, config, block)
+                k.ptxas()
+                row["regs"] = k.registers
+                row["err"], row["call_us"] = check_then_time(lambda i, k=k: k(xs[i], out=y),
+                                                             y, ref)
+                timed.append((row, k))
+            except Exception as exc:
+                row["error"] = str(exc)[:300]
+                save_row(rows, row, "table-pairs2.json")
+        for _ in range(3):  # interleaved: a process's first timings run a little low
+            for row, k in timed:
+                row.setdefault("again_us", []).append(round(measure(
+                    lambda i, k=k: k(xs[i], out=y), rotation=16, target_ms=10,
+                    repeats=5).median_us, 3))
+        for row, _ in timed:
+            save_row(rows, row, "table-pairs2.json")
+
+
+if __name__ == "__main__":
+    main()
