@@ -176,10 +176,10 @@ def empty_kernel():
 
 def move_floor(inp: Inputs, nnz: int):
     """The floor's bytes moved by a real launch: one kernel that reads the input and ``nnz``
-    floats (the nonzero weights) and writes the output, computing nothing else, one thread an
-    output value (irprune.bench.move_kernel). It pays what the modelled floor (one empty launch
-    plus the bytes at copy bandwidth) leaves out and every convolution kernel pays too: a
-    grid's launch, and a load's latency before each store. Returns the run function;
+    floats (the nonzero weights) and writes the output, computing nothing else, one thread a
+    value (irprune.bench.move_kernel). It pays what the modelled floor (one empty launch plus
+    the bytes at copy bandwidth) leaves out and every convolution kernel pays too: a grid's
+    launch, and a load's latency before each store. Returns the run function;
     ``run.expected(i)`` is its output for input set ``i`` in float64, computed by PyTorch."""
     import torch
     from numba import cuda
@@ -191,20 +191,19 @@ def move_floor(inp: Inputs, nnz: int):
     xd = [cuda.as_cuda_array(x.reshape(-1)) for x in inp.xs]
     yd = [cuda.as_cuda_array(y.reshape(-1)) for y in inp.ys]
     n = inp.ys[0].numel()
-    grid = -(-n // MOVE_BLOCK)
+    grid = -(-max(n, inp.xs[0].numel(), len(w)) // MOVE_BLOCK)
 
     def run(i):
         stream = cuda.external_stream(torch.cuda.current_stream().cuda_stream)
         kernel[grid, MOVE_BLOCK, stream](xd[i], wd, yd[i])
         return inp.ys[i]
 
-    def fold(v):
-        """v's values summed by their index modulo n (float64)."""
-        v = v.double().reshape(-1)
-        v = torch.cat([v, v.new_zeros(-len(v) % n)])
-        return v.reshape(-1, n).sum(0)
+    def first_n(v):
+        """v's first n values in float64, zeros past its end."""
+        v = v.double().reshape(-1)[:n]
+        return torch.cat([v, v.new_zeros(n - len(v))])
 
-    run.expected = lambda i: (fold(inp.xs[i]) + fold(w)).view(inp.ys[i].shape)
+    run.expected = lambda i: (first_n(inp.xs[i]) + first_n(w)).view(inp.ys[i].shape)
     return run
 
 
