@@ -75,11 +75,17 @@ def _copy16(typingctx, dst, di, src, n, si):
 
 @cuda.jit(device=True, inline=True)
 def _accumulate(acc, smq, smf, k, base, steps, pix, pitch):
-    """acc[j] += weight * input for pair ``k`` over the lane's pixels: the floats at ``base +
-    offset + 32 j`` (``base``: the input tile's start plus the lane), or with staged rows
-    (``pitch``) at ``offset + pix[j]``."""
-    # one 8-byte shared load for the pair: the offset is its low word, the weight its high one
-    pair = uint64(smq[k])
+    """acc[j] += weight * input for pair ``k`` over the lane's pixels (_accumulate_pair)."""
+    # one 8-byte shared load for the pair
+    _accumulate_pair(acc, uint64(smq[k]), smf, base, steps, pix, pitch)
+
+
+@cuda.jit(device=True, inline=True)
+def _accumulate_pair(acc, pair, smf, base, steps, pix, pitch):
+    """acc[j] += weight * input for the (offset, weight) ``pair`` (the offset its low word, the
+    weight its high one) over the lane's pixels: the floats at ``base + offset + 32 j``
+    (``base``: the input tile's start plus the lane), or with staged rows (``pitch``) at
+    ``offset + pix[j]``."""
     off = pair & uint64(0xFFFFFFFF)
     w = _bits_to_float(uint32(pair >> uint64(32)))
     if pitch > 0:

@@ -8,11 +8,6 @@ CUDA module loads); the GPU runs them in tests/gpu/test_row_tile_gpu.py.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
@@ -24,6 +19,7 @@ from irprune.reference import pruned_reference, prune_random
 from irprune.row_tile import MIN_PIXELS, candidate_tiles, tile_floats, tile_pitch, tile_problem
 from irprune.templates.conv2d import conv2d_nchw
 from irprune.templates.conv2d_rows import conv2d_rows
+from tests.simulator import run_in_simulator
 
 # (weight shape, input shape, stride, padding, groups, group size, (rows, chunk))
 CASES = {
@@ -130,7 +126,7 @@ def test_candidate_tiles_are_for_layers_with_many_pixels_and_all_launch():
 def test_template_tile_size_matches_irprune_row_tile_in_the_simulator(tmp_path):
     """Launched dense in Numba's CUDA simulator with exactly tile_floats floats of dynamic shared
     memory (an index past it raises there), the template computes the convolution."""
-    code = textwrap.dedent("""
+    code = """
         import os, sys
         os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
         import numpy as np
@@ -154,9 +150,5 @@ def test_template_tile_size_matches_irprune_row_tile_in_the_simulator(tmp_path):
                                    bias=b.astype(np.float64))
             worst = max(worst, float(np.max(np.abs(y - ref)) / np.max(np.abs(ref))))
         print("max rel err", worst)
-    """)
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert float(out.stdout.split()[-1]) < 1e-5
+    """
+    assert float(run_in_simulator(code).split()[-1]) < 1e-5

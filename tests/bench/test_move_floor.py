@@ -1,17 +1,14 @@
 """The move floor's kernel (irprune.bench.move_kernel): output i is input i plus weight i where
-they exist, every output written (none left NaN), checked in Numba's CUDA simulator (a
-subprocess: the simulator must be chosen before Numba's CUDA target is imported)."""
+they exist, every output written (none left NaN), checked in Numba's CUDA simulator
+(tests.simulator)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
+from tests.simulator import run_in_simulator
 
 
 def test_move_kernel_writes_every_output_from_its_loads_in_the_simulator():
-    code = textwrap.dedent("""
+    code = """
         import os
         os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
         import numpy as np
@@ -29,9 +26,5 @@ def test_move_kernel_writes_every_output_from_its_loads_in_the_simulator():
             ref[:min(n_w, n_out)] += w[:n_out]
             worst = max(worst, float(np.max(np.abs(y - ref))))
         print("max abs err", worst)
-    """)
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert float(out.stdout.split()[-1]) < 1e-5
+    """
+    assert float(run_in_simulator(code).split()[-1]) < 1e-5

@@ -239,3 +239,14 @@ def check_then_time(call, y, ref, zero: bool = False, timed=None) -> tuple[str, 
         raise RuntimeError(f"wrong result: {err}")
     us = measure(timed or call, rotation=16, target_ms=10, repeats=5).median_us
     return f"{err:.1e}", round(us, 3)
+
+
+def time_again(timed, xs, y, rounds: int):
+    """Time each ``(row, kernel)`` of ``timed`` ``rounds`` more times, interleaved (a process's
+    first timings run a little low), into its row's "again_us" list."""
+    from irprune.bench.timing import measure
+    for _ in range(rounds):
+        for row, k in timed:
+            row.setdefault("again_us", []).append(round(measure(
+                lambda i, k=k: k(xs[i], out=y), rotation=16, target_ms=10,
+                repeats=5).median_us, 3))

@@ -53,6 +53,40 @@ def _no_zeroing(k):
     return k
 
 
+def ncu_launches(k, xs, y, n: int = 32):
+    """``n`` kernel-only launches of table kernel ``k`` (no zeroing) over the input sets ``xs``,
+    for Nsight Compute."""
+    import torch
+    k = _no_zeroing(k)
+    for i in range(n):
+        k(xs[i % len(xs)], out=y)
+    torch.cuda.synchronize()
+
+
+def compile_with_template(src: str, label: str, layer: str, config, block: int, **kw):
+    """The table kernel of ``layer`` (bench weights at 0.9) in ``config`` with ``block`` threads,
+    compiled from ``src``, an edited source of templates/conv2d_table.py, without the disk
+    cache (its key would not see the edit); ``kw`` goes to compile_table_conv2d."""
+    import types
+    import irprune.table_kernel as tk
+    import irprune.templates.conv2d_table as T
+    from gpu_timing import layer_of
+    from irprune.bench.compile_jobs import bench_weights
+
+    mod = types.ModuleType(f"conv2d_table_{label}")
+    exec(compile(src, f"<conv2d_table {label}>", "exec"), mod.__dict__)
+    saved = T.conv2d_table
+    T.conv2d_table = mod.conv2d_table
+    tk._ir_memo.clear()
+    try:
+        l = layer_of(layer)
+        return tk.compile_table_conv2d(bench_weights(l, 0.9, 0), (1, l.C, l.H, l.W), config,
+                                       stride=l.stride, cache=False, block=block, **kw)
+    finally:
+        T.conv2d_table = saved
+        tk._ir_memo.clear()
+
+
 def main():
     import torch
     from cuda.bindings import driver as drv
@@ -63,10 +97,7 @@ def main():
     if sys.argv[1:2] == ["ncu"]:
         config, block = picks[sys.argv[2]]
         k, l, xs, ref, y = _kernel(sys.argv[2], config, block)
-        k = _no_zeroing(k)
-        for i in range(32):
-            k(xs[i % 16], out=y)
-        torch.cuda.synchronize()
+        ncu_launches(k, xs, y)
         return
     rows = []
     for name in sys.argv[1:] or list(picks):

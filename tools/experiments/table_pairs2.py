@@ -6,7 +6,8 @@ taken apart"): on a 49-pixel layer three shared-memory wavefronts a pair. If the
 by the shared-memory pipe, reading two pairs with one 16-byte load cuts that to two and a half.
 Variant ``pairs2`` of templates/conv2d_table.py (its source edited, each edit asserted) does
 that: an odd pair first where a row starts on an odd pair, then pairs of pairs through one
-128-bit load (``ld.shared.v2.u64``), then an odd last one.
+128-bit load (``ld.shared.v2.b64``) and the template's ``_accumulate_pair``, then an odd last
+one.
 
 For each of the standing's table layers (docs/perf/results.json, their chosen configurations
 and threads), ``base`` and ``pairs2`` are compiled without the disk cache, checked against
@@ -17,12 +18,12 @@ inputs, three times interleaved.
     python3 table_pairs2.py ptx VARIANT LAYER # CPU: print the variant's PTX
     python3 table_pairs2.py ncu VARIANT LAYER # 32 kernel-only launches, for Nsight Compute
 """
-import inspect, os, sys, types
+import inspect, os, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from table_anatomy import _no_zeroing, chosen  # noqa: E402
+from table_anatomy import chosen, compile_with_template, ncu_launches  # noqa: E402
 
 _LOAD2 = '''
 
@@ -40,20 +41,6 @@ def _load_pairs2(typingctx, arr, idx):
         hi = builder.trunc(builder.lshr(v, ir.Constant(ir.IntType(128), 64)), ir.IntType(64))
         return context.make_tuple(builder, signature.return_type, [lo, hi])
     return types.UniTuple(types.uint64, 2)(arr, idx), codegen
-
-
-@cuda.jit(device=True, inline=True)
-def _accumulate_pair(acc, pair, smf, base, steps, pix, pitch):
-    """_accumulate with the pair already read."""
-    off = pair & uint64(0xFFFFFFFF)
-    w = _bits_to_float(uint32(pair >> uint64(32)))
-    if pitch > 0:
-        for j in range(steps):
-            acc[j] += w * smf[off + pix[j]]
-    else:
-        at = base + off
-        for j in range(steps):
-            acc[j] += w * smf[at + uint64(32) * j]
 
 
 @cuda.jit
@@ -100,25 +87,8 @@ VARIANTS = ("base", "pairs2")
 
 def compile_variant(name, layer, config, block):
     """The table kernel of ``layer`` (bench weights at 0.9) in ``config`` from variant ``name``
-    of the template (no disk cache: its key would not see the edit)."""
-    import irprune.table_kernel as tk
-    import irprune.templates.conv2d_table as T
-    from gpu_timing import layer_of
-    from irprune.bench.compile_jobs import bench_weights
-
-    mod = types.ModuleType(f"conv2d_table_{name}")
-    exec(compile(variant_source(name), f"<conv2d_table {name}>", "exec"), mod.__dict__)
-    saved = T.conv2d_table
-    T.conv2d_table = mod.conv2d_table
-    tk._ir_memo.clear()
-    try:
-        l = layer_of(layer)
-        w = bench_weights(l, 0.9, 0)
-        return tk.compile_table_conv2d(w, (1, l.C, l.H, l.W), config, stride=l.stride,
-                                       cache=False, block=block)
-    finally:
-        T.conv2d_table = saved
-        tk._ir_memo.clear()
+    of the template."""
+    return compile_with_template(variant_source(name), name, layer, config, block)
 
 
 def main():
@@ -127,17 +97,11 @@ def main():
         config, block = picks[sys.argv[3]]
         print(compile_variant(sys.argv[2], sys.argv[3], config, block).asm["ptx"])
         return
-    import torch
-    from gpu_timing import check_then_time, layer_case, save_row
-    from irprune.bench.timing import measure
+    from gpu_timing import check_then_time, layer_case, save_row, time_again
     if sys.argv[1:2] == ["ncu"]:
-        name = sys.argv[3]
-        config, block = picks[name]
-        l, w, xs, ref, y = layer_case(name)
-        k = _no_zeroing(compile_variant(sys.argv[2], name, config, block))
-        for i in range(32):
-            k(xs[i % 16], out=y)
-        torch.cuda.synchronize()
+        config, block = picks[sys.argv[3]]
+        l, w, xs, ref, y = layer_case(sys.argv[3])
+        ncu_launches(compile_variant(sys.argv[2], sys.argv[3], config, block), xs, y)
         return
     rows = []
     for name in sys.argv[1:] or list(picks):
@@ -156,11 +120,7 @@ def main():
             except Exception as exc:
                 row["error"] = str(exc)[:300]
                 save_row(rows, row, "table-pairs2.json")
-        for _ in range(3):  # interleaved: a process's first timings run a little low
-            for row, k in timed:
-                row.setdefault("again_us", []).append(round(measure(
-                    lambda i, k=k: k(xs[i], out=y), rotation=16, target_ms=10,
-                    repeats=5).median_us, 3))
+        time_again(timed, xs, y, 3)
         for row, _ in timed:
             save_row(rows, row, "table-pairs2.json")
 

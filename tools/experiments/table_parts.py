@@ -29,12 +29,12 @@ their assertions).
     python3 table_parts.py [LAYER ...]   # GPU; rows in $OUT/table-parts.json
     python3 table_parts.py ptx VARIANT LAYER   # CPU: print the variant's PTX
 """
-import inspect, os, re, sys, types
+import inspect, os, re, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from table_anatomy import _no_zeroing, chosen  # noqa: E402
+from table_anatomy import _no_zeroing, chosen, compile_with_template  # noqa: E402
 
 PAD_BYTES = 128  # noclamp: up to 31 floats read past the tile's last row
 
@@ -96,24 +96,7 @@ VARIANTS = CHECKED + ("empty", "no_input", "no_loop", "no_store")
 def compile_variant(name, layer, config, block):
     """The table kernel of ``layer`` (bench weights at 0.9) in ``config``, from variant
     ``name`` of the template (no disk cache: its key would not see the edit)."""
-    import irprune.table_kernel as tk
-    import irprune.templates.conv2d_table as T
-    from gpu_timing import layer_of
-    from irprune.bench.compile_jobs import bench_weights
-
-    mod = types.ModuleType(f"conv2d_table_{name}")
-    exec(compile(variant_source(name, block), f"<conv2d_table {name}>", "exec"), mod.__dict__)
-    saved = T.conv2d_table
-    T.conv2d_table = mod.conv2d_table
-    tk._ir_memo.clear()
-    try:
-        l = layer_of(layer)
-        w = bench_weights(l, 0.9, 0)
-        k = tk.compile_table_conv2d(w, (1, l.C, l.H, l.W), config, stride=l.stride, cache=False,
-                                    block=block)
-    finally:
-        T.conv2d_table = saved
-        tk._ir_memo.clear()
+    k = compile_with_template(variant_source(name, block), name, layer, config, block)
     if name in ("noclamp", "noclamp_const"):
         class Padded(type(k)):
             @property

@@ -26,8 +26,7 @@ PICKS = [("l4_down_1024_2048_s2", 128, 8, 1024), ("l4_down_1024_2048_s2", 128, 1
 
 
 def main(layers):
-    from gpu_timing import check_then_time, layer_case, save_row
-    from irprune.bench.timing import measure
+    from gpu_timing import check_then_time, layer_case, save_row, time_again
     from irprune.table_kernel import compile_table_conv2d
     from irprune.table_layout import TableConfig
 
@@ -50,11 +49,7 @@ def main(layers):
             except Exception as exc:
                 row["error"] = str(exc)[:300]
                 save_row(rows, row, "table-wide.json")
-        for _ in range(2):  # again, interleaved: the first timings of a process run a little low
-            for row, k in timed:
-                row.setdefault("again_us", []).append(round(measure(
-                    lambda i, k=k: k(xs[i], out=y), rotation=16, target_ms=10,
-                    repeats=5).median_us, 3))
+        time_again(timed, xs, y, 2)
         for row, _ in timed:
             save_row(rows, row, "table-wide.json")
 
