@@ -141,12 +141,11 @@ def weight_chain(k: SparseConvKernel, k_: int, c: int, r: int, s: int) -> dict:
         raise ValidationError(f"weight index {idx} is outside the weight's shape {shape}",
                               stage="inspect")
     if is_table(k):
-        from .table_layout import channel_floats, pair_of
+        from .table_layout import pair_of
 
         value = float(k.weight.reshape(shape)[idx])
         return {"index": list(idx), "value": value, "pruned": value == 0.0, "layout": "table",
-                **pair_of(k.weight, k.config, k_, c,
-                           row=channel_floats(k.geometry, k.config))}
+                **pair_of(k.weight, k.config, k_, c)}
     group, prefix, tidx = k.template_index(*idx)
     ragged = group == k.groups - 1 and k.geometry.K % k.group_size
     traces = [] if ragged else k.trace.for_index(*tidx)

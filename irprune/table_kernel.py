@@ -29,7 +29,7 @@ from .codegen import PtxasResult, emit_ptx, run_ptxas
 from .geometry import ConvGeometry
 from .kernel import KernelPart, _count_fma_ptx, _resolve_cache
 from .llvm_opt import DEFAULT_CPU
-from .table_layout import (TableConfig, Tables, build_tables, channel_floats, check_table_config,
+from .table_layout import (TableConfig, Tables, build_tables, check_table_config,
                            check_threads, grid, input_copy_bytes, optin_shared, row_pitch,
                            shared_bytes, table_problem)
 
@@ -196,7 +196,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
         validate._fail(problem)
     config = check_table_config(g, cpu, relu, config)
     config = TableConfig(config.tile_k, config.slices, min(config.tile_p, g.OH * g.OW))
-    tables = build_tables(w, config, b, row=channel_floats(g, config))
+    tables = build_tables(w, config, b)
     need = shared_bytes(g, config, tables.words)
     if need > optin_shared(cpu):
         validate._fail(f"{config.describe()} needs {need} bytes of shared memory a block, over "

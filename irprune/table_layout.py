@@ -113,19 +113,17 @@ class Tables:
         return self.pairs.shape[1]
 
 
-def build_tables(w: np.ndarray, config: TableConfig, bias: np.ndarray | None = None,
-                 row: int | None = None) -> Tables:
+def build_tables(w: np.ndarray, config: TableConfig, bias: np.ndarray | None = None) -> Tables:
     """The tables of weights ``w`` (K, C, 1, 1) in ``config``'s layout.
 
     Block ``s * (K / tile_k) + t`` (grid y ``s``, grid x ``t``) runs output channels
     ``t * tile_k ..`` over input channels ``s * C / slices ..``; a pair's offset is the input
-    channel's row in the block's shared input tile (``c_local * row``; ``row``: the floats a
-    channel takes there, :func:`channel_floats`, default ``tile_p``), so the kernel adds only
-    its lane's pixel to it.
+    channel's row in the block's shared input tile (``c_local * tile_p``: a strided layer's
+    staged rows are packed into that tile too), so the kernel adds only its lane's pixel to it.
     """
     K, C = w.shape[:2]
     tk, ns = config.tile_k, config.slices
-    tp = config.tile_p if row is None else row
+    tp = config.tile_p
     cs = C // ns
     w2 = np.ascontiguousarray(w.reshape(K, C), np.float32)
     # blocks in launch order: slice-major, then output tile
@@ -146,14 +144,14 @@ def build_tables(w: np.ndarray, config: TableConfig, bias: np.ndarray | None = N
     return Tables(pairs=pairs, rowptr=rowptr, bias=bias)
 
 
-def pair_of(w: np.ndarray, config: TableConfig, k: int, c: int, row: int | None = None) -> dict:
+def pair_of(w: np.ndarray, config: TableConfig, k: int, c: int) -> dict:
     """Where weight (``k``, ``c``) of 1x1 weights ``w`` sits in ``config``'s tables (the same
-    order as :func:`build_tables`, ``row`` as there): its block (and grid x, y), its output
+    order as :func:`build_tables`): its block (and grid x, y), its output
     channel's row in the block, its pair's slot (None for a zero weight, which has no pair) and
     the pair's two int32 words (input offset, weight bits)."""
     K, C = w.shape[:2]
     tk, ns = config.tile_k, config.slices
-    tp = config.tile_p if row is None else row
+    tp = config.tile_p
     cs = C // ns
     t, o, s, cl = k // tk, k % tk, c // cs, c % cs
     w2 = np.asarray(w, np.float32).reshape(K, C)
@@ -188,11 +186,10 @@ def row_pitch(g: ConvGeometry, config: TableConfig) -> int:
     return pitch
 
 
-def channel_floats(g: ConvGeometry, config: TableConfig) -> int:
-    """Floats one input channel takes in a block's shared input tile: ``tile_p`` values, or
-    ``OH`` staged rows of :func:`row_pitch`."""
-    pitch = row_pitch(g, config)
-    return g.OH * pitch if pitch else config.tile_p
+def staged_floats(g: ConvGeometry, config: TableConfig) -> int:
+    """Floats of a block's staging area: a strided layer's ``OH`` rows of :func:`row_pitch` a
+    channel, which the template packs into the input tile after copying (0 without staging)."""
+    return (g.C // config.slices) * g.OH * row_pitch(g, config)
 
 
 def input_copy_bytes(g: ConvGeometry, config: TableConfig) -> int:
@@ -210,12 +207,17 @@ def input_copy_bytes(g: ConvGeometry, config: TableConfig) -> int:
 
 
 def shared_bytes(g: ConvGeometry, config: TableConfig, words: int) -> int:
-    """Dynamic shared memory of one block: its pairs, its row offsets, its input tile, and the
-    floats that lanes past the tile's last pixel read after its last row (the template does not
-    clamp them: up to 31)."""
+    """Dynamic shared memory of one block: its pairs, its row offsets, its input tile
+    (``tile_p`` floats a channel), the floats that lanes past the tile's last pixel read after
+    it (the template does not clamp them: up to 31), and a strided layer's staged rows
+    (:func:`staged_floats`), after the tile rounded up to 16 bytes."""
     rows = (config.tile_k + 4) & ~3
+    tile = (g.C // config.slices) * config.tile_p
     overrun = -config.tile_p % 32
-    return 4 * (words + rows + (g.C // config.slices) * channel_floats(g, config) + overrun)
+    staged = staged_floats(g, config)
+    if staged:
+        tile = -(-tile // 4) * 4
+    return 4 * (words + rows + tile + max(overrun, staged))
 
 
 def check_threads(block) -> int:

@@ -74,27 +74,22 @@ def _copy16(typingctx, dst, di, src, n, si):
 
 
 @cuda.jit(device=True, inline=True)
-def _accumulate(acc, smq, smf, k, base, steps, pix, pitch):
+def _accumulate(acc, smq, smf, k, base, steps):
     """acc[j] += weight * input for pair ``k`` over the lane's pixels (_accumulate_pair)."""
     # one 8-byte shared load for the pair
-    _accumulate_pair(acc, uint64(smq[k]), smf, base, steps, pix, pitch)
+    _accumulate_pair(acc, uint64(smq[k]), smf, base, steps)
 
 
 @cuda.jit(device=True, inline=True)
-def _accumulate_pair(acc, pair, smf, base, steps, pix, pitch):
+def _accumulate_pair(acc, pair, smf, base, steps):
     """acc[j] += weight * input for the (offset, weight) ``pair`` (the offset its low word, the
     weight its high one) over the lane's pixels: the floats at ``base + offset + 32 j``
-    (``base``: the input tile's start plus the lane), or with staged rows (``pitch``) at
-    ``offset + pix[j]``."""
+    (``base``: the input tile's start plus the lane)."""
     off = pair & uint64(0xFFFFFFFF)
     w = _bits_to_float(uint32(pair >> uint64(32)))
-    if pitch > 0:
-        for j in range(steps):
-            acc[j] += w * smf[off + pix[j]]
-    else:
-        at = base + off
-        for j in range(steps):
-            acc[j] += w * smf[at + uint64(32) * j]
+    at = base + off
+    for j in range(steps):
+        acc[j] += w * smf[at + uint64(32) * j]
 
 
 @cuda.jit
@@ -108,8 +103,8 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     is copied ``copy_bytes`` (4, 8 or 16) bytes at a time (irprune.table_layout.input_copy_bytes;
     irprune checks the input's alignment at launch), and the pairs always 16 bytes at a time.
     With ``pitch`` (irprune.table_layout.row_pitch: a strided layer, the whole image a tile) the
-    block copies each row it reads whole, 16 bytes at a time, ``pitch`` floats apart, and each
-    lane reads its pixels through offsets it works out once.
+    block copies each row it reads whole, 16 bytes at a time, ``pitch`` floats apart, into a
+    staging area, then packs the values the layer reads into the tile as a stride-1 layer's.
     Launch: grid (K / tile_k, slices, N * pixel tiles), ``threads`` (a multiple of 32) threads.
     """
     one = uint64(1)
@@ -162,16 +157,34 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
         for i in range(tid, CS * P, nt):
             smf[xs + i] = x[n, first + i]
     elif PITCH > uint64(0):
-        # the rows the layer reads (every ST-th of each channel), PITCH floats each: PITCH / 4
-        # 16-byte pieces a row, OH rows a channel (all of them multiples of 4 floats apart)
+        # the rows the layer reads (every ST-th of each channel), PITCH floats each, staged after
+        # the tile: PITCH / 4 16-byte pieces a row, OH rows a channel (all of them multiples of
+        # 4 floats apart)
         pieces = PITCH // uint64(4)
         OH = P // OW
+        st = xs + ((CS * P + uint64(3)) & ~uint64(3))
         for i in range(tid, CS * OH * pieces, nt):
             row = uint64(uint32(i) // uint32(pieces))
             c = uint64(uint32(row) // uint32(OH))
             r = row - c * OH
             src = first + c * HW + r * ST * W + (i - row * pieces) * uint64(4)
-            _copy16(smq, xs // two + two * i, x2, n, src // two)
+            _copy16(smq, st // two + two * i, x2, n, src // two)
+        cuda.syncthreads()
+        # then each channel's used values packed into the tile, P floats a channel as on a
+        # stride-1 layer: the loop's lanes then read consecutive floats. Read in place, a
+        # stride-ST row is 2-way bank-conflicted for ST = 2 (every lane on an even bank);
+        # packing costs each value one shared load and store, where the loop reads it once
+        # per nonzero of its channel in the block (docs/perf-log.md, "Strided rows packed").
+        # A thread keeps its pixel and strides over channels (its place worked out once: an
+        # index divided by P and OW in the loop cost more than the packing's loads and stores).
+        cstep = max(nt // P, one)
+        if tid < cstep * P:
+            c0 = uint64(uint32(tid) // uint32(P))
+            for q in range(tid - c0 * P, P, nt):
+                r = uint64(uint32(q) // uint32(OW))
+                src = st + r * PITCH + (q - r * OW) * ST
+                for c in range(c0, CS, cstep):
+                    smf[xs + c * P + q] = smf[src + c * OH * PITCH]
     else:
         for i in range(tid, CS * TP, nt):
             # 32-bit division by the constants: a multiply-high and a shift, not a 64-bit one
@@ -184,13 +197,6 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     cuda.syncthreads()
     steps = (TP + uint64(31)) // uint64(32)
     base = xs + lane
-    # staged rows: each lane's pixels in them, worked out once (pixels past the last read it)
-    pix = cuda.local.array(MAX_STEPS, uint64)
-    if PITCH > uint64(0):
-        for j in range(steps):
-            q = min(lane + uint64(32) * j, P - one)
-            r = uint64(uint32(q) // uint32(OW))
-            pix[j] = xs + r * PITCH + (q - r * OW) * ST
     for o in range(warp, TK, nt >> uint64(5)):
         b = uint64(smi[rows + o])
         e = uint64(smi[rows + o + one])
@@ -199,10 +205,10 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
             acc[j] = float32(0.0)
         # two pairs an iteration (half the loop's own instructions), then an odd last one
         for k in range(b, e - ((e - b) & one), uint64(2)):
-            _accumulate(acc, smq, smf, k, base, steps, pix, PITCH)
-            _accumulate(acc, smq, smf, k + one, base, steps, pix, PITCH)
+            _accumulate(acc, smq, smf, k, base, steps)
+            _accumulate(acc, smq, smf, k + one, base, steps)
         if (e - b) & one:
-            _accumulate(acc, smq, smf, e - one, base, steps, pix, PITCH)
+            _accumulate(acc, smq, smf, e - one, base, steps)
         ko = t * TK + o
         for j in range(steps):
             q = lane + uint64(32) * j

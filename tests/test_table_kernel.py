@@ -25,9 +25,11 @@ CASES = [
     (16, 12, 6, 1, TableConfig(16, 4, 36), 128, 1, False, False),
     (24, 8, 7, 1, TableConfig(8, 8, 49), 32, 1, True, False),
     # stride 2, the whole image a tile: the rows read staged whole (irprune.table_layout.
-    # row_pitch), 8 and 16 floats apart; a 7x7 image's rows do not start on 16 bytes, so that
-    # one copies value by value
+    # row_pitch), 8 and 16 floats apart, then packed into the tile; a 7x7 image's rows do not
+    # start on 16 bytes, so that one copies value by value; a 4x4 image's staged rows are
+    # fewer floats than the lanes past its 4 pixels read
     (32, 16, 8, 2, TableConfig(8, 2, 16), 64, 2, True, False),
+    (16, 2, 4, 2, TableConfig(16, 2, 4), 64, 2, True, False),
     (16, 8, 14, 2, TableConfig(16, 2, 49), 64, 1, False, False),
     (16, 8, 14, 2, TableConfig(16, 1, 49), 32, 1, True, True),
     (16, 8, 7, 2, TableConfig(16, 2, 16), 64, 2, False, False),

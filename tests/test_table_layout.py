@@ -86,23 +86,29 @@ def test_input_copies_are_as_wide_as_the_runs_length_allows():
 
 
 def test_strided_layers_stage_the_rows_they_read():
-    from irprune.table_layout import channel_floats, row_pitch
+    from irprune.table_layout import row_pitch, staged_floats
 
     g = _geometry(C=16, H=14, stride=2)  # 14x14 -> 7x7: columns 0..12 of rows 0, 2, .., 12
     whole = TableConfig(16, 2, 49)
-    assert row_pitch(g, whole) == 16 and channel_floats(g, whole) == 7 * 16
+    assert row_pitch(g, whole) == 16 and staged_floats(g, whole) == 8 * 7 * 16
     assert input_copy_bytes(g, whole) == 16
-    assert shared_bytes(g, whole, 40) == 4 * (40 + 20 + 8 * 7 * 16 + 15)
+    # the packed tile (8 channels of 49, to a multiple of 4), then the staged rows, which the
+    # 15 floats that lanes past the last pixel read fall into
+    assert shared_bytes(g, whole, 40) == 4 * (40 + 20 + 392 + 8 * 7 * 16)
     assert row_pitch(g, TableConfig(16, 2, 25)) == 0  # pixel tiles: value by value
-    assert channel_floats(g, TableConfig(16, 2, 25)) == 25
+    assert staged_floats(g, TableConfig(16, 2, 25)) == 0
     assert row_pitch(_geometry(H=8, stride=2), TableConfig(16, 2, 16)) == 8
     assert row_pitch(_geometry(H=7, stride=2), TableConfig(16, 2, 16)) == 0  # 49: rows unaligned
     assert row_pitch(_geometry(H=6, stride=2), TableConfig(16, 2, 9)) == 8  # 5 read, 3 over
     assert row_pitch(_geometry(H=8), TableConfig(16, 2, 64)) == 0  # stride 1: one run
-    # a pair's offset is its channel's place in the staged tile
+    # a tiny strided tile: the overrun is larger than the staged rows
+    tiny = _geometry(C=2, H=4, stride=2)  # 4x4 -> 2x2, one channel a slice, rows of 4 floats
+    assert staged_floats(tiny, TableConfig(16, 2, 4)) == 2 * 4
+    assert shared_bytes(tiny, TableConfig(16, 2, 4), 40) == 4 * (40 + 20 + 4 + 28)
+    # a pair's offset is its channel's place in the packed tile, as on a stride-1 layer
     w = np.zeros((16, 16, 1, 1), np.float32)
     w[0, 3] = 1.0
-    assert build_tables(w, whole, row=112).pairs[0, 0] == 3 * 112
+    assert build_tables(w, whole).pairs[0, 0] == 3 * 49
 
 
 def test_shared_bytes_and_grid():

@@ -47,22 +47,22 @@ def _load_pairs2(typingctx, arr, idx):
 def conv2d_table('''
 
 _LOOP_OLD = '''        for k in range(b, e - ((e - b) & one), uint64(2)):
-            _accumulate(acc, smq, smf, k, base, steps, pix, PITCH)
-            _accumulate(acc, smq, smf, k + one, base, steps, pix, PITCH)
+            _accumulate(acc, smq, smf, k, base, steps)
+            _accumulate(acc, smq, smf, k + one, base, steps)
         if (e - b) & one:
-            _accumulate(acc, smq, smf, e - one, base, steps, pix, PITCH)
+            _accumulate(acc, smq, smf, e - one, base, steps)
 '''
 
 _LOOP_NEW = '''        k0 = b
         if (b & one) and b < e:  # a row that starts on an odd pair: that one alone
-            _accumulate(acc, smq, smf, b, base, steps, pix, PITCH)
+            _accumulate(acc, smq, smf, b, base, steps)
             k0 = b + one
         for k in range(k0, e - ((e - k0) & one), uint64(2)):
             pa, pb = _load_pairs2(smq, k)
-            _accumulate_pair(acc, pa, smf, base, steps, pix, PITCH)
-            _accumulate_pair(acc, pb, smf, base, steps, pix, PITCH)
+            _accumulate_pair(acc, pa, smf, base, steps)
+            _accumulate_pair(acc, pb, smf, base, steps)
         if (e - k0) & one:
-            _accumulate(acc, smq, smf, e - one, base, steps, pix, PITCH)
+            _accumulate(acc, smq, smf, e - one, base, steps)
 '''
 
 
