@@ -250,3 +250,27 @@ def time_again(timed, xs, y, rounds: int):
             row.setdefault("again_us", []).append(round(measure(
                 lambda i, k=k: k(xs[i], out=y), rotation=16, target_ms=10,
                 repeats=5).median_us, 3))
+
+
+def check_and_time_all(rows, cases, xs, y, ref, out_name: str, rounds: int,
+                       key: str = "call_us"):
+    """Each ``(row, build[, context])`` of ``cases``: ``build(row)`` compiles a kernel (and may
+    note what it likes in ``row``), which is checked against float64 and timed into
+    ``row[key]`` (check_then_time), ``context()`` around both (e.g. a patched layout that the
+    first launch must see); a case that raises gets ``row["error"]``. Then every kernel is
+    timed ``rounds`` more times, interleaved (time_again), and the rows saved to
+    ``$OUT/out_name`` (save_row)."""
+    from contextlib import nullcontext
+    timed = []
+    for row, build, *context in cases:
+        with (context[0]() if context else nullcontext()):
+            try:
+                k = build(row)
+                row["err"], row[key] = check_then_time(lambda i, k=k: k(xs[i], out=y), y, ref)
+                timed.append((row, k))
+            except Exception as exc:
+                row["error"] = str(exc)[:300]
+                save_row(rows, row, out_name)
+    time_again(timed, xs, y, rounds)
+    for row, _ in timed:
+        save_row(rows, row, out_name)

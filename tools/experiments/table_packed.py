@@ -39,8 +39,12 @@ PICKS = {
 
 
 class _Staged:
-    """Within the block: irprune.table_kernel compiles the old template with the old layout.
-    Kept while timing: the launch reads the shared size through table_kernel.shared_bytes."""
+    """Within the block: irprune.table_kernel compiles the old template with the old layout for
+    layer geometry ``g``. Kept while the first launch runs: it reads the shared size through
+    table_kernel.shared_bytes (and memoizes it)."""
+
+    def __init__(self, g):
+        self.g = g
 
     def __enter__(self):
         import types
@@ -60,8 +64,7 @@ class _Staged:
             t = tl.build_tables(w, config, bias)
             pairs = t.pairs.copy()
             # offsets c * tile_p -> c * OH * pitch (the staged rows read in place)
-            pairs[:, 0::2] = pairs[:, 0::2] // config.tile_p * channel(
-                _Staged.geometry, config)
+            pairs[:, 0::2] = pairs[:, 0::2] // config.tile_p * channel(self.g, config)
             return Tables(pairs=pairs, rowptr=t.rowptr, bias=t.bias)
 
         def shared_bytes(g, config, words):
@@ -82,80 +85,62 @@ class _Staged:
         tk._ir_memo.clear()
 
 
-def _compile(variant, l, w, tk_, ns, threads):
+def _table(l, w, tk_, ns, threads):
+    """The table kernel of layer ``l`` (weights ``w``) with the whole image a pixel tile."""
     from irprune.table_kernel import compile_table_conv2d
     from irprune.table_layout import TableConfig
     g = l.geometry(1)
-    _Staged.geometry = g
-    config = TableConfig(tk_, ns, g.OH * g.OW)
-    return compile_table_conv2d(w, (1, l.C, l.H, l.W), config, stride=l.stride, cache=False,
-                                block=threads, assemble=True)
+    return compile_table_conv2d(w, (1, l.C, l.H, l.W), TableConfig(tk_, ns, g.OH * g.OW),
+                                stride=l.stride, cache=False, block=threads, assemble=True)
 
 
-def _immediate(name):
-    """The standing's immediate-weight kernel of ``name`` (None where it is a table kernel)."""
-    from irprune.tune import Choice, compile_choice
+def _immediate_case(name, l, w):
+    """The (row, build) of the standing's immediate-weight kernel of ``name``, or None where
+    the standing runs it on the table layout."""
+    from irprune.bench.runner import load_choices
     from irprune.templates.conv2d import conv2d_nchw
-    from gpu_timing import layer_of
-    from irprune.bench.compile_jobs import bench_weights
-    for r in json.load(open(RESULTS))["records"]:
-        if (r.get("impl"), r.get("layer"), r.get("batch")) == ("irprune", name, 1):
-            if r.get("layout") == "table":
-                return None
-            l = layer_of(name)
-            c = Choice(r["group_size"], r["block"], r["median_us"], r["slices"],
-                       tuple(r["tile"]) if r["tile"] else None, r["max_registers"],
-                       r["groups_per_block"])
-            return compile_choice(conv2d_nchw, bench_weights(l, 0.9, 0), (1, l.C, l.H, l.W), c,
-                                  stride=l.stride, padding=l.padding, cache="/tmp/packedcache",
-                                  assemble=True), c
-    return None
+    from irprune.tune import Choice, compile_choice
+    r = load_choices(RESULTS).get((name, 1, 0.9))
+    if r is None or r.get("layout") == "table":
+        return None
+    c = Choice(r["group_size"], r["block"], r["median_us"], r["slices"],
+               tuple(r["tile"]) if r["tile"] else None, r["max_registers"], r["groups_per_block"])
+    row = {"layer": name, "variant": "immediate", "threads": c.block,
+           "config": f"g{c.group_size} s{c.slices} r{c.max_registers} m{c.groups_per_block}"}
+    return row, lambda row: compile_choice(conv2d_nchw, w, (1, l.C, l.H, l.W), c,
+                                           stride=l.stride, padding=l.padding,
+                                           cache="/tmp/packedcache", assemble=True)
 
 
 def main():
     from contextlib import nullcontext
-    from gpu_timing import check_then_time, layer_case, save_row, time_again
+    from gpu_timing import check_and_time_all, layer_case
     if sys.argv[1:2] == ["ncu"]:
         from table_anatomy import ncu_launches
         variant, name = sys.argv[2], sys.argv[3]
         l, w, xs, ref, y = layer_case(name)
-        with (_Staged() if variant == "staged" else nullcontext()):
-            ncu_launches(_compile(variant, l, w, *PICKS[name][0]), xs, y)
+        with (_Staged(l.geometry(1)) if variant == "staged" else nullcontext()):
+            ncu_launches(_table(l, w, *PICKS[name][0]), xs, y)
         return
     rows = []
     for name in sys.argv[1:] or list(PICKS):
         l, w, xs, ref, y = layer_case(name)
-        timed = []
-        imm = _immediate(name)
-        if imm is not None:
-            k, c = imm
-            row = {"layer": name, "variant": "immediate", "config": f"g{c.group_size} "
-                   f"s{c.slices} r{c.max_registers} m{c.groups_per_block}", "threads": c.block}
-            row["err"], row["call_us"] = check_then_time(lambda i, k=k: k(xs[i], out=y), y, ref)
-            timed.append((row, k))
-        for tk_, ns, threads in PICKS[name]:
-            for variant in ("staged", "packed"):
-                row = {"layer": name, "variant": variant, "config": f"table k{tk_} s{ns}",
-                       "threads": threads}
-                ctx = _Staged() if variant == "staged" else nullcontext()
-                ctx.__enter__()
-                try:
-                    k = _compile(variant, l, w, tk_, ns, threads)
-                    row["shared"], row["regs"] = k.shared_bytes, k.registers
-                    row["err"], row["call_us"] = check_then_time(
-                        lambda i, k=k: k(xs[i], out=y), y, ref)
-                    timed.append((row, k))
-                except Exception as exc:
-                    row["error"] = str(exc)[:300]
-                    save_row(rows, row, "table-packed.json")
-                finally:
-                    ctx.__exit__(None, None, None)
-        # timed again interleaved; the staged kernels' shared size comes from the old layout
-        # (their launch configurations are memoized from the first timing)
-        time_again(timed, xs, y, 3)
-        for row, _ in timed:
-            save_row(rows, row, "table-packed.json")
 
+        def build(row, pick):
+            k = _table(l, w, *pick)
+            row["shared"], row["regs"] = k.shared_bytes, k.registers
+            return k
+        cases = [c for c in [_immediate_case(name, l, w)] if c]
+        for pick in PICKS[name]:
+            for variant in ("staged", "packed"):
+                row = {"layer": name, "variant": variant,
+                       "config": f"table k{pick[0]} s{pick[1]}", "threads": pick[2]}
+                context = ((lambda: _Staged(l.geometry(1))) if variant == "staged"
+                           else nullcontext)
+                cases.append((row, lambda row, pick=pick: build(row, pick), context))
+        # the staged kernels are timed again outside their context: their launch
+        # configurations (the old shared size) are memoized from the first launch
+        check_and_time_all(rows, cases, xs, y, ref, "table-packed.json", 3)
 
 if __name__ == "__main__":
     main()

@@ -97,7 +97,7 @@ def main():
         config, block = picks[sys.argv[3]]
         print(compile_variant(sys.argv[2], sys.argv[3], config, block).asm["ptx"])
         return
-    from gpu_timing import check_then_time, layer_case, save_row, time_again
+    from gpu_timing import check_and_time_all, layer_case
     if sys.argv[1:2] == ["ncu"]:
         config, block = picks[sys.argv[3]]
         l, w, xs, ref, y = layer_case(sys.argv[3])
@@ -107,23 +107,15 @@ def main():
     for name in sys.argv[1:] or list(picks):
         config, block = picks[name]
         l, w, xs, ref, y = layer_case(name)
-        timed = []
-        for v in VARIANTS:
-            row = {"layer": name, "config": config.describe(), "block": block, "variant": v}
-            try:
-                k = compile_variant(v, name, config, block)
-                k.ptxas()
-                row["regs"] = k.registers
-                row["err"], row["call_us"] = check_then_time(lambda i, k=k: k(xs[i], out=y),
-                                                             y, ref)
-                timed.append((row, k))
-            except Exception as exc:
-                row["error"] = str(exc)[:300]
-                save_row(rows, row, "table-pairs2.json")
-        time_again(timed, xs, y, 3)
-        for row, _ in timed:
-            save_row(rows, row, "table-pairs2.json")
 
+        def build(row, v):
+            k = compile_variant(v, name, config, block)
+            k.ptxas()
+            row["regs"] = k.registers
+            return k
+        check_and_time_all(rows, [({"layer": name, "config": config.describe(), "block": block,
+                                    "variant": v}, lambda row, v=v: build(row, v))
+                                  for v in VARIANTS], xs, y, ref, "table-pairs2.json", 3)
 
 if __name__ == "__main__":
     main()

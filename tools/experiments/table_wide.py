@@ -26,7 +26,7 @@ PICKS = [("l4_down_1024_2048_s2", 128, 8, 1024), ("l4_down_1024_2048_s2", 128, 1
 
 
 def main(layers):
-    from gpu_timing import check_then_time, layer_case, save_row, time_again
+    from gpu_timing import check_and_time_all, layer_case
     from irprune.table_kernel import compile_table_conv2d
     from irprune.table_layout import TableConfig
 
@@ -36,23 +36,18 @@ def main(layers):
             continue
         l, w, xs, ref, y = layer_case(name)
         g = l.geometry(1)
-        timed = []
+
+        def build(row, config, threads):
+            k = compile_table_conv2d(w, (1, l.C, l.H, l.W), config, stride=l.stride,
+                                     cache=False, block=threads, assemble=True)
+            row["shared"] = k.shared_bytes
+            return k
+        cases = []
         for _, tk_, ns, threads in (p for p in PICKS if p[0] == name):
             config = TableConfig(tk_, ns, g.OH * g.OW)
-            row = {"layer": name, "config": config.describe(), "threads": threads}
-            try:
-                k = compile_table_conv2d(w, (1, l.C, l.H, l.W), config, stride=l.stride,
-                                         cache=False, block=threads, assemble=True)
-                row["shared"] = k.shared_bytes
-                row["err"], row["us"] = check_then_time(lambda i, k=k: k(xs[i], out=y), y, ref)
-                timed.append((row, k))
-            except Exception as exc:
-                row["error"] = str(exc)[:300]
-                save_row(rows, row, "table-wide.json")
-        time_again(timed, xs, y, 2)
-        for row, _ in timed:
-            save_row(rows, row, "table-wide.json")
-
+            cases.append(({"layer": name, "config": config.describe(), "threads": threads},
+                          lambda row, c=config, t=threads: build(row, c, t)))
+        check_and_time_all(rows, cases, xs, y, ref, "table-wide.json", 2, key="us")
 
 if __name__ == "__main__":
     main(sys.argv[1:])
