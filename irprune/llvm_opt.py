@@ -90,6 +90,76 @@ def run_o3(text: str, stage: str, cpu: str = DEFAULT_CPU, unroll: bool = True,
     return _verified_text(mod, stage, "LLVM's pipeline")
 
 
+#: The passes after the full unroll, in order (llvmlite's ``add_<name>_pass``): what O1's
+#: function simplification runs on the unrolled code that the IR template needs. SROA turns
+#: the accumulator array into registers, InstCombine folds each weight's offset to a constant,
+#: NewGVN shares the input index computations that each unrolled tap recomputes; the function
+#: attributes mark read-only arrays, whose loads then go through the read-only cache
+#: (ld.global.nc); global DCE drops the inlined device functions.
+CLEANUP_PASSES = ("sroa", "instruction_combine", "simplify_cfg", "new_gvn",
+                  "post_order_function_attributes", "global_dead_code_eliminate")
+#: Rounds of unrolling at most: a loop whose trip count is constant only in one iteration of
+#: an enclosing loop (a slice's channel range) unrolls in the round after that loop's.
+MAX_UNROLL_ROUNDS = 8
+
+
+def run_unroll(text: str, stage: str, cpu: str = DEFAULT_CPU) -> str:
+    """The IR template's pipeline: inline, simplify the loop nest, unroll it fully, clean up.
+
+    O1 with unrolling (what this replaced) runs its whole simplification pipeline, and
+    then its optimization pipeline, over the unrolled code: on a 64-channel group of a
+    3x3 layer (36,864 weight chains) 7-10 s on the 2-core machine, most of it passes that
+    change nothing there. Here O1's function simplification runs on the small rolled
+    code (inlining first: a template's device functions must be inlined before the loops
+    around their calls unroll), LLVM's loop unroller then unrolls every loop with a
+    constant trip count, and only :data:`CLEANUP_PASSES` walk the unrolled code (2-3 s on
+    that layer). O1's last step, DivRemPairs, is the pass ``decompose-rem`` on the pruned
+    module (llvmlite does not expose it).
+    """
+    set_llvm_options()
+    mod = verify_text(text, stage, reuse=True)
+    tm = target_machine(cpu)
+    pto = llvm.create_pipeline_tuning_options(speed_level=1)
+    pto.loop_vectorization = False
+    pto.slp_vectorization = False
+    pto.loop_unrolling = False  # no unrolling inside the simplification pipeline
+    pb = llvm.create_pass_builder(tm, pto)
+    # Device functions a template calls: inlined everywhere (then dropped by global DCE).
+    for fn in mod.functions:
+        if not fn.is_declaration and not str(fn).lstrip().startswith("define ptx_kernel"):
+            fn.add_function_attribute("alwaysinline")
+    inline = llvm.create_new_module_pass_manager()
+    inline.add_always_inliner_pass()
+    inline.run(mod, pb)
+    simplify = pb.getFunctionPassManager()
+    for fn in mod.functions:
+        if not fn.is_declaration:
+            simplify.run(fn, pb)
+    # LLVM's unroller takes the loops innermost first, once each: a loop whose bounds become
+    # constants when an enclosing loop unrolls is left for the next round. SimplifyCFG merges
+    # each round's unrolled iterations in execution order, so the code keeps the loop nest's
+    # order (channel, row, column, then the group's output channels); SROA on the unmerged
+    # blocks would scatter them. A round that leaves the block count as it was ends it.
+    unroll = llvm.create_new_module_pass_manager()
+    unroll.add_loop_unroll_pass()
+    unroll.add_simplify_cfg_pass()
+    blocks = _block_count(mod)
+    for _ in range(MAX_UNROLL_ROUNDS):
+        unroll.run(mod, pb)
+        before, blocks = blocks, _block_count(mod)
+        if blocks == before:
+            break
+    pm = llvm.create_new_module_pass_manager()
+    for name in CLEANUP_PASSES:
+        getattr(pm, f"add_{name}_pass")()
+    pm.run(mod, pb)
+    return _verified_text(mod, stage, "the unroll pipeline")
+
+
+def _block_count(mod) -> int:
+    return sum(len(list(fn.blocks)) for fn in mod.functions if not fn.is_declaration)
+
+
 def run_light_cleanup(text: str, stage: str, cpu: str = DEFAULT_CPU) -> str:
     """InstCombine then SimplifyCFG over IR text (with common-code sinking off, as in :func:`run_o3`).
 

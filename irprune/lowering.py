@@ -31,7 +31,7 @@ from .errors import IrpruneError, TemplateContractError
 from .ir.libdevice import drop_unreachable_functions, link_libdevice, needs_libdevice
 from .ir.textir import Instruction, Rewriter, parse_module
 from .ir.verify import verify_text
-from .llvm_opt import DEFAULT_CPU, run_o3
+from .llvm_opt import DEFAULT_CPU, run_unroll
 
 
 @dataclass(frozen=True)
@@ -217,8 +217,8 @@ def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argt
         mod.rename_symbol(name, f"irp_shared_{i}")  # PTX names take no dots
     bound = mod.render()
     t2 = time.perf_counter()
-    # run_o3 parses and verifies its input: a bad binding fails there, as stage "unroll".
-    text = run_o3(bound, "unroll", cpu=cpu, unroll=True, level=1)
+    # run_unroll parses and verifies its input: a bad binding fails there, as stage "unroll".
+    text = run_unroll(bound, "unroll", cpu=cpu)
     t3 = time.perf_counter()
     return IRTemplate(
         text=text, nvvm=nvvm, kernel_name=kname, arrays=tuple(arrays), key=key, cpu=cpu,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 from numba import types
 
 from irprune.geometry import ConvGeometry
@@ -62,7 +64,7 @@ def test_light_and_o1_cleanup_give_the_same_ptx_instructions():
 
     w = prune_random((8, 8, 3, 3), 0.8, seed=3)
     k = irprune.conv2d(w, (1, 8, 10, 10), padding=1, cache=False)
-    pre = k.asm["contract-fma"]
+    pre = k.asm["decompose-rem"]  # the stage before llvm-cleanup
 
     def opcodes(ptx):
         return collections.Counter(m.group(1) for m in re.finditer(r"^\s+([a-z][\w.]*)\s", ptx, re.M))
@@ -71,3 +73,52 @@ def test_light_and_o1_cleanup_give_the_same_ptx_instructions():
     o1 = emit_ptx(run_o3(pre, "test", unroll=False, level=1))
     assert opcodes(light) == opcodes(o1)
     assert light.count("fma.rn.f32") == int(np.count_nonzero(w)) > 0
+
+
+UNROLL_CASES = [
+    # (K, C, H, W, R, stride, padding, group size, slices, tile, groups)
+    (8, 8, 10, 10, 3, 1, 1, 4, 1, None, 1),     # 3x3 with padding: clamped taps
+    (16, 16, 7, 7, 1, 1, 0, 8, 1, None, 1),     # 1x1
+    (8, 6, 9, 9, 3, 2, 1, 4, 2, None, 1),       # stride 2, input-channel slices
+    (8, 8, 12, 12, 3, 1, 1, 4, 1, (3, 1), 1),   # the row-tile template
+    (8, 8, 8, 8, 3, 1, 1, 2, 1, None, 4),       # convolution groups
+]
+
+
+@pytest.mark.parametrize("case", UNROLL_CASES, ids=lambda c: f"k{c[0]}c{c[1]}r{c[4]}s{c[5]}g{c[7]}x{c[8]}t{c[9]}")
+def test_unroll_pipeline_keeps_o1s_fmas_in_o1s_order(case, monkeypatch):
+    """run_unroll against LLVM's O1 with full unrolling (the pipeline it replaced): the
+    pruned kernel's PTX runs the same FMAs, immediates included, in the same order (the
+    order is the loop nest's, which ptxas's register allocation follows), and about as
+    many instructions."""
+    import re
+
+    import irprune
+    import irprune.lowering as lowering
+    from irprune.llvm_opt import run_o3
+    from irprune.reference import prune_random
+    from irprune.templates.conv2d import conv2d_nchw
+    from irprune.templates.conv2d_rows import conv2d_rows
+
+    K, C, H, W, R, stride, padding, gs, slices, tile, groups = case
+    w = prune_random((K, C // groups, R, R), 0.7, seed=5)
+
+    def compiled():
+        for t in (conv2d_nchw, conv2d_rows):
+            t._ir_cache.clear()  # both pipelines share the in-process memo's keys
+        k = irprune.conv2d(w, (1, C, H, W), stride=stride, padding=padding, groups=groups,
+                           group_size=gs, slices=slices, tile=tile, cache=False)
+        ptx = "\n".join(p.ptx for p in k.parts)
+        return (re.findall(r"^\s*fma\.rn\.f32\s+%r\d+, %r\d+, (0f[0-9A-F]{8})", ptx, re.M),
+                len(re.findall(r"^\s+[a-z@][^;]*;", ptx, re.M)))
+
+    fmas, count = compiled()
+    monkeypatch.setattr(lowering, "run_unroll", lambda text, stage, cpu: run_o3(
+        text, stage, cpu=cpu, unroll=True, level=1))
+    o1_fmas, o1_count = compiled()
+    monkeypatch.undo()
+    for t in (conv2d_nchw, conv2d_rows):
+        t._ir_cache.clear()
+    assert len(fmas) == int(np.count_nonzero(w)) > 0
+    assert fmas == o1_fmas
+    assert abs(count - o1_count) <= max(4, 0.02 * o1_count), (count, o1_count)

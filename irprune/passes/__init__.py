@@ -10,6 +10,7 @@ from ..errors import UnknownPassError
 from .base import ModulePass, PassContext, PipelineResult, run_pipeline
 from .async_copy import AsyncCopy
 from .contract_fma import ContractFma
+from .decompose_rem import DecomposeRem
 from .embed_tables import EmbedTables
 from .fold_weight_constants import FoldWeightConstants
 from .llvm_cleanup import LlvmCleanup
@@ -18,13 +19,14 @@ from .trace_weight_uses import TraceMap, TraceWeightUses, WeightTrace
 
 PASSES: dict[str, type[ModulePass]] = {
     p.name: p for p in (TraceWeightUses, StripZeroWeights, FoldWeightConstants, ContractFma, LlvmCleanup,
-                        EmbedTables, AsyncCopy)
+                        DecomposeRem, EmbedTables, AsyncCopy)
 }
 
 #: The pipeline that turns an IR template into the pruned IR.
-DEFAULT_PIPELINE = "trace-weight-uses,strip-zero-weights,fold-weight-constants,contract-fma,llvm-cleanup"
+DEFAULT_PIPELINE = ("trace-weight-uses,strip-zero-weights,fold-weight-constants,contract-fma,decompose-rem,"
+                    "llvm-cleanup")
 #: The pipeline of a table kernel (irprune.table_kernel): weights as data, not immediates.
-TABLE_PIPELINE = "embed-tables,async-copy,contract-fma,llvm-cleanup"
+TABLE_PIPELINE = "embed-tables,async-copy,contract-fma,decompose-rem,llvm-cleanup"
 
 
 def parse_pipeline(spec: str) -> list[ModulePass]:
@@ -43,5 +45,5 @@ def parse_pipeline(spec: str) -> list[ModulePass]:
 __all__ = [
     "PASSES", "DEFAULT_PIPELINE", "TABLE_PIPELINE", "parse_pipeline", "run_pipeline", "ModulePass", "PassContext",
     "PipelineResult", "TraceMap", "WeightTrace", "TraceWeightUses", "StripZeroWeights",
-    "FoldWeightConstants", "ContractFma", "LlvmCleanup", "EmbedTables", "AsyncCopy",
+    "FoldWeightConstants", "ContractFma", "LlvmCleanup", "DecomposeRem", "EmbedTables", "AsyncCopy",
 ]
