@@ -99,7 +99,7 @@ class ModulePass:
 
 
 def count_instructions(module: Module) -> int:
-    return sum(1 for f in module.functions for _ in f.instructions())
+    return sum(len(b.instructions) for f in module.functions for b in f.blocks)
 
 
 @dataclass
@@ -118,19 +118,23 @@ def run_pipeline(passes: list[ModulePass], module: Module, ctx: PassContext,
     ``registry``). Returns the module and the text after each transform.
     """
     stages: dict[str, str] = {}
+    count = None  # the module's instructions after the last pass (nothing edits it between)
     for p in passes:
         for req in p.requires:
             if req not in ctx.analyses:
                 if registry is None or req not in registry:
                     raise PassError(f"pass {p.name} needs analysis {req}, which is not available",
                                     stage=f"pass:{p.name}")
-                _run_one(registry[req](), module, ctx, stages)
-        _run_one(p, module, ctx, stages)
+                count = _run_one(registry[req](), module, ctx, stages, count)
+        count = _run_one(p, module, ctx, stages, count)
     return PipelineResult(module=module, stages=stages)
 
 
-def _run_one(p: ModulePass, module: Module, ctx: PassContext, stages: dict[str, str]) -> None:
-    before = count_instructions(module)
+def _run_one(p: ModulePass, module: Module, ctx: PassContext, stages: dict[str, str],
+             before: int | None = None) -> int:
+    """Run ``p`` (``before``: the module's instruction count, when known); return the count after."""
+    if before is None:
+        before = count_instructions(module)
     t0 = time.perf_counter()
     try:
         p.apply(ctx, module)
@@ -139,18 +143,19 @@ def _run_one(p: ModulePass, module: Module, ctx: PassContext, stages: dict[str, 
     except Exception as exc:  # a bug in a pass: keep the stage in the message
         raise PassError(f"{type(exc).__name__}: {exc}", stage=f"pass:{p.name}") from exc
     elapsed = time.perf_counter() - t0
-    after = count_instructions(module)
+    after = before if p.is_analysis else count_instructions(module)
     st = ctx.stats.setdefault(p.name, {})
     st.update({"instructions_before": before, "instructions_after": after,
                "removed": before - after, "seconds": round(elapsed, 4)})
     if p.is_analysis:
-        return
+        return after
     text = module.render()
     if ctx.verify and not getattr(p, "verifies_output", False):
         verify_text(text, f"pass:{p.name}")
     stages[p.name] = text
     if ctx.print_between is not None:
         ctx.print_between(p.name, text)
+    return after
 
 
 def reparse(module: Module, text: str) -> None:

@@ -111,8 +111,7 @@ class TemplatePlan:
         self.acc_line = {line for line, _, _ in self.accs}
         # The shared input slice: pure instructions reached backwards from the
         # multiplies' non-weight operands, not owned by one weight.
-        users = fn.users()
-        defs = fn.definitions()
+        users, defs = tm.maps_for(fn)
         slice_ids: set[int] = set()
         work = []
         for tr in tm.all():

@@ -82,6 +82,19 @@ class TraceMap:
     #: Output channels the traced code computes: the IR template is one
     #: channel group (the first ``channels`` channels), None for all.
     channels: int | None = None
+    #: The traced function's use and definition maps and instruction count, as they were at
+    #: the trace: a transform right after it on the unchanged function (strip-zero-weights)
+    #: takes them instead of walking 100,000s of instructions again (:meth:`maps_for`).
+    uses: tuple | None = field(default=None, repr=False, compare=False)
+
+    def maps_for(self, fn: Function) -> tuple[dict, dict]:
+        """(users, definitions) of ``fn``: the trace's own where ``fn`` is the traced function
+        with as many instructions as then, else computed now."""
+        if self.uses is not None:
+            traced, count, users, defs = self.uses
+            if traced is fn and count == sum(len(b.instructions) for b in fn.blocks):
+                return users, defs
+        return fn.users(), fn.definitions()
 
     @property
     def missing(self) -> list[int]:
@@ -156,6 +169,7 @@ def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int],
     users = fn.users()
     defs = fn.definitions()
     n = int(np.prod(shape))
+    _, C, R, S = shape
     traces: dict[int, list[WeightTrace]] = {}
     for load, gep, off in constant_offset_loads(fn, param, users):
         if off % 4 or not 0 <= off // 4 < n:
@@ -163,7 +177,7 @@ def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int],
                 f"weight load at byte offset {off} is outside the {shape} float32 weight",
                 stage="pass:trace-weight-uses")
         flat = off // 4
-        idx = tuple(int(v) for v in np.unravel_index(flat, shape))
+        idx = (flat // (C * R * S), flat // (R * S) % C, flat // S % R, flat % S)
         # A getelementptr shared with other loads (a region's base) is not this weight's.
         own_gep = gep if gep is not None and len(users.get(gep.name, [])) == 1 else None
         tr = WeightTrace(index=idx, flat=flat, load=load, address=own_gep)
@@ -201,7 +215,8 @@ def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int],
             elif ins.opcode in ("load", "select"):
                 tr.shared_inputs += 1
         traces.setdefault(flat, []).append(tr)
-    return TraceMap(shape=tuple(shape), traces=traces, channels=channels)
+    return TraceMap(shape=tuple(shape), traces=traces, channels=channels,
+                    uses=(fn, sum(len(b.instructions) for b in fn.blocks), users, defs))
 
 
 @dataclass(frozen=True)
