@@ -11,8 +11,8 @@ Stages (each kept as text):
     batch size (the input's and output's leading dimension, which becomes the
     kernel's last parameter, ``%irp.batch``) bound to its constant value
     (shapes, strides, stride, padding, flags) and
-    blockIdx.y bound to 0, then LLVM's O1 with the weight loops fully
-    unrolled. It is the code of one channel group (group 0): each of its
+    blockIdx.y bound to 0, then the weight loops fully unrolled
+    (:func:`irprune.llvm_opt.run_unroll`). It is the code of one channel group (group 0): each of its
     weight elements is one load at a constant offset from the weight's data
     pointer. It does not depend on weight values, so one IR template serves
     any weights of that geometry, and every channel group of the layer
