@@ -34,6 +34,23 @@ _UNROLL_OPTIONS = (
 _options_lock = threading.Lock()
 _options_set = False
 
+# LLVM's loop unroller also unrolls loops of unknown trip count partially, with a remainder
+# loop in front (the NVPTX target asks for both). The IR template's rounds want each loop
+# unrolled fully or left as it is: a slice's channel loop, whose bounds become constants only
+# when the slice loop around it unrolls, was otherwise cut into a remainder loop and a partly
+# unrolled one in the first round, and its weight offsets stayed run-time values (a 12 -> 5
+# 1x1 layer at 2 slices). They are off while run_unroll unrolls, and on again after it:
+# O1 (the table template, `LlvmCleanup(level=1/3)`) keeps the target's choice (checked: the
+# table kernels' PTX is as before; "true" is what the NVPTX target sets).
+_PARTIAL_UNROLL_OFF = ("-unroll-runtime=false", "-unroll-allow-partial=false")
+_PARTIAL_UNROLL_ON = ("-unroll-runtime=true", "-unroll-allow-partial=true")
+_unroll_lock = threading.Lock()  # the partial-unroll switch is process-wide
+
+
+def _set_options(options) -> None:
+    for opt in options:
+        llvm.set_option("irprune", opt)
+
 
 def set_llvm_options() -> None:
     """Set irprune's process-wide LLVM options (once)."""
@@ -145,11 +162,16 @@ def run_unroll(text: str, stage: str, cpu: str = DEFAULT_CPU) -> str:
     unroll.add_loop_unroll_pass()
     unroll.add_simplify_cfg_pass()
     blocks = _block_count(mod)
-    for _ in range(MAX_UNROLL_ROUNDS):
-        unroll.run(mod, pb)
-        before, blocks = blocks, _block_count(mod)
-        if blocks == before:
-            break
+    with _unroll_lock:
+        _set_options(_PARTIAL_UNROLL_OFF)
+        try:
+            for _ in range(MAX_UNROLL_ROUNDS):
+                unroll.run(mod, pb)
+                before, blocks = blocks, _block_count(mod)
+                if blocks == before:
+                    break
+        finally:
+            _set_options(_PARTIAL_UNROLL_ON)
     pm = llvm.create_new_module_pass_manager()
     for name in CLEANUP_PASSES:
         getattr(pm, f"add_{name}_pass")()

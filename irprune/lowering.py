@@ -31,7 +31,7 @@ from .errors import IrpruneError, TemplateContractError
 from .ir.libdevice import drop_unreachable_functions, link_libdevice, needs_libdevice
 from .ir.textir import Instruction, Rewriter, parse_module
 from .ir.verify import verify_text
-from .llvm_opt import DEFAULT_CPU, run_unroll
+from .llvm_opt import DEFAULT_CPU, run_o3, run_unroll
 
 
 @dataclass(frozen=True)
@@ -188,9 +188,15 @@ def bind_arguments(text: str, arrays, scalars: dict[str, tuple[str, int]],
 
 def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argtypes,
                       cpu: str = DEFAULT_CPU, symbol: str | None = None,
-                      group_zero: bool = True) -> IRTemplate:
+                      group_zero: bool = True, loops_stay: bool = False) -> IRTemplate:
     """Lower, bind and unroll a template into an :class:`IRTemplate` (``group_zero``: see
-    :func:`bind_arguments`)."""
+    :func:`bind_arguments`).
+
+    ``loops_stay``: a template whose main loop stays a loop (the table layout's) is built by
+    LLVM's O1 instead of :func:`irprune.llvm_opt.run_unroll`. Its rolled code is small, so O1
+    costs little there, and O1's late loop passes give its loops the shape that its kernels
+    were tuned and measured with (run_unroll's differs: 185-429 PTX lines, a few changed).
+    """
     import time
 
     cc = (int(cpu[3:-1]), int(cpu[-1])) if cpu.startswith("sm_") else (9, 0)
@@ -218,7 +224,8 @@ def build_ir_template(py_func, arrays, scalars: dict[str, tuple[str, int]], argt
     bound = mod.render()
     t2 = time.perf_counter()
     # run_unroll parses and verifies its input: a bad binding fails there, as stage "unroll".
-    text = run_unroll(bound, "unroll", cpu=cpu)
+    text = (run_o3(bound, "unroll", cpu=cpu, unroll=True, level=1) if loops_stay
+            else run_unroll(bound, "unroll", cpu=cpu))
     t3 = time.perf_counter()
     return IRTemplate(
         text=text, nvvm=nvvm, kernel_name=kname, arrays=tuple(arrays), key=key, cpu=cpu,

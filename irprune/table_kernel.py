@@ -164,7 +164,7 @@ def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: boo
                "copy_bytes": ("i64", input_copy_bytes(g, config)), "threads": ("i64", block),
                "pitch": ("i64", row_pitch(g, config))}
     irt = build_ir_template(conv2d_table.py_func, arrays, scalars, argtypes, cpu=cpu,
-                            symbol="irprune_conv2d_table", group_zero=False)
+                            symbol="irprune_conv2d_table", group_zero=False, loops_stay=True)
     _ir_memo[key] = irt
     return irt
 

@@ -82,6 +82,9 @@ UNROLL_CASES = [
     (8, 6, 9, 9, 3, 2, 1, 4, 2, None, 1),       # stride 2, input-channel slices
     (8, 8, 12, 12, 3, 1, 1, 4, 1, (3, 1), 1),   # the row-tile template
     (8, 8, 8, 8, 3, 1, 1, 2, 1, None, 4),       # convolution groups
+    # A 12 -> 5 1x1 layer on one pixel at 2 slices: the slice's channel loop has constant
+    # bounds only once the slice loop unrolls (partial unrolling in the first round broke it).
+    (5, 12, 1, 1, 1, 1, 0, 2, 2, None, 1),
 ]
 
 
@@ -122,3 +125,31 @@ def test_unroll_pipeline_keeps_o1s_fmas_in_o1s_order(case, monkeypatch):
     assert len(fmas) == int(np.count_nonzero(w)) > 0
     assert fmas == o1_fmas
     assert abs(count - o1_count) <= max(4, 0.02 * o1_count), (count, o1_count)
+
+
+def test_table_template_loops_keep_o1s_shape_after_an_unrolled_template(monkeypatch):
+    """The table template is built by O1 (its loop stays a loop), after run_unroll switched the
+    unroller's partial and runtime unrolling off and on again in this process: its PTX is what
+    O1 gives in a process where run_unroll never ran (the partial unrolling O1 chooses for the
+    table loops survives the switch)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from irprune.reference import prune_random
+from irprune.table_kernel import compile_table_conv2d
+from irprune.table_layout import TableConfig
+import irprune
+if sys.argv[1] == "after":
+    irprune.conv2d(prune_random((4, 6, 3, 3), 0.5, seed=1), (1, 6, 6, 6), padding=1, slices=2,
+                   group_size=2, cache=False)
+w = prune_random((2048, 512, 1, 1), 0.9, seed=2)  # l4_1x1_512_2048's shape and table layout
+k = compile_table_conv2d(w, (1, 512, 7, 7), config=TableConfig(16, 1, 49), block=512, cache=False)
+print("".join(l for l in k.parts[0].ptx.splitlines(True) if "NumbaEnv" not in l))
+"""
+    out = [subprocess.run([sys.executable, "-c", script, arg], capture_output=True, text=True,
+                          check=True, env={**__import__("os").environ, "IRPRUNE_JOBS": "1"}).stdout
+           for arg in ("alone", "after")]
+    assert "fma.rn.f32" in out[0]
+    assert out[0] == out[1]

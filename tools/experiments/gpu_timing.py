@@ -173,6 +173,35 @@ def print_geomeans(rows, key: str = "speedup"):
               flush=True)
 
 
+def time_compiled_pair(cfgs, kernel, variants, out_name):
+    """The A/B of two compiled variants on each recorded configuration of ``cfgs``: every
+    ``kernel(variant, cfg)`` built first (build_all, 16 processes), then per configuration both
+    checked against float64 and timed one after the other (time_into) with their registers;
+    speedup = the first variant's time / the second's. Rows saved to ``$OUT/out_name`` as they
+    come (save_row), then the geomeans printed."""
+    jobs = [(v, c) for c in cfgs for v in variants]
+    print(len(jobs), "kernels", flush=True)
+    build_all(_build_variant, [(kernel, job) for job in jobs])
+    rows = []
+    for c in cfgs:
+        row = config_row(c)
+        try:
+            for v in variants:
+                k, w, l = kernel(v, c)
+                time_into(row, v, k, w, l, c)
+                row[v + "_regs"] = k.registers
+            row["speedup"] = round(row[variants[0]] / row[variants[1]], 3)
+        except Exception as exc:
+            row["error"] = str(exc)[:300]
+        save_row(rows, row, out_name)
+    print_geomeans(rows)
+
+
+def _build_variant(arg):
+    kernel, (variant, cfg) = arg
+    kernel(variant, cfg)
+
+
 # The hand-written kernels' shared pieces (tma_tile, data_kernel, data_numba): a layer's inputs
 # and float64 reference, its tuned irprune kernel timed into a row, and a raw launch checked
 # against the reference, then timed.

@@ -12,12 +12,11 @@ one after the other in this process, inputs rotating over 16 sets.
     python3 index32_ab.py generate        # CPU machine: the a889d9e templates into generated/
     python3 index32_ab.py [LAYER ...]     # on the GPU; results in $OUT/index32_ab.json
 """
-import json, os, subprocess, sys
+import os, subprocess, sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "generated"))
-from gpu_timing import (build_all, compile_layer, config_row, print_geomeans, recorded_configs,
-                        time_into)
+from gpu_timing import compile_layer, recorded_configs, time_compiled_pair
 
 CACHE = "/tmp/index32cache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "a889d9e", "results.json")
@@ -45,33 +44,11 @@ def kernel(variant, cfg):
                          CACHE, cfg.budget, tile=cfg.tile, assemble=True)
 
 
-def prebuild(job):
-    kernel(*job)
-
-
 def main():
     if sys.argv[1:2] == ["generate"]:
         return generate()
-    out = os.environ.get("OUT", ".")
-    cfgs = recorded_configs(RESULTS, layers=sys.argv[1:])
-    jobs = [(v, c) for c in cfgs for v in ("int64", "index32")]
-    print(len(jobs), "kernels", flush=True)
-    build_all(prebuild, jobs)
-    rows = []
-    for c in cfgs:
-        row = config_row(c)
-        try:
-            for v in ("int64", "index32"):
-                k, w, l = kernel(v, c)
-                time_into(row, v, k, w, l, c)
-                row[v + "_regs"] = k.registers
-            row["speedup"] = round(row["int64"] / row["index32"], 3)
-        except Exception as exc:
-            row["error"] = str(exc)[:300]
-        rows.append(row)
-        print(row, flush=True)
-    json.dump(rows, open(os.path.join(out, "index32_ab.json"), "w"), indent=1)
-    print_geomeans(rows)
+    time_compiled_pair(recorded_configs(RESULTS, layers=sys.argv[1:]), kernel,
+                       ("int64", "index32"), "index32_ab.json")
 
 if __name__ == "__main__":
     main()

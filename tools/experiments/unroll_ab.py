@@ -18,8 +18,8 @@ launch (block, groups per block), inputs rotating over 16 sets; speedup = O1 tim
 import json, os, re, sys, tempfile, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import (build_all, compile_layer, config_row, print_geomeans, recorded_configs,
-                        time_into)
+from gpu_timing import (compile_layer, config_row, recorded_configs, save_row,
+                        time_compiled_pair)
 
 CACHE = os.path.join(tempfile.gettempdir(), "unrollab")
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -51,10 +51,6 @@ def kernel(variant, cfg, assemble=True):
                          assemble=assemble)
 
 
-def prebuild(job):
-    kernel(*job)
-
-
 def immediate_configs(layers):
     """The recorded configurations that run immediates (the table layout has no unrolled IR
     template of this kind: its loop stays a loop)."""
@@ -73,7 +69,6 @@ def ptx_instructions(ptx):
 
 
 def cpu(layers):
-    out = os.environ.get("OUT", ".")
     rows = []
     for c in immediate_configs(layers):
         row = config_row(c)
@@ -95,34 +90,13 @@ def cpu(layers):
                 row[v + "_ptxas"] = str(exc)[:100]
         row["same_fmas"] = ([fma_sequence(p) for p in ptx["o1"]]
                             == [fma_sequence(p) for p in ptx["unroll"]])
-        rows.append(row)
-        print(row, flush=True)
-        json.dump(rows, open(os.path.join(out, "unroll_cpu.json"), "w"), indent=1)
+        save_row(rows, row, "unroll_cpu.json")
     same = sum(r["same_fmas"] for r in rows)
     print(f"{same} of {len(rows)} configurations: the same FMAs in the same order")
 
 
 def gpu(layers):
-    out = os.environ.get("OUT", ".")
-    cfgs = immediate_configs(layers)
-    jobs = [(v, c) for c in cfgs for v in VARIANTS]
-    print(len(jobs), "kernels", flush=True)
-    build_all(prebuild, jobs)
-    rows = []
-    for c in cfgs:
-        row = config_row(c)
-        try:
-            for v in VARIANTS:
-                k, w, l = kernel(v, c)
-                time_into(row, v, k, w, l, c)
-                row[v + "_regs"] = k.registers
-            row["speedup"] = round(row["o1"] / row["unroll"], 3)
-        except Exception as exc:
-            row["error"] = str(exc)[:300]
-        rows.append(row)
-        print(row, flush=True)
-        json.dump(rows, open(os.path.join(out, "unroll_ab.json"), "w"), indent=1)
-    print_geomeans(rows)
+    time_compiled_pair(immediate_configs(layers), kernel, VARIANTS, "unroll_ab.json")
 
 
 if __name__ == "__main__":
