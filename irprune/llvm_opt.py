@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import llvmlite.binding as llvm
@@ -176,11 +177,71 @@ def run_unroll(text: str, stage: str, cpu: str = DEFAULT_CPU) -> str:
     for name in CLEANUP_PASSES:
         getattr(pm, f"add_{name}_pass")()
     pm.run(mod, pb)
-    return _verified_text(mod, stage, "the unroll pipeline")
+    out = _verified_text(mod, stage, "the unroll pipeline")
+    if has_loop(out):
+        # A loop the rounds left rolled: its trip count becomes a constant only after folding
+        # that they do not do (a slice's channel range at 3 slices of 8 channels). O1 folds
+        # and unrolls it; such templates are small (slices make them so).
+        return run_o3(text, stage, cpu=cpu, unroll=True, level=1)
+    return out
 
 
 def _block_count(mod) -> int:
     return sum(len(list(fn.blocks)) for fn in mod.functions if not fn.is_declaration)
+
+
+_LABEL_RE = re.compile(r"^([-\w.$]+|\"[^\"]*\"):")
+_TARGET_RE = re.compile(r"label %([-\w.$]+|\"[^\"]*\")")
+
+
+def has_loop(text: str) -> bool:
+    """Whether a function of IR ``text`` has a cycle in its control flow (a loop), from the
+    labels and the branch targets of the printed text."""
+    succ: dict[str, list[str]] = {}
+    entries = []
+    block = None
+    for line in text.split("\n"):
+        if line.startswith("define "):
+            block = f"entry.{len(entries)}"  # a function's first block may have no label
+            entries.append(block)
+            succ[block] = []
+            first = True
+            continue
+        if block is None:
+            continue
+        m = _LABEL_RE.match(line)
+        if m:
+            name = m.group(1)
+            if first and not succ[block]:
+                succ[name] = succ.pop(block)  # the entry block's own label
+                entries[-1] = name
+            block = name
+            succ.setdefault(block, [])
+            first = False
+            continue
+        if line.startswith("}"):
+            block = None
+        elif "label %" in line:
+            first = False
+            succ[block].extend(_TARGET_RE.findall(line))
+        elif line.startswith("  "):
+            first = False
+    state: dict[str, int] = {}  # 1: on the DFS stack, 2: done
+    for root in entries:
+        stack = [(root, iter(succ.get(root, ())))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return True
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(succ.get(nxt, ()))))
+    return False
 
 
 def run_light_cleanup(text: str, stage: str, cpu: str = DEFAULT_CPU) -> str:

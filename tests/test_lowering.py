@@ -85,7 +85,25 @@ UNROLL_CASES = [
     # A 12 -> 5 1x1 layer on one pixel at 2 slices: the slice's channel loop has constant
     # bounds only once the slice loop unrolls (partial unrolling in the first round broke it).
     (5, 12, 1, 1, 1, 1, 0, 2, 2, None, 1),
+    # 3 slices of 8 channels: a channel loop whose trip count the rounds cannot fold (O1's).
+    (16, 8, 6, 6, 1, 1, 0, 5, 3, None, 1),
 ]
+
+
+def test_has_loop_finds_a_cycle_in_the_printed_control_flow():
+    from irprune.llvm_opt import has_loop
+
+    head = "define void @k(i64 %n) {\n"
+    straight = head + "entry:\n  br label %b\n\nb:  ; preds = %entry\n  ret void\n}\n"
+    # Laid out backwards but acyclic: a branch to an earlier block is not a loop by itself.
+    backwards = (head + "  br label %c\n\nb:\n  ret void\n\nc:\n  br label %b\n}\n")
+    loop = (head + "entry:\n  br label %h\n\nh:\n  %i = phi i64 [ 0, %entry ], [ %j, %h ]\n"
+            "  %j = add i64 %i, 1\n  %c = icmp eq i64 %j, %n\n  br i1 %c, label %x, label %h\n\n"
+            "x:\n  ret void\n}\n")
+    switch = (head + "entry:\n  switch i64 %n, label %a [\n    i64 1, label %b\n  ]\n\n"
+              "a:\n  ret void\n\nb:\n  br label %entry2\n\nentry2:\n  br label %b\n}\n")
+    assert not has_loop(straight) and not has_loop(backwards)
+    assert has_loop(loop) and has_loop(switch)
 
 
 @pytest.mark.parametrize("case", UNROLL_CASES, ids=lambda c: f"k{c[0]}c{c[1]}r{c[4]}s{c[5]}g{c[7]}x{c[8]}t{c[9]}")
