@@ -48,7 +48,7 @@ BARRIER_TIMEOUT = 60.0
 _SHARED_RE = re.compile(r"^(@[-\w.$]+) = external (?:local_unnamed_addr )?addrspace\(3\) global "
                         r"\[0 x [^\]\n]+\][^\n]*$", re.M)
 #: An asynchronous global-to-shared copy (irprune.passes.async_copy) and its wait: on the host
-#: a plain copy, and nothing.
+#: a plain copy (zero where a zero-filling copy reads 0 bytes), and a fence.
 _ASYNC_COPY = "@llvm.nvvm.cp.async.ca.shared.global."
 _ASYNC_WAIT = "@llvm.nvvm.cp.async.wait.all"
 
@@ -88,12 +88,21 @@ def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
         elif ins.opcode == "call" and ins.callee == _ASYNC_WAIT:
             ins.text, ins.opcode, ins.callee = "  fence seq_cst", "fence", None
         elif ins.opcode == "call" and (ins.callee or "").startswith(_ASYNC_COPY):
-            dst, src = (a.split()[-1] for a in ins.text[ins.text.index("(") + 1:
-                                                       ins.text.rindex(")")].split(","))
-            ty = f"i{8 * int(ins.callee[len(_ASYNC_COPY):])}"
+            args = [a.split()[-1] for a in ins.text[ins.text.index("(") + 1:
+                                                    ins.text.rindex(")")].split(",")]
+            size, _, zfill = ins.callee[len(_ASYNC_COPY):].partition(".")
+            ty = f"i{8 * int(size)}"
             tmp = f"%irp.hostcopy{copies}"
             copies += 1
-            ins.text = f"  {tmp} = load {ty}, ptr {src}\n  store {ty} {tmp}, ptr {dst}"
+            dst, src = args[:2]
+            if zfill:  # ".s": read args[2] bytes (0 or all of them), zero the rest
+                ins.text = (f"  {tmp}.z = icmp eq i32 {args[2]}, 0\n"
+                            f"  {tmp}.p = select i1 {tmp}.z, ptr {dst}, ptr {src}\n"
+                            f"  {tmp}.v = load {ty}, ptr {tmp}.p\n"
+                            f"  {tmp} = select i1 {tmp}.z, {ty} 0, {ty} {tmp}.v\n"
+                            f"  store {ty} {tmp}, ptr {dst}")
+            else:
+                ins.text = f"  {tmp} = load {ty}, ptr {src}\n  store {ty} {tmp}, ptr {dst}"
             ins.opcode, ins.callee = "store", None
         elif ins.opcode == "call" and ins.callee == _BARRIER:
             ins.text = f"  call void @{_HOST_BARRIER}()"

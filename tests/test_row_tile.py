@@ -57,6 +57,21 @@ def test_row_tile_kernel_computes_the_convolution_on_the_host(name):
     assert _check(k, x, w, b, kw) < 1e-5
 
 
+@pytest.mark.parametrize("name", ["ragged_rows_chunk_group", "stride2"])
+def test_row_tile_fills_as_zero_filling_cp_async_compute_the_convolution_on_the_host(name):
+    """async-copy (not in the default pipeline: measured slower, docs/perf-log.md) turns the
+    tile's padded fills into zero-filling copies; the host runs them as such."""
+    from irprune.kernel import compile_conv2d
+    from irprune.passes import DEFAULT_PIPELINE
+    w, b, x, kw = _layer(name)
+    pipeline = DEFAULT_PIPELINE.replace("contract-fma,", "contract-fma,async-copy,")
+    k = compile_conv2d(conv2d_rows, w, x.shape, bias=b, relu=True, cache=False,
+                       pipeline=pipeline, **kw)
+    assert k.stats["passes"]["async-copy"]["zero_filled"] > 0
+    assert "ld.global" not in k.asm["ptx"]
+    assert _check(k, x, w, b, kw) < 1e-5
+
+
 def test_the_host_check_fails_a_row_tile_kernel_without_its_barriers(monkeypatch):
     """The host's barriers are real: with them made no-ops, threads read tiles not yet filled."""
     w, b, x, kw = _layer("ragged_rows_chunk_group", sparsity=0.3)

@@ -2,6 +2,8 @@
 
     python tools/compile_time.py resnet_3x3_28 [--sparsity 0.9] [--ptxas] [--profile out.prof]
     python tools/compile_time.py --choices-from docs/perf/results.json --batch 1 --ptxas vgg16_c2
+    python tools/compile_time.py --batch 64 --ptxas --config '{"group_size": 32, "slices": 1,
+        "tile": [5, 1], "max_registers": null}' resnet_3x3_28
 
 Each layer compiles in a fresh process with an empty cache (what "cold"
 means in docs/performance.md): IR template, passes, PTX, optionally ptxas.
@@ -68,10 +70,12 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", help="cProfile the compile into this file (one layer)")
     ap.add_argument("--choices-from", help="compile the configuration chosen in this results.json")
     ap.add_argument("--batch", type=int, default=1, help="the batch whose choice to compile")
+    ap.add_argument("--config", help="compile this configuration, a JSON object of group_size, "
+                    "slices, tile and max_registers (instead of --choices-from)")
     a = ap.parse_args(argv)
     for name in a.layers:
-        choice = (stored_choice(a.choices_from, name, a.batch, a.sparsity)
-                  if a.choices_from else {})
+        choice = (json.loads(a.config) if a.config else
+                  stored_choice(a.choices_from, name, a.batch, a.sparsity) if a.choices_from else {})
         with tempfile.TemporaryDirectory() as cache:
             script = Path(cache) / "child.py"
             script.write_text(CHILD)

@@ -11,6 +11,12 @@ threads that read them. (A thread that read its own staged value before a barrie
 stale data; staging code never does that, since other threads' values need the barrier
 anyway.)
 
+A copy that stores zero in place of the loaded value under a condition (``select i1 %c,
+float 0.0, float %v`` between load and store: the padding of an input tile) becomes the
+zero-filling form ``llvm.nvvm.cp.async.ca.shared.global.{4,8,16}.s``, whose source size is 0
+where the select picks zero (nothing is read, the destination is zeroed) and the copy's size
+elsewhere.
+
 Only copies of 4, 8 or 16 bytes (aligned as much, by the IR's ``align``) whose source is a kernel
 parameter or a global of the global address space, and whose destination is a global of the
 shared address space, are converted; the rest is left as it was. A function without a
@@ -21,12 +27,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir.textir import Instruction, Module, pointer_root, root_address_space
+from ..ir.textir import Instruction, Module, _split_top_level, pointer_root, root_address_space
 from .base import ModulePass, PassContext
 
 #: The copy intrinsic of each size it converts, by the copied value's LLVM type.
 COPIES = {"i32": 4, "float": 4, "i64": 8, "double": 8, "i128": 16}
 COPY = "@llvm.nvvm.cp.async.ca.shared.global.{}"
+#: The zero-filling form: a third operand, the bytes to read (the rest of the copy is zeroed).
+COPY_ZFILL = COPY + ".s"
 WAIT = "@llvm.nvvm.cp.async.wait.all"
 WAIT_DECLARE = f"declare void {WAIT}()"
 BARRIER_PREFIX = "@llvm.nvvm.barrier"
@@ -40,9 +48,10 @@ class AsyncCopy(ModulePass):
 
     name = "async-copy"
 
-    def apply(self, ctx: PassContext, module: Module) -> None:
-        copies = waits = 0
+    def apply(self, ctx: PassContext, module: Module) -> bool:
+        copies = waits = zfills = 0
         sizes: set[int] = set()
+        zsizes: set[int] = set()
         for fn in module.functions:
             if not any(i.opcode == "call" and (i.callee or "").startswith(BARRIER_PREFIX)
                        for i in fn.instructions()):
@@ -59,32 +68,45 @@ class AsyncCopy(ModulePass):
                 return root_address_space(pointer_root(fn, ptr, defs)) == SHARED
 
             for b in fn.blocks:
+                here = {id(i) for i in b.instructions}
                 out, dropped = [], set()
                 for ins in b.instructions:
                     stored = ins.stored_value()
-                    load = defs.get(stored[1]) if stored else None
                     size = COPIES.get(stored[0]) if stored else None
-                    if (load is not None and load.opcode == "load" and load.is_pure and size
-                            and load.alignment() >= size and ins.alignment() >= size
-                            and len(users[load.name]) == 1
-                            and load in b.instructions and load.pointer_operand()[0] == "ptr"
-                            and ins.pointer_operand()[0] == "ptr"
-                            and is_global(load.pointer_operand()[1])
-                            and is_shared(ins.pointer_operand()[1])):
-                        n = copies
-                        dst, src = ins.pointer_operand()[1], load.pointer_operand()[1]
-                        out += [Instruction.parse(f"%irp.ac{n}.d = addrspacecast ptr {dst} to "
-                                                  "ptr addrspace(3)"),
-                                Instruction.parse(f"%irp.ac{n}.s = addrspacecast ptr {src} to "
-                                                  "ptr addrspace(1)"),
-                                Instruction.parse(f"call void {COPY.format(size)}(ptr "
-                                                  f"addrspace(3) %irp.ac{n}.d, ptr addrspace(1) "
-                                                  f"%irp.ac{n}.s)")]
-                        dropped.add(id(load))
-                        sizes.add(size)
-                        copies += 1
+                    value = defs.get(stored[1]) if size else None
+                    zfill = _zero_fill(value, stored[0]) if value is not None else None
+                    load = defs.get(zfill[1]) if zfill else value
+                    if (load is None or load.opcode != "load" or not load.is_pure
+                            or id(load) not in here or load.alignment() < size
+                            or ins.alignment() < size or load.pointer_operand()[0] != "ptr"
+                            or ins.pointer_operand()[0] != "ptr"
+                            or len(users[load.name]) != 1
+                            or (zfill and (id(value) not in here or len(users[value.name]) != 1))
+                            or not is_global(load.pointer_operand()[1])
+                            or not is_shared(ins.pointer_operand()[1])):
+                        out.append(ins)
                         continue
-                    out.append(ins)
+                    n = copies
+                    dst, src = ins.pointer_operand()[1], load.pointer_operand()[1]
+                    out += [Instruction.parse(f"%irp.ac{n}.d = addrspacecast ptr {dst} to "
+                                              "ptr addrspace(3)"),
+                            Instruction.parse(f"%irp.ac{n}.s = addrspacecast ptr {src} to "
+                                              "ptr addrspace(1)")]
+                    args = f"ptr addrspace(3) %irp.ac{n}.d, ptr addrspace(1) %irp.ac{n}.s"
+                    if zfill:
+                        cond, _, zero_if_true = zfill
+                        arms = f"i32 0, i32 {size}" if zero_if_true else f"i32 {size}, i32 0"
+                        out += [Instruction.parse(f"%irp.ac{n}.n = select i1 {cond}, {arms}"),
+                                Instruction.parse(f"call void {COPY_ZFILL.format(size)}({args}, "
+                                                  f"i32 %irp.ac{n}.n)")]
+                        dropped.add(id(value))
+                        zsizes.add(size)
+                        zfills += 1
+                    else:
+                        out.append(Instruction.parse(f"call void {COPY.format(size)}({args})"))
+                        sizes.add(size)
+                    dropped.add(id(load))
+                    copies += 1
                 b.instructions = [i for i in out if id(i) not in dropped]
             if not copies:
                 continue
@@ -99,6 +121,46 @@ class AsyncCopy(ModulePass):
         for size in sorted(sizes):
             copy = COPY.format(size)
             module.declare(f"declare void {copy}(ptr addrspace(3), ptr addrspace(1))", copy)
+        for size in sorted(zsizes):
+            copy = COPY_ZFILL.format(size)
+            module.declare(f"declare void {copy}(ptr addrspace(3), ptr addrspace(1), i32)", copy)
         if copies:
             module.declare(WAIT_DECLARE, WAIT)
-        ctx.stats.setdefault(self.name, {}).update({"copies": copies, "waits": waits})
+        ctx.stats.setdefault(self.name, {}).update({"copies": copies, "zero_filled": zfills,
+                                                    "waits": waits})
+        return copies > 0
+
+
+def _is_zero(literal: str, ty: str) -> bool:
+    """Whether ``literal`` is +0 of type ``ty`` (all bits zero, what a zero-filling copy writes)."""
+    if literal == "zeroinitializer":
+        return True
+    if ty in ("float", "double"):
+        if literal.startswith("0x"):
+            return int(literal, 16) == 0
+        try:
+            return float(literal) == 0.0 and not literal.startswith("-")
+        except ValueError:
+            return False
+    return literal == "0"
+
+
+def _zero_fill(ins: Instruction, ty: str) -> tuple[str, str, bool] | None:
+    """``(condition, value, zero when the condition holds)`` of ``select i1 %c, T 0, T %v``
+    (or with the arms swapped), else None."""
+    if ins.opcode != "select":
+        return None
+    arms = _split_top_level(ins.text.split("=", 1)[1])
+    if len(arms) != 3:
+        return None
+    cond = arms[0].split()
+    if len(cond) != 3 or cond[1] != "i1" or not cond[2].startswith("%"):
+        return None
+    (t1, a), (t2, b) = (arm.strip().rsplit(" ", 1) for arm in arms[1:])
+    if t1 != ty or t2 != ty:
+        return None
+    if _is_zero(a, ty) and b.startswith("%"):
+        return cond[2], b, True
+    if _is_zero(b, ty) and a.startswith("%"):
+        return cond[2], a, False
+    return None

@@ -94,7 +94,10 @@ class ModulePass:
     #: it in separate processes and be joined afterwards (irprune.region_shares).
     region_local: ClassVar[bool] = False
 
-    def apply(self, ctx: PassContext, module: Module) -> None:  # pragma: no cover
+    def apply(self, ctx: PassContext, module: Module) -> bool | None:  # pragma: no cover
+        """Transform ``module`` in place. A transform may return False to say it changed
+        nothing: the pipeline then keeps the previous stage's text instead of rendering and
+        verifying the same module again."""
         raise NotImplementedError
 
 
@@ -137,7 +140,7 @@ def _run_one(p: ModulePass, module: Module, ctx: PassContext, stages: dict[str, 
         before = count_instructions(module)
     t0 = time.perf_counter()
     try:
-        p.apply(ctx, module)
+        changed = p.apply(ctx, module)
     except IrpruneError:
         raise
     except Exception as exc:  # a bug in a pass: keep the stage in the message
@@ -149,9 +152,14 @@ def _run_one(p: ModulePass, module: Module, ctx: PassContext, stages: dict[str, 
                "removed": before - after, "seconds": round(elapsed, 4)})
     if p.is_analysis:
         return after
-    text = module.render()
-    if ctx.verify and not getattr(p, "verifies_output", False):
-        verify_text(text, f"pass:{p.name}")
+    if changed is False and stages:
+        # Nothing changed: the module is the last stage's text, already verified (a render
+        # and an LLVM verify of a large module cost tenths of a second).
+        text = stages[next(reversed(stages))]
+    else:
+        text = module.render()
+        if ctx.verify and not getattr(p, "verifies_output", False):
+            verify_text(text, f"pass:{p.name}")
     stages[p.name] = text
     if ctx.print_between is not None:
         ctx.print_between(p.name, text)

@@ -28,7 +28,7 @@ class DecomposeRem(ModulePass):
 
     name = "decompose-rem"
 
-    def apply(self, ctx: PassContext, module: Module) -> None:
+    def apply(self, ctx: PassContext, module: Module) -> bool:
         rewritten = 0
         for fn in module.functions:
             for block in fn.blocks:
@@ -47,6 +47,7 @@ class DecomposeRem(ModulePass):
                     out.append(ins)
                 block.instructions = out
         ctx.stats.setdefault(self.name, {})["rewritten"] = rewritten
+        return rewritten > 0
 
 
 def _divisor_key(ins: Instruction) -> tuple[str, str, str] | None:

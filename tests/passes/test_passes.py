@@ -104,6 +104,28 @@ def test_pipeline_verifies_after_each_transform():
     assert ctx.stats["strip-zero-weights"]["removed"] > 0
 
 
+def test_a_transform_that_changed_nothing_is_not_rendered_or_verified_again(monkeypatch):
+    """decompose-rem on a module without a remainder returns False: its stage is the text of
+    the stage before, and LLVM verifies only the transforms that changed the module."""
+    import irprune.passes.base as base
+    verified = []
+    real = base.verify_text
+    monkeypatch.setattr(base, "verify_text", lambda text, stage: (verified.append(stage),
+                                                                  real(text, stage)))
+    ctx = PassContext(weight_param="%w.4", weight_shape=(2, 2, 1, 1),
+                      weights=np.array([1, 0, 2, 0], np.float32).reshape(2, 2, 1, 1))
+    res = run_pipeline(parse_pipeline("strip-zero-weights,decompose-rem,fold-weight-constants,"
+                                      "decompose-rem"), parse_module(SMALL), ctx, registry=PASSES)
+    assert verified == ["pass:strip-zero-weights", "pass:fold-weight-constants"]
+    assert ctx.stats["decompose-rem"]["rewritten"] == 0
+    assert res.stages["decompose-rem"] is res.stages["fold-weight-constants"]
+    assert res.stages["decompose-rem"] == res.module.render()
+    # First in a pipeline, an unchanged module is still rendered and verified (no stage before).
+    verified.clear()
+    res = run_pipeline(parse_pipeline("decompose-rem"), parse_module(SMALL), PassContext())
+    assert verified == ["pass:decompose-rem"] and res.stages["decompose-rem"] == res.module.render()
+
+
 DIVREM = """target triple = "nvptx64-nvidia-cuda"
 
 define void @k(i64 %p, i64 %d, ptr %out) {

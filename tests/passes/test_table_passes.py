@@ -102,3 +102,42 @@ def test_async_copy_needs_the_copy_aligned():
     text = STAGING.replace("load i64, ptr %xp, align 8", "load i64, ptr %xp, align 4")
     out, ctx = _run("async-copy", text=text)
     assert ctx.stats["async-copy"]["copies"] == 1 and "%xv = load i64" in out
+
+
+# The padding of an input tile: a copy that stores zero in place of the loaded value where %c
+# holds (x is read at a clamped address either way).
+PADDED = STAGING.replace(
+    "  %xp = getelementptr float, ptr %x.4, i64 %i\n  %xv = load i64, ptr %xp, align 8\n",
+    "  %xp = getelementptr float, ptr %x.4, i64 %i\n  %xl = load i64, ptr %xp, align 8\n"
+    "  %c = icmp ugt i64 %i, 30\n  %xv = select i1 %c, i64 0, i64 %xl\n")
+
+
+def test_async_copy_turns_a_padding_select_into_a_zero_filling_copy():
+    out, ctx = _run("async-copy", text=PADDED)
+    verify_text(out, "test")
+    assert ctx.stats["async-copy"]["zero_filled"] == 1 and ctx.stats["async-copy"]["copies"] == 2
+    assert "%xl = load" not in out and "%xv = select" not in out
+    # 0 bytes read where the select picked zero, all 8 elsewhere
+    assert "%irp.ac1.n = select i1 %c, i32 0, i32 8" in out
+    assert ("call void @llvm.nvvm.cp.async.ca.shared.global.8.s(ptr addrspace(3) %irp.ac1.d, "
+            "ptr addrspace(1) %irp.ac1.s, i32 %irp.ac1.n)") in out
+    assert "declare void @llvm.nvvm.cp.async.ca.shared.global.8.s(ptr addrspace(3), ptr addrspace(1), i32)" in out
+    swapped = PADDED.replace("select i1 %c, i64 0, i64 %xl", "select i1 %c, i64 %xl, i64 0")
+    out, _ = _run("async-copy", text=swapped)
+    assert "%irp.ac1.n = select i1 %c, i32 8, i32 0" in out
+
+
+def test_async_copy_keeps_a_select_that_is_not_a_zero_fill():
+    for other in ("select i1 %c, i64 1, i64 %xl",  # not zero
+                  "select i1 %c, i64 %i, i64 %xl"):  # two values
+        out, ctx = _run("async-copy", text=PADDED.replace("select i1 %c, i64 0, i64 %xl", other))
+        assert ctx.stats["async-copy"]["zero_filled"] == 0 and "%xl = load i64" in out
+    # -0.0 is not the all-zero bits a zero-filling copy writes
+    neg = STAGING.replace(
+        "  %tv = load float, ptr %tp, align 4\n",
+        "  %tl = load float, ptr %tp, align 4\n  %c = icmp ugt i64 %i, 30\n"
+        "  %tv = select i1 %c, float -0.000000e+00, float %tl\n")
+    out, ctx = _run("async-copy", text=neg)
+    assert ctx.stats["async-copy"]["zero_filled"] == 0 and "%tl = load float" in out
+    out, ctx = _run("async-copy", text=neg.replace("float -0.000000e+00", "float 0.000000e+00"))
+    assert ctx.stats["async-copy"]["zero_filled"] == 1

@@ -15,6 +15,9 @@ interleaved, inputs rotating over 16 sets.
     python3 parts_ab.py RESULTS.json [LAYER ...]   # on the GPU; $OUT/parts_ab.json
     python3 parts_ab.py guess                       # the large 1x1 layers at one configuration
 
+``PARTS_AB_LIMIT=N``: the "serial" kernel is cut into parts of at most N nonzeros (default:
+irprune's own limit), e.g. a seed layer in two parts to see what a launch more costs.
+
 ``guess``: before any bench run had timed them, the seven 1x1 layers of more than
 40,000 nonzeros at group size 2, 4 slices, register budget 128, block 64.
 """
@@ -98,12 +101,14 @@ def main():
     else:
         cfgs = recorded_configs(results, tiles=False, layers=layers)
     print(len(cfgs), "configurations", flush=True)
-    build_all(kernel, [(c, None) for c in cfgs] + [(c, ONE_PART) for c in cfgs], workers=16)
+    serial_limit = int(os.environ.get("PARTS_AB_LIMIT", 0)) or None
+    build_all(kernel, [(c, serial_limit) for c in cfgs] + [(c, ONE_PART) for c in cfgs],
+              workers=16)
     rows = []
     for c in cfgs:
         row = config_row(c)
         try:
-            serial, w, l = kernel((c, None))
+            serial, w, l = kernel((c, serial_limit))
             one, _, _ = kernel((c, ONE_PART))
             row.update(parts=len(serial.parts), one_regs=one.registers,
                        serial_regs=serial.registers, one_compile_s=one.stats.get("experiment_s"))

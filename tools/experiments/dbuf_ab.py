@@ -1,0 +1,123 @@
+"""Experiment: the row-tile template double-buffered, and its fills as zero-filling cp.async, A/B.
+
+Variants of each row-tile configuration, each compiled into a cache of its own, checked
+against float64 and timed one after the other at batch 64 (then twice more, interleaved):
+
+- ``before``: templates/conv2d_rows.py (one buffer, two barriers a chunk, every fill a load,
+  a padding select and a shared store through a register);
+- ``async1``: the same template with async-copy added to the pipeline, which turns its fills
+  into zero-filling ``cp.async`` (``.s``: 0 bytes read where the select picks the padding);
+- ``dbuf_sync``: two buffers and one barrier a chunk (``rows_dbuf_template.txt``: the next
+  chunk's fill, then this chunk's FMAs; ``DBUF_LATE=1``: ``rows_dbuf_late_template.txt``,
+  the FMAs first, then the fill);
+- ``after``: the double-buffered template with async-copy.
+
+Every variant launches with shared memory for two buffers (irprune.row_tile.tile_floats
+doubled here; one buffer's kernels leave half of it unused).
+
+    python3 dbuf_ab.py generate   # any machine: the templates into generated/
+    python3 dbuf_ab.py            # on the GPU (source ../gpu_env.sh first): $OUT/dbuf_ab.json
+    DBUF_VARIANTS=before,dbuf_sync python3 dbuf_ab.py   # only these variants
+"""
+import os, sys, tempfile
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "generated"))
+from gpu_timing import build_all, check_and_time_all, layer_of
+
+CACHE = os.path.join(tempfile.gettempdir(), "dbufab")
+BATCH = 64
+VARIANTS = tuple(os.environ.get("DBUF_VARIANTS", "before,async1,dbuf_sync,after").split(","))
+#: (layer, group size, rows, chunk): the standing's row-tile choices at batch 64, resnet_3x3_28
+#: at two more heights, and three layers where the pixel layout won (tile at ~256 threads).
+CASES = [
+    ("resnet_3x3_28", 32, 9, 1), ("resnet_3x3_28", 32, 7, 1), ("resnet_3x3_28", 32, 9, 2),
+    ("lenet5_c1", 20, 5, 1), ("alexnet_cifar_c1", 32, 4, 1), ("vgg16_c1", 64, 1, 2),
+    ("alexnet_cifar_c2", 16, 8, 1), ("resnet_3x3_56", 64, 4, 1), ("vgg16_c3", 64, 2, 1),
+    ("resnet_3x3_28", 32, 5, 1), ("resnet_3x3_28", 32, 14, 1), ("resnet_3x3_56", 64, 2, 1),
+    ("resnet_3x3_56", 64, 8, 1), ("alexnet_cifar_c2", 16, 16, 1), ("alexnet_cifar_c2", 32, 8, 1),
+    ("vgg16_c2", 64, 1, 1), ("vgg16_c3", 64, 1, 1), ("resnet_3x3_56", 64, 4, 2),
+]
+
+
+def generate():
+    os.makedirs(os.path.join(HERE, "generated"), exist_ok=True)
+    for src, dst in (("rows_dbuf_template.txt", "conv2d_rows_dbuf.py"),
+                     ("rows_dbuf_late_template.txt", "conv2d_rows_dbuf_late.py")):
+        text = open(os.path.join(HERE, src)).read()
+        open(os.path.join(HERE, "generated", dst), "w").write(text)
+
+
+def _two_buffers():
+    """irprune.row_tile.tile_floats with room for two buffers (what the launch reserves)."""
+    import irprune.row_tile as row_tile
+    if getattr(row_tile.tile_floats, "two_buffers", False):
+        return
+    one = row_tile.tile_floats
+
+    def tile_floats(g, rows, chunk):
+        return one(g, rows, chunk) + chunk * ((rows - 1) * g.stride + g.R) * row_tile.tile_pitch(g)
+    tile_floats.two_buffers = True
+    row_tile.tile_floats = tile_floats
+
+
+def kernel(job, assemble=True):
+    """(kernel, weights, layer) of ``job`` = (variant, case)."""
+    os.environ.setdefault("IRPRUNE_JOBS", "1")
+    from irprune.bench.compile_jobs import bench_weights
+    from irprune.cache import DiskCache
+    from irprune.kernel import compile_conv2d
+    from irprune.passes import DEFAULT_PIPELINE
+    _two_buffers()
+    variant, (name, g, rows, chunk) = job
+    if variant in ("before", "async1"):
+        from irprune.templates.conv2d_rows import conv2d_rows
+    elif os.environ.get("DBUF_LATE"):
+        from conv2d_rows_dbuf_late import conv2d_rows
+    else:
+        from conv2d_rows_dbuf import conv2d_rows
+    pipeline = DEFAULT_PIPELINE
+    if variant in ("async1", "after"):
+        pipeline = pipeline.replace("contract-fma,", "contract-fma,async-copy,")
+    l = layer_of(name)
+    w = bench_weights(l, 0.9, 0)
+    k = compile_conv2d(conv2d_rows, w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
+                       group_size=g, tile=(rows, chunk), pipeline=pipeline,
+                       cache=DiskCache(os.path.join(CACHE, variant)), assemble=assemble)
+    return k, w, l
+
+
+def main():
+    if sys.argv[1:] == ["generate"]:
+        return generate()
+    import torch
+    jobs = [(v, c) for c in CASES for v in VARIANTS]
+    build_all(kernel, jobs)
+    out = []
+    for name in dict.fromkeys(c[0] for c in CASES):
+        l = layer_of(name)
+        w = kernel(next(j for j in jobs if j[1][0] == name))[1]
+        xs = [torch.randn(BATCH, l.C, l.H, l.W, device="cuda") for _ in range(16)]
+        ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
+                                         stride=l.stride, padding=l.padding)
+        y = torch.empty(ref.shape, device="cuda")
+        cases = []
+        for job in jobs:
+            if job[1][0] != name:
+                continue
+            v, (_, g, rows, chunk) = job
+            row = {"layer": name, "variant": v, "g": g, "rows": rows, "chunk": chunk}
+
+            def build(row, job=job):
+                k = kernel(job)[0]
+                row["block"], row["registers"] = k.block, k.registers
+                row["shared_bytes"] = k.shared_bytes
+                return k
+            cases.append((row, build))
+        check_and_time_all(out, cases, xs, y, ref, "dbuf_ab.json", rounds=2)
+        del xs, ref, y
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
