@@ -105,7 +105,7 @@ def compile_share(job: PartJob, share: tuple[int, int]) -> ShareResult:
     ctx.share = tuple(share)
     head, _ = split_pipeline(parse_pipeline(job.pipeline))
     res = run_pipeline(head, parse_module(job.template), ctx, registry=PASSES)
-    return ShareResult(text=res.module.render(), stats=ctx.stats,
+    return ShareResult(text=res.text, stats=ctx.stats,
                        stages=res.stages if job.keep_stages else {}, peak_mib=peak_rss_mib())
 
 
@@ -161,7 +161,7 @@ def compile_part(job: PartJob, helpers: list | None = None) -> PartResult:
         template_instructions = count_instructions(module)
         res = run_pipeline(passes, module, ctx, registry=PASSES)
         stages = res.stages
-    pruned = res.module.render()
+    pruned = res.text
     t1 = time.perf_counter()
     ptx = emit_ptx(pruned, cpu=job.cpu)
     return PartResult(llvm=pruned, ptx=ptx, instructions=count_instructions(res.module),

@@ -222,7 +222,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     ctx = PassContext(tables={params["pairs"]: tables.pairs, params["rowptr"]: tables.rowptr,
                               params["bias"]: tables.bias})
     result = run_pipeline(parse_pipeline(TABLE_PIPELINE), parse_module(irt.text), ctx)
-    final = result.module.render()
+    final = result.text
     t2 = time.perf_counter()
     ptx = emit_ptx(final, cpu)
     t3 = time.perf_counter()

@@ -112,6 +112,12 @@ class PipelineResult:
     module: Module
     stages: dict[str, str]
 
+    @property
+    def text(self) -> str:
+        """The module's text: the last transform's stage (nothing edits the module after it),
+        rendered only when no transform ran."""
+        return self.stages[next(reversed(self.stages))] if self.stages else self.module.render()
+
 
 def run_pipeline(passes: list[ModulePass], module: Module, ctx: PassContext,
                  registry: dict[str, type] | None = None) -> PipelineResult:
