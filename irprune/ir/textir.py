@@ -138,6 +138,18 @@ class Instruction:
         first, second = _split_top_level(body)[:2]  # "fadd [flags] float a", " b"
         return first.split()[-1], second.split()[0]
 
+    def select_operands(self) -> tuple[str, tuple[str, str], tuple[str, str]] | None:
+        """``(condition, (type, value), (type, value))`` of ``select i1 %c, T a, T b`` (no
+        flags, an ``i1`` local condition), else None."""
+        if self.opcode != "select" or self.name is None:
+            return None
+        parts = _split_top_level(self.text.split("=", 1)[1])
+        cond = parts[0].split() if len(parts) == 3 else []
+        if len(cond) != 3 or cond[1] != "i1" or not cond[2].startswith("%"):
+            return None
+        (t1, a), (t2, b) = (p.strip().rsplit(" ", 1) for p in parts[1:])
+        return cond[2], (t1, a), (t2, b)
+
     def pointer_operand(self) -> tuple[str, str] | None:
         """``(type, value)`` of the address a ``load``, ``store`` or ``getelementptr`` reads
         (``("ptr", "%p")``, ``("ptr addrspace(3)", "@s")``; the value may be a constant

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir.textir import Instruction, Module, _split_top_level, pointer_root, root_address_space
+from ..ir.textir import Instruction, Module, pointer_root, root_address_space
 from .base import ModulePass, PassContext
 
 #: The copy intrinsic of each size it converts, by the copied value's LLVM type.
@@ -148,19 +148,14 @@ def _is_zero(literal: str, ty: str) -> bool:
 def _zero_fill(ins: Instruction, ty: str) -> tuple[str, str, bool] | None:
     """``(condition, value, zero when the condition holds)`` of ``select i1 %c, T 0, T %v``
     (or with the arms swapped), else None."""
-    if ins.opcode != "select":
+    sel = ins.select_operands()
+    if sel is None:
         return None
-    arms = _split_top_level(ins.text.split("=", 1)[1])
-    if len(arms) != 3:
-        return None
-    cond = arms[0].split()
-    if len(cond) != 3 or cond[1] != "i1" or not cond[2].startswith("%"):
-        return None
-    (t1, a), (t2, b) = (arm.strip().rsplit(" ", 1) for arm in arms[1:])
+    cond, (t1, a), (t2, b) = sel
     if t1 != ty or t2 != ty:
         return None
     if _is_zero(a, ty) and b.startswith("%"):
-        return cond[2], b, True
+        return cond, b, True
     if _is_zero(b, ty) and a.startswith("%"):
-        return cond[2], a, False
+        return cond, a, False
     return None

@@ -116,7 +116,7 @@ class PipelineResult:
     def text(self) -> str:
         """The module's text: the last transform's stage (nothing edits the module after it),
         rendered only when no transform ran."""
-        return self.stages[next(reversed(self.stages))] if self.stages else self.module.render()
+        return _last(self.stages) if self.stages else self.module.render()
 
 
 def run_pipeline(passes: list[ModulePass], module: Module, ctx: PassContext,
@@ -161,7 +161,7 @@ def _run_one(p: ModulePass, module: Module, ctx: PassContext, stages: dict[str, 
     if changed is False and stages:
         # Nothing changed: the module is the last stage's text, already verified (a render
         # and an LLVM verify of a large module cost tenths of a second).
-        text = stages[next(reversed(stages))]
+        text = _last(stages)
     else:
         text = module.render()
         if ctx.verify and not getattr(p, "verifies_output", False):
@@ -170,6 +170,11 @@ def _run_one(p: ModulePass, module: Module, ctx: PassContext, stages: dict[str, 
     if ctx.print_between is not None:
         ctx.print_between(p.name, text)
     return after
+
+
+def _last(stages: dict[str, str]) -> str:
+    """The text of the latest stage."""
+    return stages[next(reversed(stages))]
 
 
 def reparse(module: Module, text: str) -> None:

@@ -23,7 +23,7 @@ import os, sys, tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "generated"))
-from gpu_timing import build_all, check_and_time_all, layer_of
+from gpu_timing import build_all, check_and_time_by_layer, layer_of
 
 CACHE = os.path.join(tempfile.gettempdir(), "dbufab")
 BATCH = 64
@@ -90,34 +90,22 @@ def kernel(job, assemble=True):
 def main():
     if sys.argv[1:] == ["generate"]:
         return generate()
-    import torch
     jobs = [(v, c) for c in CASES for v in VARIANTS]
     build_all(kernel, jobs)
-    out = []
-    for name in dict.fromkeys(c[0] for c in CASES):
-        l = layer_of(name)
-        w = kernel(next(j for j in jobs if j[1][0] == name))[1]
-        xs = [torch.randn(BATCH, l.C, l.H, l.W, device="cuda") for _ in range(16)]
-        ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
-                                         stride=l.stride, padding=l.padding)
-        y = torch.empty(ref.shape, device="cuda")
-        cases = []
-        for job in jobs:
-            if job[1][0] != name:
-                continue
-            v, (_, g, rows, chunk) = job
-            row = {"layer": name, "variant": v, "g": g, "rows": rows, "chunk": chunk}
+    cases = []
+    for job in jobs:
+        v, (name, g, rows, chunk) = job
+        row = {"layer": name, "variant": v, "g": g, "rows": rows, "chunk": chunk}
 
-            def build(row, job=job):
-                k = kernel(job)[0]
-                row["block"], row["registers"] = k.block, k.registers
-                row["shared_bytes"] = k.shared_bytes
-                return k
-            cases.append((row, build))
-        check_and_time_all(out, cases, xs, y, ref, "dbuf_ab.json", rounds=2)
-        del xs, ref, y
-        torch.cuda.empty_cache()
-
+        def build(row, job=job):
+            k = kernel(job)[0]
+            row["block"], row["registers"] = k.block, k.registers
+            row["shared_bytes"] = k.shared_bytes
+            return k
+        cases.append((name, row, build))
+    check_and_time_by_layer([], cases,
+                            lambda name: kernel(next(j for j in jobs if j[1][0] == name))[1],
+                            BATCH, "dbuf_ab.json")
 
 if __name__ == "__main__":
     main()

@@ -303,3 +303,21 @@ def check_and_time_all(rows, cases, xs, y, ref, out_name: str, rounds: int,
     time_again(timed, xs, y, rounds)
     for row, _ in timed:
         save_row(rows, row, out_name)
+
+
+def check_and_time_by_layer(out, cases, weights, batch: int, out_name: str, rounds: int = 2):
+    """check_and_time_all over ``cases`` = ``[(layer name, row, build), ...]``, one layer at a
+    time: its inputs (``batch`` images over 16 sets), the float64 reference of the first with
+    ``weights(name)``, and an output, freed before the next layer's."""
+    import torch
+    for name in dict.fromkeys(c[0] for c in cases):
+        l = layer_of(name)
+        w = weights(name)
+        xs = [torch.randn(batch, l.C, l.H, l.W, device="cuda") for _ in range(16)]
+        ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
+                                         stride=l.stride, padding=l.padding)
+        y = torch.empty(ref.shape, device="cuda")
+        check_and_time_all(out, [c[1:] for c in cases if c[0] == name], xs, y, ref, out_name,
+                           rounds)
+        del xs, ref, y
+        torch.cuda.empty_cache()

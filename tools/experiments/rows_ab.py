@@ -4,9 +4,9 @@ irprune.row_tile.candidate_tiles takes rows = round(128 / OW) and round(256 / OW
 For a 28-row layer that is 5 and 9: 6 x 5 = 30 and 4 x 9 = 36 rows computed for 28 (the last
 block of an image redoes its last row), 7% and 29% of the threads' work thrown away. Here
 each layer's row-tile kernel is compiled at several heights, among them divisors of the
-output's rows (4, 7, 14 for 28; 4, 6, 8 for 24), with the pixel layout's recorded choice beside it where
-that won, all checked against float64 and timed in one process at batch 64, then timed
-twice more, interleaved.
+output's rows (4, 7, 14 for 28; 4, 6, 8 for 24), with the pixel layout's recorded choice
+beside it where that won, all checked against float64 and timed in one process at batch 64,
+then timed twice more, interleaved.
 
     python3 rows_ab.py            # on the GPU (source ../gpu_env.sh first): $OUT/rows_ab.json
     python3 rows_ab.py list       # the cases, on any machine
@@ -14,7 +14,7 @@ twice more, interleaved.
 import os, sys, tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import build_all, check_and_time_all, compile_layer, layer_of
+from gpu_timing import build_all, check_and_time_by_layer, compile_layer, layer_of
 
 CACHE = os.path.join(tempfile.gettempdir(), "rowsab")
 BATCH = 64
@@ -62,33 +62,21 @@ def main():
             work = "-" if rows is None else f"{-(-oh // rows) * rows / oh:.3f}"
             print(c, "threads", rows * ow if rows else 128, "rows computed / rows", work)
         return
-    import torch
     build_all(kernel, CASES)
-    out = []
-    for name in dict.fromkeys(c[0] for c in CASES):
-        l = layer_of(name)
-        w = kernel(next(c for c in CASES if c[0] == name))[1]
-        xs = [torch.randn(BATCH, l.C, l.H, l.W, device="cuda") for _ in range(16)]
-        ref = torch.nn.functional.conv2d(xs[0].double(), torch.from_numpy(w).double().cuda(),
-                                         stride=l.stride, padding=l.padding)
-        y = torch.empty(ref.shape, device="cuda")
-        cases = []
-        for c in CASES:
-            if c[0] != name:
-                continue
-            row = {"layer": name, "g": c[1], "rows": c[2], "chunk": c[3], "budget": c[4]}
+    cases = []
+    for c in CASES:
+        row = {"layer": c[0], "g": c[1], "rows": c[2], "chunk": c[3], "budget": c[4]}
 
-            def build(row, c=c):
-                k = kernel(c)[0]
-                if c[2] is None:
-                    k.block = 128
-                row["block"], row["registers"] = k.block, k.registers
-                return k
-            cases.append((row, build))
-        check_and_time_all(out, cases, xs, y, ref, "rows_ab.json", rounds=2)
-        del xs, ref, y
-        torch.cuda.empty_cache()
-
+        def build(row, c=c):
+            k = kernel(c)[0]
+            if c[2] is None:
+                k.block = 128
+            row["block"], row["registers"] = k.block, k.registers
+            return k
+        cases.append((c[0], row, build))
+    check_and_time_by_layer([], cases,
+                            lambda name: kernel(next(c for c in CASES if c[0] == name))[1],
+                            BATCH, "rows_ab.json")
 
 if __name__ == "__main__":
     main()
