@@ -10,12 +10,16 @@ against float64 and timed one after the other at batch 64 (then twice more, inte
 - ``dbuf_sync``: two buffers and one barrier a chunk (``rows_dbuf_template.txt``: the next
   chunk's fill, then this chunk's FMAs; ``DBUF_LATE=1``: ``rows_dbuf_late_template.txt``,
   the FMAs first, then the fill);
-- ``after``: the double-buffered template with async-copy.
+- ``after``: the double-buffered template with async-copy;
+- ``stage1`` / ``stage2``: two buffers, the fills register-staged (``rows_stage_template.txt``
+  with PREFETCH 1 or 2): chunk i + PREFETCH's global loads go out before chunk i's FMAs and
+  are stored into the free buffer after them, one barrier a chunk.
 
 Every variant launches with shared memory for two buffers (irprune.row_tile.tile_floats
 doubled here; one buffer's kernels leave half of it unused).
 
     python3 dbuf_ab.py generate   # any machine: the templates into generated/
+    python3 dbuf_ab.py host       # any machine: every variant on small layers, on the CPU
     python3 dbuf_ab.py            # on the GPU (source ../gpu_env.sh first): $OUT/dbuf_ab.json
     DBUF_VARIANTS=before,dbuf_sync python3 dbuf_ab.py   # only these variants
 """
@@ -46,6 +50,10 @@ def generate():
                      ("rows_dbuf_late_template.txt", "conv2d_rows_dbuf_late.py")):
         text = open(os.path.join(HERE, src)).read()
         open(os.path.join(HERE, "generated", dst), "w").write(text)
+    text = open(os.path.join(HERE, "rows_stage_template.txt")).read()
+    for p in (1, 2):
+        with open(os.path.join(HERE, "generated", f"conv2d_rows_stage{p}.py"), "w") as f:
+            f.write(text.replace("@PREFETCH@", str(p)).replace("@STAGE_FLOATS@", str(32 * p)))
 
 
 def _two_buffers():
@@ -61,6 +69,19 @@ def _two_buffers():
     row_tile.tile_floats = tile_floats
 
 
+def kernel_template(variant):
+    """The row-tile template a variant compiles."""
+    if variant in ("before", "async1"):
+        from irprune.templates.conv2d_rows import conv2d_rows
+    elif variant.startswith("stage"):
+        conv2d_rows = __import__(f"conv2d_rows_{variant}").conv2d_rows
+    elif os.environ.get("DBUF_LATE"):
+        from conv2d_rows_dbuf_late import conv2d_rows
+    else:
+        from conv2d_rows_dbuf import conv2d_rows
+    return conv2d_rows
+
+
 def kernel(job, assemble=True):
     """(kernel, weights, layer) of ``job`` = (variant, case)."""
     os.environ.setdefault("IRPRUNE_JOBS", "1")
@@ -70,12 +91,7 @@ def kernel(job, assemble=True):
     from irprune.passes import DEFAULT_PIPELINE
     _two_buffers()
     variant, (name, g, rows, chunk) = job
-    if variant in ("before", "async1"):
-        from irprune.templates.conv2d_rows import conv2d_rows
-    elif os.environ.get("DBUF_LATE"):
-        from conv2d_rows_dbuf_late import conv2d_rows
-    else:
-        from conv2d_rows_dbuf import conv2d_rows
+    conv2d_rows = kernel_template(variant)
     pipeline = DEFAULT_PIPELINE
     if variant in ("async1", "after"):
         pipeline = pipeline.replace("contract-fma,", "contract-fma,async-copy,")
@@ -87,9 +103,41 @@ def kernel(job, assemble=True):
     return k, w, l
 
 
+def host():
+    """Every variant on small layers (ragged chunks and tiles, stride 2, 5x5), run on the CPU
+    by irprune.host_exec against float64: the pipelining's buffer logic, checked anywhere."""
+    import numpy as np
+    from irprune.host_exec import run_on_host
+    from irprune.reference import pruned_reference, prune_random
+    from irprune.kernel import compile_conv2d
+    _two_buffers()
+    small = [((10, 7, 3, 3), (2, 7, 5, 6), 1, 1, 4, (2, 3)), ((8, 5, 3, 3), (1, 5, 9, 9), 2, 1, 8, (2, 2)),
+             ((4, 3, 5, 5), (2, 3, 9, 8), 1, 0, 4, (1, 2)), ((6, 9, 3, 3), (1, 9, 6, 6), 1, 1, 3, (3, 1))]
+    worst = 0.0
+    for v in VARIANTS:
+        for wshape, ishape, stride, pad, gs, tile in small:
+            rng = np.random.default_rng(0)
+            w = prune_random(wshape, 0.5, seed=0)
+            b = rng.standard_normal(wshape[0]).astype(np.float32)
+            x = rng.standard_normal(ishape).astype(np.float32)
+            tmpl = kernel_template(v)
+            k = compile_conv2d(tmpl, w, x.shape, bias=b, stride=stride, padding=pad, relu=True,
+                               group_size=gs, tile=tile, cache=False)
+            y = run_on_host(k, x)
+            ref = pruned_reference(x.astype(np.float64), w.astype(np.float64), stride, pad,
+                                   bias=b.astype(np.float64), relu=True)
+            err = float(np.max(np.abs(y - ref)) / max(1.0, np.max(np.abs(ref))))
+            worst = max(worst, err)
+            print(v, wshape, ishape, tile, f"{err:.2e}", "ok" if err < 1e-5 else "WRONG")
+    if worst >= 1e-5:
+        raise SystemExit(f"largest error {worst:.2e}")
+
+
 def main():
     if sys.argv[1:] == ["generate"]:
         return generate()
+    if sys.argv[1:] == ["host"]:
+        return host()
     jobs = [(v, c) for c in CASES for v in VARIANTS]
     build_all(kernel, jobs)
     cases = []
