@@ -82,6 +82,23 @@ def kernel_template(variant):
     return conv2d_rows
 
 
+def check_stage(layer, rows, chunk, max_stage=32):
+    """Refuse a case whose fills need more staging registers than the stage template's
+    MAX_STAGE (its local array would be indexed past its end: a wrong answer, not an error)."""
+    oh = (layer.H + 2 * layer.padding - layer.R) // layer.stride + 1
+    ow = (layer.W + 2 * layer.padding - layer.S) // layer.stride + 1
+    threads = rows * ow
+    tile_rows = (rows - 1) * layer.stride + layer.R
+    tile_cols = (ow - 1) * layer.stride + layer.S
+    cols_at_once = min(tile_cols, threads)
+    rows_at_once = threads // cols_at_once
+    need = chunk * -(-tile_rows // rows_at_once) * -(-tile_cols // cols_at_once)
+    if need > max_stage:
+        raise SystemExit(f"{layer.name} rows {rows} chunk {chunk}: {need} staged values a thread, "
+                         f"over the stage template's MAX_STAGE {max_stage}")
+    return need
+
+
 def kernel(job, assemble=True):
     """(kernel, weights, layer) of ``job`` = (variant, case)."""
     os.environ.setdefault("IRPRUNE_JOBS", "1")
@@ -92,10 +109,12 @@ def kernel(job, assemble=True):
     _two_buffers()
     variant, (name, g, rows, chunk) = job
     conv2d_rows = kernel_template(variant)
+    l = layer_of(name)
+    if variant.startswith("stage"):
+        check_stage(l, rows, chunk)
     pipeline = DEFAULT_PIPELINE
     if variant in ("async1", "after"):
         pipeline = pipeline.replace("contract-fma,", "contract-fma,async-copy,")
-    l = layer_of(name)
     w = bench_weights(l, 0.9, 0)
     k = compile_conv2d(conv2d_rows, w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
                        group_size=g, tile=(rows, chunk), pipeline=pipeline,
@@ -121,6 +140,10 @@ def host():
             b = rng.standard_normal(wshape[0]).astype(np.float32)
             x = rng.standard_normal(ishape).astype(np.float32)
             tmpl = kernel_template(v)
+            if v.startswith("stage"):
+                from types import SimpleNamespace
+                check_stage(SimpleNamespace(name=str(wshape), H=ishape[2], W=ishape[3], padding=pad,
+                                            R=wshape[2], S=wshape[3], stride=stride), *tile)
             k = compile_conv2d(tmpl, w, x.shape, bias=b, stride=stride, padding=pad, relu=True,
                                group_size=gs, tile=tile, cache=False)
             y = run_on_host(k, x)
