@@ -224,6 +224,10 @@ class Function:
         for b in self.blocks:
             yield from b.instructions
 
+    def instruction_count(self) -> int:
+        """How many instructions the function has (without walking them one by one)."""
+        return sum(len(b.instructions) for b in self.blocks)
+
     def params(self) -> list[tuple[str, str]]:
         """(type-and-attributes, %name) of each parameter, in order."""
         inner = _param_list(self.header)

@@ -102,7 +102,7 @@ class ModulePass:
 
 
 def count_instructions(module: Module) -> int:
-    return sum(len(b.instructions) for f in module.functions for b in f.blocks)
+    return sum(f.instruction_count() for f in module.functions)
 
 
 @dataclass

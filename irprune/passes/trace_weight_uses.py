@@ -92,7 +92,7 @@ class TraceMap:
         with as many instructions as then, else computed now."""
         if self.uses is not None:
             traced, count, users, defs = self.uses
-            if traced is fn and count == sum(len(b.instructions) for b in fn.blocks):
+            if traced is fn and count == fn.instruction_count():
                 return users, defs
         return fn.users(), fn.definitions()
 
@@ -216,7 +216,7 @@ def trace_function(fn: Function, param: str, shape: tuple[int, int, int, int],
                 tr.shared_inputs += 1
         traces.setdefault(flat, []).append(tr)
     return TraceMap(shape=tuple(shape), traces=traces, channels=channels,
-                    uses=(fn, sum(len(b.instructions) for b in fn.blocks), users, defs))
+                    uses=(fn, fn.instruction_count(), users, defs))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "generated"))
 from gpu_timing import build_all, check_and_time_by_layer, layer_of
 
+from irprune.geometry import ConvGeometry
+
 CACHE = os.path.join(tempfile.gettempdir(), "dbufab")
 BATCH = 64
 VARIANTS = tuple(os.environ.get("DBUF_VARIANTS", "before,async1,dbuf_sync,after").split(","))
@@ -82,20 +84,19 @@ def kernel_template(variant):
     return conv2d_rows
 
 
-def check_stage(layer, rows, chunk, max_stage=32):
+def check_stage(geo, rows, chunk, max_stage=32):
     """Refuse a case whose fills need more staging registers than the stage template's
-    MAX_STAGE (its local array would be indexed past its end: a wrong answer, not an error)."""
-    oh = (layer.H + 2 * layer.padding - layer.R) // layer.stride + 1
-    ow = (layer.W + 2 * layer.padding - layer.S) // layer.stride + 1
-    threads = rows * ow
-    tile_rows = (rows - 1) * layer.stride + layer.R
-    tile_cols = (ow - 1) * layer.stride + layer.S
+    MAX_STAGE (its local array would be indexed past its end: a wrong answer, not an error).
+    ``geo``: the layer's irprune.geometry.ConvGeometry; the counts are the template's."""
+    threads = rows * geo.OW
+    tile_rows = (rows - 1) * geo.stride + geo.R
+    tile_cols = (geo.OW - 1) * geo.stride + geo.S
     cols_at_once = min(tile_cols, threads)
     rows_at_once = threads // cols_at_once
     need = chunk * -(-tile_rows // rows_at_once) * -(-tile_cols // cols_at_once)
     if need > max_stage:
-        raise SystemExit(f"{layer.name} rows {rows} chunk {chunk}: {need} staged values a thread, "
-                         f"over the stage template's MAX_STAGE {max_stage}")
+        raise SystemExit(f"{geo.describe()}, rows {rows} chunk {chunk}: {need} staged values a "
+                         f"thread, over the stage template's MAX_STAGE {max_stage}")
     return need
 
 
@@ -110,12 +111,13 @@ def kernel(job, assemble=True):
     variant, (name, g, rows, chunk) = job
     conv2d_rows = kernel_template(variant)
     l = layer_of(name)
+    w = bench_weights(l, 0.9, 0)
     if variant.startswith("stage"):
-        check_stage(l, rows, chunk)
+        check_stage(ConvGeometry.from_weight(w.shape, (1, l.C, l.H, l.W), l.stride, l.padding),
+                    rows, chunk)
     pipeline = DEFAULT_PIPELINE
     if variant in ("async1", "after"):
         pipeline = pipeline.replace("contract-fma,", "contract-fma,async-copy,")
-    w = bench_weights(l, 0.9, 0)
     k = compile_conv2d(conv2d_rows, w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
                        group_size=g, tile=(rows, chunk), pipeline=pipeline,
                        cache=DiskCache(os.path.join(CACHE, variant)), assemble=assemble)
@@ -141,9 +143,7 @@ def host():
             x = rng.standard_normal(ishape).astype(np.float32)
             tmpl = kernel_template(v)
             if v.startswith("stage"):
-                from types import SimpleNamespace
-                check_stage(SimpleNamespace(name=str(wshape), H=ishape[2], W=ishape[3], padding=pad,
-                                            R=wshape[2], S=wshape[3], stride=stride), *tile)
+                check_stage(ConvGeometry.from_weight(wshape, ishape, stride, pad), *tile)
             k = compile_conv2d(tmpl, w, x.shape, bias=b, stride=stride, padding=pad, relu=True,
                                group_size=gs, tile=tile, cache=False)
             y = run_on_host(k, x)
