@@ -51,6 +51,8 @@ _SHARED_RE = re.compile(r"^(@[-\w.$]+) = external (?:local_unnamed_addr )?addrsp
 #: a plain copy (zero where a zero-filling copy reads 0 bytes), and a fence.
 _ASYNC_COPY = "@llvm.nvvm.cp.async.ca.shared.global."
 _ASYNC_WAIT = "@llvm.nvvm.cp.async.wait.all"
+#: A thread's end inside a device function (irprune.passes.outline_regions).
+_EXIT = "@llvm.nvvm.exit"
 
 
 def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
@@ -64,8 +66,50 @@ def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
     target is the host's.
     """
     mod = parse_module(pruned)
-    fn = mod.function()
+    kernel = mod.function()
+    # A large kernel calls device functions that hold its regions (outline-regions): each
+    # takes the thread's indices too, and its ``exit`` (the thread ends) is a return here,
+    # where the kernel's call returns into a return of its own.
+    defined = {"@" + f.name for f in mod.functions}
     barriers = copies = 0
+    for fn in mod.functions:
+        barriers, copies = _host_function(fn, defined, shared_bytes, barriers, copies)
+        header = fn.header.replace("define ptx_kernel ", "define ", 1)
+        close = header.rfind(")")  # the end of the parameter list (attributes follow)
+        fn.header = header[:close] + "".join(f", i32 %irp.{t}" for t in _TIDS) + header[close:]
+    for i, c in enumerate(mod.chunks):
+        if isinstance(c, str):
+            mod.chunks[i] = re.sub(r"^(attributes #\d+ = \{[^}\n]*?) noreturn\b", r"\1", c,
+                                   flags=re.M)
+    head = mod.chunks[0]
+    head = re.sub(r'^target (datalayout|triple) = .*$', "", head, flags=re.M)
+    mod.chunks[0] = head + "\n" + "\n".join(f"@irp.sreg.{r} = global i32 0" for r in _REGS)
+    if barriers:
+        mod.chunks.append(f"declare void @{_HOST_BARRIER}()")
+    text = mod.render()
+    floats = max(1, -(-shared_bytes // 4))
+    # Every dynamic shared array of a kernel starts at the same address (extern __shared__):
+    # on the host the first becomes a buffer and the others names for it.
+    shared = _SHARED_RE.findall(text)
+    text = _SHARED_RE.sub(lambda m: (f"{m.group(1)} = global [{floats} x float] zeroinitializer"
+                                     if m.group(1) == shared[0] else ""), text)
+    for name in shared[1:]:
+        text = re.sub(re.escape(name) + r"(?![-\w.$])", shared[0], text)
+    # Tables in the global address space (irprune.passes.embed_tables): host globals.
+    text = text.replace("internal addrspace(1) constant", "internal constant")
+    text = re.sub(r"addrspacecast \(ptr addrspace\([13]\) (@[\w.$]+) to ptr\)", r"\1", text)
+    text = text.replace("ptr addrspace(3)", "ptr").replace("ptr addrspace(1)", "ptr")
+    # casts between address spaces (async-copy's) are now from ptr to ptr: plain copies
+    text = re.sub(r"= addrspacecast ptr (\S+) to ptr$", r"= bitcast ptr \1 to ptr", text,
+                  flags=re.M)
+    return text, kernel.name
+
+
+
+def _host_function(fn, defined: set[str], shared_bytes: int, barriers: int,
+                   copies: int) -> tuple[int, int]:
+    """Rewrite one function of the pruned module for the host (see host_module_text)."""
+    exits: set[int] = set()  # the calls of exit, now returns
     for ins in fn.instructions():
         if ins.opcode == "call" and ins.callee and ins.callee.startswith(_SREG):
             reg = ins.callee[len(_SREG):]
@@ -108,34 +152,19 @@ def host_module_text(pruned: str, shared_bytes: int = 0) -> tuple[str, str]:
             ins.text = f"  call void @{_HOST_BARRIER}()"
             ins.callee = f"@{_HOST_BARRIER}"
             barriers += 1
+        elif ins.opcode == "call" and ins.callee == _EXIT:
+            ins.text, ins.opcode, ins.callee = "  ret void", "ret", None
+            exits.add(id(ins))
+        elif ins.opcode == "call" and ins.callee in defined:
+            close = ins.text.rindex(")")
+            ins.text = ins.text[:close] + "".join(f", i32 %irp.{t}" for t in _TIDS) + ins.text[close:]
         elif ins.opcode == "call" and ins.callee and not ins.callee.startswith("@llvm."):
             raise LaunchError(f"the kernel calls {ins.callee}, which the host check cannot run",
                               stage="host")
-    header = fn.header.replace("define ptx_kernel ", "define ", 1)
-    close = header.rfind(")")  # the end of the parameter list (attributes follow)
-    fn.header = header[:close] + "".join(f", i32 %irp.{t}" for t in _TIDS) + header[close:]
-    head = mod.chunks[0]
-    head = re.sub(r'^target (datalayout|triple) = .*$', "", head, flags=re.M)
-    mod.chunks[0] = head + "\n" + "\n".join(f"@irp.sreg.{r} = global i32 0" for r in _REGS)
-    if barriers:
-        mod.chunks.append(f"declare void @{_HOST_BARRIER}()")
-    text = mod.render()
-    floats = max(1, -(-shared_bytes // 4))
-    # Every dynamic shared array of a kernel starts at the same address (extern __shared__):
-    # on the host the first becomes a buffer and the others names for it.
-    shared = _SHARED_RE.findall(text)
-    text = _SHARED_RE.sub(lambda m: (f"{m.group(1)} = global [{floats} x float] zeroinitializer"
-                                     if m.group(1) == shared[0] else ""), text)
-    for name in shared[1:]:
-        text = re.sub(re.escape(name) + r"(?![-\w.$])", shared[0], text)
-    # Tables in the global address space (irprune.passes.embed_tables): host globals.
-    text = text.replace("internal addrspace(1) constant", "internal constant")
-    text = re.sub(r"addrspacecast \(ptr addrspace\([13]\) (@[\w.$]+) to ptr\)", r"\1", text)
-    text = text.replace("ptr addrspace(3)", "ptr").replace("ptr addrspace(1)", "ptr")
-    # casts between address spaces (async-copy's) are now from ptr to ptr: plain copies
-    text = re.sub(r"= addrspacecast ptr (\S+) to ptr$", r"= bitcast ptr \1 to ptr", text,
-                  flags=re.M)
-    return text, fn.name
+    for b in fn.blocks:  # the ``unreachable`` after an exit, now a return, goes
+        b.instructions = [i for k, i in enumerate(b.instructions)
+                          if not (i.opcode == "unreachable" and k and id(b.instructions[k - 1]) in exits)]
+    return barriers, copies
 
 
 class _BlockBarrier:

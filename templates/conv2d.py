@@ -69,6 +69,7 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size, slices):
     # divides K / groups), which reads input channels cbase .. cbase + Cg - 1.
     cbase = (k0 // (K // (C // Cg))) * Cg
     acc = cuda.local.array(MAX_GROUP, float32)
+    before = cuda.local.array(MAX_GROUP, float32)
     for kk in range(group_size):
         acc[kk] = float32(0.0)
         if bias.shape[0] > 0 and k0 + kk < K and sl == 0:
@@ -76,26 +77,33 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size, slices):
     per_slice = (Cg + slices - 1) // slices
     for q in range(slices):
         if q == sl:
-            for c in range(q * per_slice, min(Cg, (q + 1) * per_slice)):
-                for r in range(R):
-                    ih = oh * stride - padding + r
-                    # Clamp, load, then zero: branch-free padding, so the
-                    # unrolled code stays one straight-line block. Without
-                    # padding every tap of an output pixel lies inside the
-                    # input, which LLVM cannot prove: say so (padding is a
-                    # constant of the specialization, so this folds away).
-                    ihc = min(max(ih, 0), H - 1) if padding > 0 else ih
-                    for s in range(S):
-                        iw = ow * stride - padding + s
-                        iwc = min(max(iw, 0), W - 1) if padding > 0 else iw
+            # Taps outermost. Whether a tap lies in the padding depends on
+            # the tap and the pixel, not on the channel: a padded tap's
+            # products are dropped once, by keeping the sums from before the
+            # tap (one select a tap and output channel), instead of zeroing
+            # every value loaded (one select a load: a third of a batch-1
+            # kernel's instructions). The clamped load stays branch-free, so
+            # the unrolled code is one straight-line block. Without padding
+            # every tap lies inside the input, which LLVM cannot prove: say
+            # so (padding is a constant of the specialization, so this folds).
+            for r in range(R):
+                ih = oh * stride - padding + r
+                ihc = min(max(ih, 0), H - 1) if padding > 0 else ih
+                for s in range(S):
+                    iw = ow * stride - padding + s
+                    iwc = min(max(iw, 0), W - 1) if padding > 0 else iw
+                    inside = not (padding > 0 and (ih < 0 or ih >= H or iw < 0 or iw >= W))
+                    for kk in range(group_size):
+                        before[kk] = acc[kk]
+                    for c in range(q * per_slice, min(Cg, (q + 1) * per_slice)):
                         v = x[n, cbase + c, ihc, iwc]
-                        if padding > 0 and (ih < 0 or ih >= H or iw < 0 or iw >= W):
-                            v = float32(0.0)
                         # Channels innermost: one input value feeds
                         # group_size accumulators (register blocking).
                         for kk in range(group_size):
                             if k0 + kk < K:
                                 acc[kk] += v * w[k0 + kk, c, r, s]
+                    for kk in range(group_size):
+                        acc[kk] = acc[kk] if inside else before[kk]
     if slices > 1:
         # Slices 1.. leave their sums in shared memory (dynamic: the
         # launch sizes it); slice 0 adds them in slice order and stores.

@@ -6,6 +6,9 @@ be written as text (``"trace-weight-uses,strip-zero-weights"``).
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
+
 from ..errors import UnknownPassError
 from .base import ModulePass, PassContext, PipelineResult, run_pipeline
 from .async_copy import AsyncCopy
@@ -14,36 +17,58 @@ from .decompose_rem import DecomposeRem
 from .embed_tables import EmbedTables
 from .fold_weight_constants import FoldWeightConstants
 from .llvm_cleanup import LlvmCleanup
+from .outline_regions import OutlineRegions
 from .strip_zero_weights import StripZeroWeights
 from .trace_weight_uses import TraceMap, TraceWeightUses, WeightTrace
 
 PASSES: dict[str, type[ModulePass]] = {
     p.name: p for p in (TraceWeightUses, StripZeroWeights, FoldWeightConstants, ContractFma, LlvmCleanup,
-                        DecomposeRem, EmbedTables, AsyncCopy)
+                        DecomposeRem, EmbedTables, AsyncCopy, OutlineRegions)
 }
 
 #: The pipeline that turns an IR template into the pruned IR.
 DEFAULT_PIPELINE = ("trace-weight-uses,strip-zero-weights,fold-weight-constants,contract-fma,decompose-rem,"
-                    "llvm-cleanup")
+                    "llvm-cleanup,outline-regions")
 #: The pipeline of a table kernel (irprune.table_kernel): weights as data, not immediates.
 TABLE_PIPELINE = "embed-tables,async-copy,contract-fma,decompose-rem,llvm-cleanup"
 
 
 def parse_pipeline(spec: str) -> list[ModulePass]:
-    """Turn ``"a,b,c"`` into pass instances; unknown names raise UnknownPassError."""
+    """Turn ``"a,b{option=3},c"`` into pass instances.
+
+    Options in braces set the pass's dataclass fields (integers or words, e.g.
+    ``outline-regions{instructions=64}``). Unknown names and options raise
+    UnknownPassError.
+    """
     out = []
-    for name in (s.strip() for s in spec.split(",")):
-        if not name:
+    for item in (s.strip() for s in re.split(r",(?![^{]*\})", spec)):
+        if not item:
             continue
+        name, _, opts = item.partition("{")
+        name = name.strip()
         if name not in PASSES:
             raise UnknownPassError(
                 f"unknown pass {name!r}; known passes: {', '.join(PASSES)}", stage="pipeline")
-        out.append(PASSES[name]())
+        out.append(PASSES[name](**_options(PASSES[name], opts.rstrip("}"))))
     return out
+
+
+def _options(cls: type[ModulePass], text: str) -> dict:
+    """``"a=1,b=x"`` as keyword arguments of pass ``cls`` (its dataclass fields)."""
+    known = {f.name for f in fields(cls)}
+    kw = {}
+    for pair in filter(None, (s.strip() for s in text.split(","))):
+        key, eq, value = (s.strip() for s in pair.partition("="))
+        if not eq or key not in known:
+            raise UnknownPassError(f"pass {cls.name} has no option {key!r}; its options: "
+                                   f"{', '.join(sorted(known)) or 'none'}", stage="pipeline")
+        kw[key] = int(value) if re.fullmatch(r"-?\d+", value) else value
+    return kw
 
 
 __all__ = [
     "PASSES", "DEFAULT_PIPELINE", "TABLE_PIPELINE", "parse_pipeline", "run_pipeline", "ModulePass", "PassContext",
     "PipelineResult", "TraceMap", "WeightTrace", "TraceWeightUses", "StripZeroWeights",
     "FoldWeightConstants", "ContractFma", "LlvmCleanup", "DecomposeRem", "EmbedTables", "AsyncCopy",
+    "OutlineRegions",
 ]
