@@ -25,6 +25,15 @@ from irprune.template import sparse_conv
 #: array, whose size Numba must know when it types the kernel.
 MAX_GROUP = 64
 
+#: Largest group size whose kernel runs the taps outermost (one select a tap for
+#: the padding); larger groups run the input channels outermost. Taps outermost
+#: read every line of a tap's input rows once a tap (three times a row for a 3x3);
+#: at batch 64 with groups of 64 that was 1.7-1.9x slower (vgg16_c2, vgg16_c3,
+#: resnet_3x3_56: the lines no longer stay in L1 between taps), with groups of
+#: 8-25 1.0-1.3x faster, at batch 1 up to 1.17x faster (docs/perf-log.md,
+#: "Padding without a select a load").
+TAPS_OUTER_MAX_GROUP = 32
+
 
 @sparse_conv(weight="w", constants=("bias",))
 @cuda.jit
@@ -77,33 +86,54 @@ def conv2d_nchw(x, w, bias, y, stride, padding, relu, group_size, slices):
     per_slice = (Cg + slices - 1) // slices
     for q in range(slices):
         if q == sl:
-            # Taps outermost. Whether a tap lies in the padding depends on
-            # the tap and the pixel, not on the channel: a padded tap's
-            # products are dropped once, by keeping the sums from before the
-            # tap (one select a tap and output channel), instead of zeroing
-            # every value loaded (one select a load: a third of a batch-1
-            # kernel's instructions). The clamped load stays branch-free, so
-            # the unrolled code is one straight-line block. Without padding
-            # every tap lies inside the input, which LLVM cannot prove: say
-            # so (padding is a constant of the specialization, so this folds).
-            for r in range(R):
-                ih = oh * stride - padding + r
-                ihc = min(max(ih, 0), H - 1) if padding > 0 else ih
-                for s in range(S):
-                    iw = ow * stride - padding + s
-                    iwc = min(max(iw, 0), W - 1) if padding > 0 else iw
-                    inside = not (padding > 0 and (ih < 0 or ih >= H or iw < 0 or iw >= W))
-                    for kk in range(group_size):
-                        before[kk] = acc[kk]
-                    for c in range(q * per_slice, min(Cg, (q + 1) * per_slice)):
-                        v = x[n, cbase + c, ihc, iwc]
-                        # Channels innermost: one input value feeds
-                        # group_size accumulators (register blocking).
-                        for kk in range(group_size):
-                            if k0 + kk < K:
-                                acc[kk] += v * w[k0 + kk, c, r, s]
-                    for kk in range(group_size):
-                        acc[kk] = acc[kk] if inside else before[kk]
+            if group_size <= TAPS_OUTER_MAX_GROUP:
+                # Taps outermost. Whether a tap lies in the padding depends
+                # on the tap and the pixel, not on the channel: a padded
+                # tap's products are dropped once, by keeping the sums from
+                # before the tap (one select a tap and output channel),
+                # instead of zeroing every value loaded (one select a load:
+                # a third of a batch-1 kernel's instructions). The load is
+                # clamped, so the unrolled code is one straight-line block.
+                # Without padding every tap lies inside the input, which
+                # LLVM cannot prove: say so (padding is a constant of the
+                # specialization, so this folds away).
+                for r in range(R):
+                    ih = oh * stride - padding + r
+                    ihc = min(max(ih, 0), H - 1) if padding > 0 else ih
+                    for s in range(S):
+                        iw = ow * stride - padding + s
+                        iwc = min(max(iw, 0), W - 1) if padding > 0 else iw
+                        inside = not (padding > 0 and (ih < 0 or ih >= H or iw < 0 or iw >= W))
+                        if padding > 0:
+                            for kk in range(group_size):
+                                before[kk] = acc[kk]
+                        for c in range(q * per_slice, min(Cg, (q + 1) * per_slice)):
+                            v = x[n, cbase + c, ihc, iwc]
+                            # Channels innermost: one input value feeds
+                            # group_size accumulators (register blocking).
+                            for kk in range(group_size):
+                                if k0 + kk < K:
+                                    acc[kk] += v * w[k0 + kk, c, r, s]
+                        if padding > 0:
+                            for kk in range(group_size):
+                                acc[kk] = acc[kk] if inside else before[kk]
+            else:
+                # Input channels outermost: a channel's taps are loaded
+                # together, so the lines they share are read once. Clamp,
+                # load, then zero a padded tap's value.
+                for c in range(q * per_slice, min(Cg, (q + 1) * per_slice)):
+                    for r in range(R):
+                        ih = oh * stride - padding + r
+                        ihc = min(max(ih, 0), H - 1) if padding > 0 else ih
+                        for s in range(S):
+                            iw = ow * stride - padding + s
+                            iwc = min(max(iw, 0), W - 1) if padding > 0 else iw
+                            v = x[n, cbase + c, ihc, iwc]
+                            if padding > 0 and (ih < 0 or ih >= H or iw < 0 or iw >= W):
+                                v = float32(0.0)
+                            for kk in range(group_size):
+                                if k0 + kk < K:
+                                    acc[kk] += v * w[k0 + kk, c, r, s]
     if slices > 1:
         # Slices 1.. leave their sums in shared memory (dynamic: the
         # launch sizes it); slice 0 adds them in slice order and stores.

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import PassError
-from ..ir.textir import Block, Function, Instruction, Module
+from ..ir.textir import Block, Function, Instruction, Module, pointer_root
 from .base import ModulePass, PassContext
 from .strip_zero_weights import DISPATCH_LABEL
 
@@ -31,9 +31,12 @@ from .strip_zero_weights import DISPATCH_LABEL
 FUNCTION_INSTRUCTIONS = 8192
 
 EXIT = "@llvm.nvvm.exit"
+#: Block barriers (cuda.syncthreads() and its kin).
+BARRIER_PREFIX = "@llvm.nvvm.barrier"
 _LABEL_REF = re.compile(r'label %("[^"]*"|[-a-zA-Z$._0-9]+)')
 _CASE = re.compile(r'i32 (-?\d+), label %("[^"]*"|[-a-zA-Z$._0-9]+)')
 _ATTR_ID = re.compile(r"^attributes #(\d+) = ", re.M)
+_METADATA_ID = re.compile(r"^!(\d+) = ", re.M)
 _PHI_PAIR = re.compile(r"\[\s*([^,\[\]]+?)\s*,\s*%(\"[^\"]*\"|[-a-zA-Z$._0-9]+)\s*\]")
 
 
@@ -58,6 +61,8 @@ class OutlineRegions(ModulePass):
         if not kernel.blocks or kernel.blocks[0].label != DISPATCH_LABEL:
             return False  # no group switch: one region (or a table kernel)
         head, default, cases = _dispatch(kernel)
+        if any(i.callee and i.callee.startswith(BARRIER_PREFIX) for i in kernel.instructions()):
+            return False  # see the module's docstring: barriers stay in the kernel
         impure = next((i for i in head if not i.is_pure), None)
         if impure is not None:  # each function recomputes the group: it must be free to
             raise PassError("the group switch's block of @" + kernel.name + " does more than "
@@ -73,11 +78,12 @@ class OutlineRegions(ModulePass):
         params = kernel.params()
         args = ", ".join(f"{_value_type(t)} {n}" for t, n in params)
         attr = _next_attribute_id(module)
+        invariant = _next_metadata_id(module)
         new_chunks: list = []
         calls: list[tuple[list[tuple[int, str]], str]] = []
         for piece in _balanced(cases, sizes, count):
             name = function_name(kernel.name, piece[0][0], piece[-1][0])
-            fn = _piece_function(kernel, head, piece, reach, blocks, name, attr, params)
+            fn = _piece_function(kernel, head, piece, reach, blocks, name, attr, params, invariant)
             new_chunks.append(fn)
             calls.append((piece, name))
         # The kernel: the same switch, each case a call of the function holding its region.
@@ -97,7 +103,7 @@ class OutlineRegions(ModulePass):
         at = module.chunks.index(kernel) + 1
         module.chunks[at:at] = new_chunks
         module.chunks.append(f"attributes #{attr} = {{ noinline noreturn nounwind }}\n"
-                             f"attributes #{attr + 1} = {{ nounwind }}")
+                             f"attributes #{attr + 1} = {{ nounwind }}\n!{invariant} = !{{}}")
         module.declare(f"declare void {EXIT}() #{attr}", EXIT)
         st["functions"] = len(new_chunks)
         st["largest_instructions"] = max(f.instruction_count() for f in new_chunks)
@@ -164,13 +170,34 @@ def _next_attribute_id(module: Module) -> int:
     return max(ids + refs + [-1]) + 1
 
 
+def _next_metadata_id(module: Module) -> int:
+    ids = [int(m) for c in module.chunks if isinstance(c, str) for m in _METADATA_ID.findall(c)]
+    return max(ids + [-1]) + 1
+
+
 def _piece_function(kernel: Function, head: list[Instruction], piece: list[tuple[int, str]],
                     reach: dict[str, set[str]], blocks: dict[str, Block], name: str, attr: int,
-                    params: list[tuple[str, str]]) -> Function:
-    """A function of ``piece``'s regions: the group switch over them, then their blocks."""
+                    params: list[tuple[str, str]], invariant: int) -> Function:
+    """A function of ``piece``'s regions: the group switch over them, then their blocks.
+
+    A kernel's pointer parameters are global memory and its ``noalias readonly`` ones do not
+    change while it runs, which LLVM knows of a kernel (``ld.global.nc``, the read-only
+    path) but not of a device function: there loads and stores would be generic
+    (``ld.b32``). So the function takes each pointer as a cast from the global address
+    space (the NVPTX backend infers the loads' space from it) and marks the loads of a
+    read-only one ``!invariant.load``, which the backend turns into ``ld.global.nc``.
+    """
     keep = set().union(*(reach[label] for _, label in piece))
     targets = " ".join(f"i32 {g}, label %{label}" for g, label in piece)
     dispatch = Block(label=DISPATCH_LABEL, instructions=[Instruction.parse(i.text) for i in head])
+    rename: dict[str, str] = {}
+    for ty, p in params:
+        if _value_type(ty) == "ptr":
+            g, generic = _suffixed(p, ".global"), _suffixed(p, ".generic")
+            dispatch.instructions[:0] = [
+                Instruction.parse(f"{g} = addrspacecast ptr {p} to ptr addrspace(1)"),
+                Instruction.parse(f"{generic} = addrspacecast ptr addrspace(1) {g} to ptr")]
+            rename[p] = generic
     dispatch.instructions.append(Instruction.parse(
         f"switch i32 %irp.group, label %irp.outside [ {targets} ]"))
     body = [dispatch, Block(label="irp.outside", instructions=[Instruction.parse("ret void")])]
@@ -185,8 +212,42 @@ def _piece_function(kernel: Function, head: list[Instruction], piece: list[tuple
     fn = Function(header=f"define internal void @{name}("
                          + ", ".join(f"{t} {n}" for t, n in params) + f") #{attr} {{",
                   blocks=body)
-    _check_closed(fn, params, name)
+    readonly = {p for ty, p in params if " noalias" in f" {ty}" and " readonly" in f" {ty}"}
+    _mark_invariant(fn, readonly, invariant)
+    _rename_params(fn, rename)
+    _check_closed(fn, params + [("ptr", v) for v in rename.values()], name)
     return fn
+
+
+def _suffixed(name: str, suffix: str) -> str:
+    return f'{name[:-1]}{suffix}"' if name.endswith('"') else name + suffix
+
+
+def _mark_invariant(fn: Function, readonly: set[str], node: int) -> None:
+    """Mark every load from a pointer rooted at a ``readonly`` parameter ``!invariant.load``."""
+    if not readonly:
+        return
+    defs = fn.definitions()
+    for ins in fn.instructions():
+        if ins.opcode == "load" and "!invariant.load" not in ins.text:
+            ptr = ins.pointer_operand()
+            if ptr is not None and pointer_root(fn, ptr[1], defs) in readonly:
+                ins.text = f"{ins.text}, !invariant.load !{node}"
+
+
+def _rename_params(fn: Function, rename: dict[str, str]) -> None:
+    """Uses of each parameter in ``rename`` read its replacement (not the casts that make it)."""
+    if not rename:
+        return
+    pat = re.compile("|".join(re.escape(p) + r"(?![-a-zA-Z$._0-9])" for p in rename))
+    casts = len(rename) * 2
+    for b_i, b in enumerate(fn.blocks):
+        for i_i, ins in enumerate(b.instructions):
+            if b_i == 0 and i_i < casts:
+                continue
+            if any(p in ins.text for p in rename):
+                ins.text = pat.sub(lambda m: rename[m.group(0)], ins.text)
+                ins.__dict__.pop("_ops", None)
 
 
 def _local(ins: Instruction, keep: set[str]) -> Instruction:
