@@ -28,7 +28,7 @@ PASSES: dict[str, type[ModulePass]] = {
 
 #: The pipeline that turns an IR template into the pruned IR.
 DEFAULT_PIPELINE = ("trace-weight-uses,strip-zero-weights,fold-weight-constants,contract-fma,decompose-rem,"
-                    "llvm-cleanup,outline-regions")
+                    "llvm-cleanup")
 #: The pipeline of a table kernel (irprune.table_kernel): weights as data, not immediates.
 TABLE_PIPELINE = "embed-tables,async-copy,contract-fma,decompose-rem,llvm-cleanup"
 

@@ -1,17 +1,29 @@
 """outline-regions: a large kernel's channel-group regions moved into device functions it calls.
 
+Not in the default pipeline: it makes ptxas 2.5-3x faster on large kernels and their kernels
+slower (below). Add it to a pipeline (``...,llvm-cleanup,outline-regions``) where compile
+time matters more than run time.
+
 Why: ptxas's time grows faster than the function it compiles. resnet_3x3_28's batch-1 kernel
-(64 regions, 35K PTX instructions in one entry) took 4.3-4.9 s; the same regions as eight
-functions, compiled relocatable (``ptxas -c``) and linked, 1.9 s on the same two cores, and
-``--split-compile`` assembles the functions side by side (irprune.codegen). The regions
-are self-contained (each starts from the thread's indices and ends in a return), so they move
-whole: the kernel keeps the group switch, and each case calls the function that holds the
-group's region; that function switches on the group once more to reach it.
+(64 regions, 34K PTX instructions in one entry) took 4.3-4.9 s; the same regions as nine
+functions, compiled relocatable (``ptxas -c --split-compile``) and linked by nvlink
+(irprune.codegen), 1.5-1.9 s on two cores. The regions are self-contained (each starts from
+the thread's indices and ends in a return), so they move whole: the kernel keeps the group
+switch, and each case calls the function that holds the group's region; that function
+switches on the group once more to reach it.
 
 The functions are ``noinline noreturn``: each return in them becomes ``exit``, which ends the
-thread as the kernel's return did. A function that never returns has no caller's registers to
-preserve, so the ABI's callee-saved registers cost nothing (without it ptxas saved 8-12
-registers to the stack on entry and restored them before returning).
+thread as the kernel's return did, and a function that never returns has no caller's
+registers to preserve (without it ptxas saved 8-12 registers to the stack on entry). They
+read the kernel's pointers as global memory, the read-only ones through ``ld.global.nc``
+(see :func:`_piece_function`). Kernels with block barriers stay whole: a row tile with its
+barriers in a function ran 2.1x slower on the H200.
+
+What it costs (H200, docs/perf-log.md "Padding without a select a load"): ptxas compiles a
+relocatable function's loads less eagerly than a kernel's (27% of a region's loads before its
+first FMA against 90%), and the seed suite's linked kernels ran 1.03-3.3x slower (batch 1:
+alexnet_cifar_c2 1.75 -> 2.19 us; batch 64: vgg16_c3 424 -> 1389 us). No ptxas option tried
+changed that (register usage level, register limits, expensive optimizations).
 
 Kernels smaller than two functions' worth of instructions are left as they are.
 """

@@ -11,7 +11,8 @@ from irprune.codegen import device_functions, find_cuda_tool, find_ptxas, run_pt
 from irprune.errors import PassError, UnknownPassError
 from irprune.host_exec import run_on_host
 from irprune.ir.textir import parse_module
-from irprune.passes import PassContext, parse_pipeline, run_pipeline
+from irprune.kernel import compile_conv2d
+from irprune.passes import DEFAULT_PIPELINE, PassContext, parse_pipeline, run_pipeline
 from irprune.passes import outline_regions
 from irprune.reference import conv2d_reference, prune_random
 from irprune.register_budget import set_max_registers
@@ -25,9 +26,14 @@ def _compile(monkeypatch, per: int, **kw):
     monkeypatch.setattr(outline_regions, "FUNCTION_INSTRUCTIONS", per)
     w = prune_random((16, 6, 3, 3), 0.6, seed=5)
     b = np.random.default_rng(1).standard_normal(16).astype(np.float32)
-    k = conv2d_nchw.compile(w, (2, 6, 7, 5), 1, 1, bias=b, relu=True, cache=False, group_size=2,
-                            **kw)
+    k = compile_conv2d(conv2d_nchw, w, (2, 6, 7, 5), 1, 1, bias=b, relu=True, cache=False,
+                       group_size=2, pipeline=DEFAULT_PIPELINE + ",outline-regions", **kw)
     return k, w, b
+
+
+def test_the_default_pipeline_does_not_outline():
+    # its kernels ran slower (irprune.passes.outline_regions): opt-in only
+    assert "outline-regions" not in DEFAULT_PIPELINE
 
 
 def test_outlined_kernel_computes_the_convolution(monkeypatch):
