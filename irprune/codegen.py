@@ -188,23 +188,18 @@ def run_ptxas(ptx: str, cpu: str = DEFAULT_CPU, opt_level: int = 3,
             log += _run_tool([nvlink, f"-arch={cpu}", "-v", str(obj), "-o", str(out)], timeout,
                              "nvlink")
         cubin = out.read_bytes()
-    if nvlink:
-        # ptxas reports each function (the kernel itself is a small switch); nvlink the whole.
-        return PtxasResult(
-            cubin=cubin, log=log,
-            registers=_num(r"nvlink info\s*: used (\d+) registers", log),
-            spill_stores=_sum(r"(\d+) bytes spill stores", log),
-            spill_loads=_sum(r"(\d+) bytes spill loads", log),
-            shared_bytes=_num(r"nvlink info\s*: used \d+ registers.*?(\d+) bytes smem", log),
-            stack_bytes=_num(r"nvlink info\s*: used \d+ registers.*?(\d+) stack", log),
-            code_bytes=len(cubin))
+    # Linked, nvlink reports the kernel (registers, shared memory, stack) and ptxas each
+    # function (the kernel itself is a small switch), whose spills add up.
+    report = r"nvlink info\s*: used (\d+) registers" if nvlink else r"Used (\d+) registers"
+    resource = r"nvlink info\s*: used \d+ registers.*?" if nvlink else ""
+    spills = _sum if nvlink else _num
     return PtxasResult(
         cubin=cubin, log=log,
-        registers=_num(r"Used (\d+) registers", log),
-        spill_stores=_num(r"(\d+) bytes spill stores", log),
-        spill_loads=_num(r"(\d+) bytes spill loads", log),
-        shared_bytes=_num(r"(\d+) bytes smem", log),
-        stack_bytes=_num(r"(\d+) bytes stack frame", log),
+        registers=_num(report, log),
+        spill_stores=spills(r"(\d+) bytes spill stores", log),
+        spill_loads=spills(r"(\d+) bytes spill loads", log),
+        shared_bytes=_num(resource + r"(\d+) bytes smem", log),
+        stack_bytes=_num(resource + (r"(\d+) stack" if nvlink else r"(\d+) bytes stack frame"), log),
         code_bytes=len(cubin),
     )
 

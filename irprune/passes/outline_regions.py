@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import PassError
-from ..ir.textir import Block, Function, Instruction, Module, pointer_root
+from ..ir.textir import Block, Function, Instruction, Module, Rewriter, pointer_root
 from .base import ModulePass, PassContext
 from .strip_zero_weights import DISPATCH_LABEL
 
@@ -202,14 +202,6 @@ def _piece_function(kernel: Function, head: list[Instruction], piece: list[tuple
     keep = set().union(*(reach[label] for _, label in piece))
     targets = " ".join(f"i32 {g}, label %{label}" for g, label in piece)
     dispatch = Block(label=DISPATCH_LABEL, instructions=[Instruction.parse(i.text) for i in head])
-    rename: dict[str, str] = {}
-    for ty, p in params:
-        if _value_type(ty) == "ptr":
-            g, generic = _suffixed(p, ".global"), _suffixed(p, ".generic")
-            dispatch.instructions[:0] = [
-                Instruction.parse(f"{g} = addrspacecast ptr {p} to ptr addrspace(1)"),
-                Instruction.parse(f"{generic} = addrspacecast ptr addrspace(1) {g} to ptr")]
-            rename[p] = generic
     dispatch.instructions.append(Instruction.parse(
         f"switch i32 %irp.group, label %irp.outside [ {targets} ]"))
     body = [dispatch, Block(label="irp.outside", instructions=[Instruction.parse("ret void")])]
@@ -224,10 +216,21 @@ def _piece_function(kernel: Function, head: list[Instruction], piece: list[tuple
     fn = Function(header=f"define internal void @{name}("
                          + ", ".join(f"{t} {n}" for t, n in params) + f") #{attr} {{",
                   blocks=body)
+    # Each pointer is read through a cast from the global space and back, made first (the
+    # uses are redirected before the casts exist, so the casts keep reading the parameter).
+    rewrite, casts = Rewriter(fn), []
+    for ty, p in params:
+        if _value_type(ty) == "ptr":
+            g, generic = _suffixed(p, ".global"), _suffixed(p, ".generic")
+            rewrite.replace_uses(p, generic)
+            casts += [Instruction.parse(f"{g} = addrspacecast ptr {p} to ptr addrspace(1)"),
+                      Instruction.parse(f"{generic} = addrspacecast ptr addrspace(1) {g} to ptr")]
+    rewrite.commit()
+    dispatch.instructions[:0] = casts
+    # pointer_root sees through the casts to the parameters
     readonly = {p for ty, p in params if " noalias" in f" {ty}" and " readonly" in f" {ty}"}
     _mark_invariant(fn, readonly, invariant)
-    _rename_params(fn, rename)
-    _check_closed(fn, params + [("ptr", v) for v in rename.values()], name)
+    _check_closed(fn, params, name)
     return fn
 
 
@@ -245,21 +248,6 @@ def _mark_invariant(fn: Function, readonly: set[str], node: int) -> None:
             ptr = ins.pointer_operand()
             if ptr is not None and pointer_root(fn, ptr[1], defs) in readonly:
                 ins.text = f"{ins.text}, !invariant.load !{node}"
-
-
-def _rename_params(fn: Function, rename: dict[str, str]) -> None:
-    """Uses of each parameter in ``rename`` read its replacement (not the casts that make it)."""
-    if not rename:
-        return
-    pat = re.compile("|".join(re.escape(p) + r"(?![-a-zA-Z$._0-9])" for p in rename))
-    casts = len(rename) * 2
-    for b_i, b in enumerate(fn.blocks):
-        for i_i, ins in enumerate(b.instructions):
-            if b_i == 0 and i_i < casts:
-                continue
-            if any(p in ins.text for p in rename):
-                ins.text = pat.sub(lambda m: rename[m.group(0)], ins.text)
-                ins.__dict__.pop("_ops", None)
 
 
 def _local(ins: Instruction, keep: set[str]) -> Instruction:
