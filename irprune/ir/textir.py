@@ -436,6 +436,10 @@ class Rewriter:
         """Make every reader of local ``name`` read ``value`` (a local or a constant)."""
         self._subst[name] = value
 
+    def pending_erasures(self) -> frozenset[int]:
+        """The ids of the instructions :meth:`commit` will erase."""
+        return frozenset(self._erase)
+
     def _resolve(self, v: str) -> str:
         seen = set()
         while v in self._subst and v not in seen:
@@ -443,30 +447,44 @@ class Rewriter:
             v = self._subst[v]
         return v
 
-    def commit(self) -> int:
-        """Apply the edits; return the number of instructions erased."""
+    def commit(self, users: dict[str, list[Instruction]] | None = None) -> int:
+        """Apply the edits; return the number of instructions erased.
+
+        ``users``: the function's :meth:`Function.users` map, still true for
+        the replaced names (no text edited since it was made). Then only the
+        readers of a replaced name are rewritten instead of every instruction:
+        the same text, in time proportional to the edits.
+        """
         subst = {k: self._resolve(k) for k in self._subst}
 
         def sub(m: re.Match) -> str:
             return subst.get(m.group(0), m.group(0))
 
+        def rewrite(ins: Instruction) -> None:
+            if ins.name is not None:
+                lhs, rhs = ins.text.split("=", 1)
+                ins.text = lhs + "=" + sub_locals(sub, rhs)
+            else:
+                ins.text = sub_locals(sub, ins.text)
+
+        erase = self._erase
+        if users is not None:
+            readers = {id(u): u for k in subst for u in users.get(k, ())}
+            for key, ins in readers.items():
+                if key not in erase:
+                    rewrite(ins)
         erased = 0
         for b in self.fn.blocks:
-            kept = []
-            for ins in b.instructions:
-                if id(ins) in self._erase:
-                    erased += 1
-                    continue
-                if subst and "%" in ins.text:
-                    if ins.name is not None:
-                        lhs, rhs = ins.text.split("=", 1)
-                        ins.text = lhs + "=" + sub_locals(sub, rhs)
-                    else:
-                        ins.text = sub_locals(sub, ins.text)
-                kept.append(ins)
-            b.instructions = kept
-        self._erase.clear()
-        self._subst.clear()
+            n = len(b.instructions)
+            if erase:
+                b.instructions = [i for i in b.instructions if id(i) not in erase]
+                erased += n - len(b.instructions)
+            if users is None and subst:
+                for ins in b.instructions:
+                    if "%" in ins.text:
+                        rewrite(ins)
+        self._erase = set()
+        self._subst = {}
         return erased
 
 
@@ -496,27 +514,41 @@ def root_address_space(root: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def erase_dead(fn: Function, candidates: Iterable[Instruction] | None = None) -> int:
+def erase_dead(fn: Function, candidates: Iterable[Instruction] | None = None,
+               users: dict[str, list[Instruction]] | None = None,
+               gone: set[int] | None = None) -> int:
     """Delete pure instructions whose results are unused, transitively.
 
     With ``candidates``, only those instructions and what becomes dead behind
     them are considered (cheap for a targeted clean-up); otherwise the whole
-    function. Returns the number of instructions erased.
+    function. ``users``: a :meth:`Function.users` map made earlier, whose
+    readers are all still there except the instructions whose ids are in
+    ``gone`` (erased since) and no reader added: it saves building the map
+    again. Returns the number of instructions erased.
     """
-    users = fn.users()
     defs = fn.definitions()
-    counts = {k: len(v) for k, v in users.items()}
+    if users is None:
+        users = fn.users()
+    gone = gone or set()
+    counts: dict[str, int] = {}  # live readers, counted when first asked
+
+    def count(name: str) -> int:
+        c = counts.get(name)
+        if c is None:
+            c = counts[name] = sum(1 for u in users.get(name, ()) if id(u) not in gone)
+        return c
+
     work = list(candidates) if candidates is not None else list(fn.instructions())
     dead: set[int] = set()
     while work:
         ins = work.pop()
         if id(ins) in dead or ins.name is None or not ins.is_pure:
             continue
-        if counts.get(ins.name, 0) > 0:
+        if count(ins.name) > 0:
             continue
         dead.add(id(ins))
         for op in ins.operands():
-            counts[op] = counts.get(op, 0) - 1
+            counts[op] = count(op) - 1
             d = defs.get(op)
             if d is not None and counts[op] == 0:
                 work.append(d)

@@ -57,14 +57,19 @@ class FoldWeightConstants(ModulePass):
                 rw.erase(load)
                 if gep is not None:
                     dead.append(gep)
-        rw.commit()
-        erase_dead(fn, dead)
-        users = fn.users()
+        # The map of readers made above stays true through these edits (loads
+        # erased, constants put in their readers' place: no reader added), so
+        # the rewrite, the dead-address sweep and the check below reuse it.
+        gone = set(rw.pending_erasures())
+        rw.commit(users=users)
+        erase_dead(fn, dead, users=users, gone=gone)
+        live = {id(i) for i in fn.instructions()}
         drop = {p for p in [ctx.weight_param, *ctx.constants] if p}
-        still = sorted(p for p in drop if users.get(p))
+        readers = {p: [u for u in users.get(p, ()) if id(u) in live] for p in drop}
+        still = sorted(p for p in drop if readers[p])
         if still:
             raise PassError(f"{still} still read at run time after folding: "
-                            f"`{users[still[0]][0].text.strip()}`", stage=f"pass:{self.name}")
+                            f"`{readers[still[0]][0].text.strip()}`", stage=f"pass:{self.name}")
         fn.set_params([(t, n) for t, n in fn.params() if n not in drop])
         ctx.stats.setdefault(self.name, {}).update(
             {"weights_folded": folded, "params_dropped": sorted(drop)})

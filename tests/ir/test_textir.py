@@ -62,6 +62,58 @@ def test_erase_dead_is_transitive_and_spares_side_effects():
     verify_text(text, "test")
 
 
+def _fold_w1_and_w3(users=None):
+    """Fold loads %w1 and %w3 to constants the way fold-weight-constants does."""
+    m = parse_module(SMALL)
+    fn = m.function()
+    defs = fn.definitions()
+    rw = Rewriter(fn)
+    for name, value in (("%w1", "0x3FF0000000000000"), ("%w3", "0x4000000000000000")):
+        rw.replace_uses(name, value)
+        rw.erase(defs[name])
+    gone = set(rw.pending_erasures())
+    assert rw.commit(users=users(fn) if users else None) == 2
+    return m, fn, defs, gone
+
+
+def test_rewriter_with_a_users_map_rewrites_only_the_readers_to_the_same_text():
+    full, _, _, _ = _fold_w1_and_w3()
+    fast, _, _, _ = _fold_w1_and_w3(users=lambda fn: fn.users())
+    assert fast.render() == full.render()
+    assert "%m1 = fmul float %xb, 0x3FF0000000000000" in fast.render()
+    # A map that misses a reader leaves that reader alone: only mapped readers are visited.
+    partial, _, _, _ = _fold_w1_and_w3(users=lambda fn: {"%w1": fn.users()["%w1"]})
+    assert "%m3 = fmul float %xb, %w3" in partial.render()
+
+
+def test_erase_dead_with_an_earlier_users_map_matches_a_fresh_sweep():
+    m_fresh, fn_fresh, defs, _ = _fold_w1_and_w3()
+    n_fresh = erase_dead(fn_fresh, [defs["%wp1"], defs["%wp3"]])
+    m_old = parse_module(SMALL)
+    fn = m_old.function()
+    users = fn.users()  # made before the edits, as fold-weight-constants does
+    defs = fn.definitions()
+    rw = Rewriter(fn)
+    for name, value in (("%w1", "0x3FF0000000000000"), ("%w3", "0x4000000000000000")):
+        rw.replace_uses(name, value)
+        rw.erase(defs[name])
+    gone = set(rw.pending_erasures())
+    rw.commit(users=users)
+    n = erase_dead(fn, [defs["%wp1"], defs["%wp3"]], users=users, gone=gone)
+    assert n == n_fresh == 2
+    assert m_old.render() == m_fresh.render()
+    verify_text(m_old.render(), "test")
+    # Without ``gone`` the erased loads still count as readers: nothing is erased.
+    m2 = parse_module(SMALL)
+    fn2 = m2.function()
+    users2, defs2 = fn2.users(), fn2.definitions()
+    rw2 = Rewriter(fn2)
+    rw2.replace_uses("%w1", "0x3FF0000000000000")
+    rw2.erase(defs2["%w1"])
+    rw2.commit(users=users2)
+    assert erase_dead(fn2, [defs2["%wp1"]], users=users2) == 0
+
+
 def test_set_params_drops_a_parameter():
     m = parse_module(SMALL.replace("store float %s1, ptr %y.4", "store float %s1, ptr %x.4")
                      .replace("%yp1 = getelementptr i8, ptr %y.4", "%yp1 = getelementptr i8, ptr %x.4"))
