@@ -8,7 +8,7 @@ import threading
 import llvmlite.binding as llvm
 
 from .errors import IRParseError
-from .ir.verify import init_llvm, verify_text
+from .ir.verify import init_llvm, remember, verify_text
 
 #: The default GPU architecture irprune compiles for.
 DEFAULT_CPU = "sm_90"
@@ -261,7 +261,9 @@ def run_light_cleanup(text: str, stage: str, cpu: str = DEFAULT_CPU) -> str:
     pm.add_instruction_combine_pass()
     pm.add_simplify_cfg_pass()
     pm.run(mod, pb)
-    return _verified_text(mod, stage, "LLVM's clean-up")
+    text = _verified_text(mod, stage, "LLVM's clean-up")
+    remember(text, mod)  # NVPTX codegen of this text takes the module instead of parsing it
+    return text
 
 
 def _verified_text(mod, stage: str, who: str) -> str:

@@ -267,15 +267,56 @@ class Function:
         return "\n".join(lines)
 
 
-@dataclass(eq=False)
 class Module:
     """A module as preamble text, function definitions, and the text after them.
 
     Text between definitions (declarations, attributes, metadata) is kept in
     order as ``chunks``: each chunk is either a str or a :class:`Function`.
+
+    A module made by :meth:`lazy` holds LLVM's text and parses it only when
+    its chunks are first looked at: the last pass of a pipeline (LLVM's
+    clean-up) hands its text straight to NVPTX codegen, and parsing the
+    megabytes back into chunks only to print them again cost tenths of a
+    second. Until then it renders as that text and counts its instructions
+    from it.
     """
 
-    chunks: list
+    def __init__(self, chunks: list | None = None):
+        self._chunks = chunks if chunks is not None else []
+        self._source: str | None = None
+
+    @classmethod
+    def lazy(cls, text: str) -> "Module":
+        """The module of LLVM IR ``text``, parsed when first edited or inspected."""
+        m = cls()
+        m.set_text(text)
+        return m
+
+    def set_text(self, text: str) -> None:
+        """Make this module (in place) the one in LLVM IR ``text``, parsed when first needed."""
+        self._chunks, self._source = None, text
+
+    @property
+    def chunks(self) -> list:
+        if self._chunks is None:
+            self._chunks = parse_module(self._source).chunks
+            self._source = None
+        return self._chunks
+
+    @chunks.setter
+    def chunks(self, value: list) -> None:
+        self._chunks, self._source = value, None
+
+    @property
+    def parsed(self) -> bool:
+        """False while the module is still the unparsed text of :meth:`lazy`."""
+        return self._chunks is not None
+
+    def instruction_count(self) -> int:
+        """Instructions in its function bodies (from the text while unparsed)."""
+        if self._chunks is None:
+            return count_text_instructions(self._source)
+        return sum(f.instruction_count() for f in self.functions)
 
     @property
     def functions(self) -> list[Function]:
@@ -293,6 +334,8 @@ class Module:
         raise KeyError(name)
 
     def render(self) -> str:
+        if self._chunks is None:
+            return self._source
         parts = [c.render() if isinstance(c, Function) else c for c in self.chunks]
         return "\n".join(parts).rstrip("\n") + "\n"
 
@@ -361,6 +404,28 @@ def _split_top_level(s: str) -> list[str]:
     if "".join(cur).strip():
         parts.append("".join(cur))
     return parts
+
+
+def count_text_instructions(text: str) -> int:
+    """The instructions :func:`parse_module` would find in ``text``'s function bodies,
+    counted without building them (every body line that is not a label or a comment)."""
+    n = 0
+    body = False
+    for line in text.splitlines():
+        if body:
+            if line.strip() == "}":
+                body = False
+                continue
+            raw = strip_comment(line)
+            if not raw.strip():
+                continue
+            lm = _LABEL_RE.match(raw)
+            if lm and not raw.startswith(" "):
+                continue
+            n += 1
+        elif line.startswith("define "):
+            body = True
+    return n
 
 
 def parse_module(text: str) -> Module:

@@ -49,3 +49,9 @@ def verify_text(text: str, stage: str, reuse: bool = False) -> "llvm.ModuleRef":
         raise IRParseError(f"LLVM rejected the IR: {first}", stage=stage, log=str(exc)) from None
     _last_verified[:] = [(text, mod)]
     return mod
+
+
+def remember(text: str, mod: "llvm.ModuleRef") -> None:
+    """Keep ``mod``, already verified and printed as ``text``, for one ``reuse=True`` call of
+    :func:`verify_text` on that text (LLVM's clean-up hands its module on to codegen)."""
+    _last_verified[:] = [(text, mod)]

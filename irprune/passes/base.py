@@ -102,7 +102,7 @@ class ModulePass:
 
 
 def count_instructions(module: Module) -> int:
-    return sum(f.instruction_count() for f in module.functions)
+    return module.instruction_count()
 
 
 @dataclass
@@ -178,5 +178,6 @@ def _last(stages: dict[str, str]) -> str:
 
 
 def reparse(module: Module, text: str) -> None:
-    """Replace ``module``'s contents in place with the parse of ``text``."""
-    module.chunks = parse_module(text).chunks
+    """Replace ``module``'s contents in place with the module of ``text``, parsed when first
+    needed (:meth:`Module.lazy`): a pipeline that ends here renders ``text`` as it is."""
+    module.set_text(text)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from irprune.ir.textir import Instruction, Rewriter, erase_dead, float_literal, parse_module
+from irprune.ir.textir import (Instruction, Module, Rewriter, count_text_instructions, erase_dead,
+                               float_literal, parse_module)
 from irprune.ir.verify import verify_text
 from tests.passes.small_ir import SMALL
 
@@ -114,6 +115,25 @@ def test_erase_dead_with_an_earlier_users_map_matches_a_fresh_sweep():
     assert erase_dead(fn2, [defs2["%wp1"]], users=users2) == 0
 
 
+def test_lazy_module_is_its_text_until_looked_into():
+    from irprune.llvm_opt import run_light_cleanup
+
+    text = run_light_cleanup(NUMBERED.replace("define float", "define float"), "test")
+    parsed = parse_module(text)
+    want = sum(f.instruction_count() for f in parsed.functions)
+    assert count_text_instructions(text) == want
+    assert count_text_instructions(SMALL) == parse_module(SMALL).function().instruction_count()
+    m = Module.lazy(text)
+    assert not m.parsed
+    assert m.render() is text  # handed on as it is, no parse and print
+    assert m.instruction_count() == want
+    assert m.function().name == "f" and m.parsed  # the first look parses it
+    assert m.instruction_count() == want
+    assert m.render() == parsed.render()
+    m.set_text(SMALL)
+    assert not m.parsed and m.function().name == "k"
+
+
 def test_set_params_drops_a_parameter():
     m = parse_module(SMALL.replace("store float %s1, ptr %y.4", "store float %s1, ptr %x.4")
                      .replace("%yp1 = getelementptr i8, ptr %y.4", "%yp1 = getelementptr i8, ptr %x.4"))
@@ -143,3 +163,16 @@ def test_float_literal_is_exact():
         (bits,) = struct.unpack("<Q", bytes.fromhex(lit[2:])[::-1])
         back = np.float32(struct.unpack("<d", struct.pack("<Q", bits))[0])
         assert back.tobytes() == f.tobytes()  # same float32 bits, sign of zero included
+
+
+def test_codegen_takes_the_cleanup_module_once_and_emits_the_same_ptx():
+    from irprune.codegen import emit_ptx
+    from irprune.ir import verify
+    from irprune.llvm_opt import run_light_cleanup
+
+    text = run_light_cleanup(SMALL, "test")
+    assert verify._last_verified and verify._last_verified[0][0] is text
+    reused = emit_ptx(text)
+    assert verify._last_verified == []  # handed out, not parsed: nothing new was kept
+    fresh = emit_ptx(str(text))  # parsed again from the text
+    assert reused == fresh and ".entry k(" in reused
