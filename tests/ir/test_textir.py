@@ -63,55 +63,46 @@ def test_erase_dead_is_transitive_and_spares_side_effects():
     verify_text(text, "test")
 
 
-def _fold_w1_and_w3(users=None):
-    """Fold loads %w1 and %w3 to constants the way fold-weight-constants does."""
+def _fold(loads=("%w1", "%w3"), users=None):
+    """Fold ``loads`` of SMALL to constants the way fold-weight-constants does.
+
+    ``users(fn)``: the map of readers to commit with (made before any text
+    changes, as the pass makes it); None commits with the full sweep.
+    Returns the module, its function, its definitions, the erased ids and the map.
+    """
     m = parse_module(SMALL)
     fn = m.function()
     defs = fn.definitions()
+    umap = users(fn) if users else None
     rw = Rewriter(fn)
-    for name, value in (("%w1", "0x3FF0000000000000"), ("%w3", "0x4000000000000000")):
+    for name, value in zip(loads, ("0x3FF0000000000000", "0x4000000000000000")):
         rw.replace_uses(name, value)
         rw.erase(defs[name])
     gone = set(rw.pending_erasures())
-    assert rw.commit(users=users(fn) if users else None) == 2
-    return m, fn, defs, gone
+    assert rw.commit(users=umap) == len(loads)
+    return m, fn, defs, gone, umap
 
 
 def test_rewriter_with_a_users_map_rewrites_only_the_readers_to_the_same_text():
-    full, _, _, _ = _fold_w1_and_w3()
-    fast, _, _, _ = _fold_w1_and_w3(users=lambda fn: fn.users())
+    full = _fold()[0]
+    fast = _fold(users=lambda fn: fn.users())[0]
     assert fast.render() == full.render()
     assert "%m1 = fmul float %xb, 0x3FF0000000000000" in fast.render()
     # A map that misses a reader leaves that reader alone: only mapped readers are visited.
-    partial, _, _, _ = _fold_w1_and_w3(users=lambda fn: {"%w1": fn.users()["%w1"]})
+    partial = _fold(users=lambda fn: {"%w1": fn.users()["%w1"]})[0]
     assert "%m3 = fmul float %xb, %w3" in partial.render()
 
 
 def test_erase_dead_with_an_earlier_users_map_matches_a_fresh_sweep():
-    m_fresh, fn_fresh, defs, _ = _fold_w1_and_w3()
+    m_fresh, fn_fresh, defs, _, _ = _fold()
     n_fresh = erase_dead(fn_fresh, [defs["%wp1"], defs["%wp3"]])
-    m_old = parse_module(SMALL)
-    fn = m_old.function()
-    users = fn.users()  # made before the edits, as fold-weight-constants does
-    defs = fn.definitions()
-    rw = Rewriter(fn)
-    for name, value in (("%w1", "0x3FF0000000000000"), ("%w3", "0x4000000000000000")):
-        rw.replace_uses(name, value)
-        rw.erase(defs[name])
-    gone = set(rw.pending_erasures())
-    rw.commit(users=users)
+    m_old, fn, defs, gone, users = _fold(users=lambda fn: fn.users())
     n = erase_dead(fn, [defs["%wp1"], defs["%wp3"]], users=users, gone=gone)
     assert n == n_fresh == 2
     assert m_old.render() == m_fresh.render()
     verify_text(m_old.render(), "test")
-    # Without ``gone`` the erased loads still count as readers: nothing is erased.
-    m2 = parse_module(SMALL)
-    fn2 = m2.function()
-    users2, defs2 = fn2.users(), fn2.definitions()
-    rw2 = Rewriter(fn2)
-    rw2.replace_uses("%w1", "0x3FF0000000000000")
-    rw2.erase(defs2["%w1"])
-    rw2.commit(users=users2)
+    # Without ``gone`` the erased load still counts as a reader: nothing is erased.
+    _, fn2, defs2, _, users2 = _fold(loads=("%w1",), users=lambda fn: fn.users())
     assert erase_dead(fn2, [defs2["%wp1"]], users=users2) == 0
 
 
