@@ -16,7 +16,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from gpu_timing import (best_time, build_all, compile_layer, layer_of, print_geomeans,
-                        recorded_configs, save_row)
+                        recorded_configs, save_row, tuned_row)
 
 CACHE = "/tmp/vec4cache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -74,16 +74,15 @@ def main():
     print(len(jobs), "kernels", flush=True)
     build_all(prebuild, jobs)
     rows = []
+    from irprune.bench.compile_jobs import bench_weights
     for n in names:
         c = base[n]
-        from irprune.templates.conv2d import conv2d_nchw
+        l = layer_of(n)
         try:
-            k, w, l = compile_layer(conv2d_nchw, n, c.gs, c.slices, CACHE, c.budget, assemble=True)
-            k.groups_per_block = c.m
-            us, blk, err = best_time(k, w, l, 1, (c.block,), rotation=16)
-            row = {"suite": c.suite, "layer": n, "batch": 1, "tuned_us": round(us, 3),
+            t = tuned_row(c, bench_weights(l, 0.9, 0), l, CACHE)
+            row = {"suite": c.suite, "layer": n, "batch": 1, "tuned_us": t["us"],
                    "tuned": f"g{c.gs} s{c.slices} m{c.m} b{c.block} r{c.budget}",
-                   "tuned_err": f"{err:.1e}"}
+                   "tuned_err": t["err"]}
         except Exception as exc:
             save_row(rows, {"layer": n, "error": str(exc)[:300]}, "vec4_ab.json")
             continue
