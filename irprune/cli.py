@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import IrpruneError, ValidationError
+from .llvm_opt import DEFAULT_CPU
 from .register_budget import DEFAULT_MAX_REGISTERS
 
 STAGES = ("nvvm", "llvm", "llvm-pruned", "ptx")
@@ -160,7 +161,7 @@ def cmd_opt(args) -> int:
 
     res = run_opt(text, args.passes, weight_param=args.weight_param, weight_shape=args.weight_shape,
                   weights=weights, print_between=between if args.print_between_passes else None,
-                  tables=dict(args.table or []))
+                  tables=dict(args.table or []), cpu=args.cpu)
     out = analyses_json(res.ctx) if args.json else res.text
     if args.output in (None, "-"):
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
@@ -414,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--weight-values", type=_floats, help="weight values, comma-separated, flat")
     o.add_argument("--table", type=_table, action="append", metavar="PARAM=v1,v2,...",
                    help="a table for embed-tables: its parameter and float32 values (repeatable)")
+    o.add_argument("--cpu", default=DEFAULT_CPU,
+                   help=f"GPU architecture the IR is compiled for (default {DEFAULT_CPU}); "
+                   "grid-dependency-wait does nothing below sm_90")
     o.add_argument("--print-between-passes", action="store_true", help="IR after each pass on stderr")
     o.add_argument("--json", action="store_true", help="print analyses and statistics as JSON")
     o.add_argument("-o", "--output", help="output file (default: stdout)")

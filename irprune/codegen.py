@@ -28,14 +28,46 @@ CODEGEN_OPT = 2
 
 
 def emit_ptx(text: str, cpu: str = DEFAULT_CPU) -> str:
-    """PTX for the module in ``text``, for GPU architecture ``cpu``."""
+    """PTX for the module in ``text``, for GPU architecture ``cpu``.
+
+    A module whose kernels wait for the grid before them (irprune.passes.grid_dependency_wait)
+    has its PTX checked by :func:`check_grid_wait`."""
     set_llvm_options()  # the load/store vectorizer off (see llvm_opt)
     mod = verify_text(text, "ptx", reuse=True)
     try:
-        return target_machine(cpu, opt=CODEGEN_OPT).emit_assembly(mod)
+        ptx = target_machine(cpu, opt=CODEGEN_OPT).emit_assembly(mod)
     except RuntimeError as exc:
         raise CodegenError(f"NVPTX backend failed: {str(exc).splitlines()[0]}",
                            stage="ptx", log=str(exc)) from None
+    if "@llvm.nvvm.griddepcontrol.wait" in text:
+        check_grid_wait(ptx)
+    return ptx
+
+
+#: PTX a kernel may run before its ``griddepcontrol.wait``: parameter loads and register
+#: arithmetic. A memory access (other than ``ld.param``), a branch, a call or a label before it
+#: could read what the grid before it is still writing, or skip the wait.
+_BEFORE_WAIT_FORBIDDEN = re.compile(
+    r"^\s*(?:@!?%\w+\s+)?(?:(?:ld|st|atom|red|cp|prefetch|prefetchu|multimem|tex|tld4|suld|sust|"
+    r"sured|mbarrier|bra|brx|call|ret|exit|bar|barrier)\b(?!\.param)|"
+    r"[$\w]+:)")
+_GRID_WAIT = "griddepcontrol.wait;"
+
+
+def check_grid_wait(ptx: str) -> None:
+    """Raise CodegenError unless every kernel of ``ptx`` runs ``griddepcontrol.wait`` before any
+    memory access, branch or label: the wait is what makes launching it early safe."""
+    for m in re.finditer(r"^(?:\.visible\s+)?\.entry\s+([\w$]+)", ptx, re.M):
+        body = ptx[ptx.index("{", m.end()):]
+        head = body[:body.find(_GRID_WAIT)] if _GRID_WAIT in body.split("\n}", 1)[0] else None
+        bad = None if head is None else next(
+            (line.strip() for line in head.splitlines()[1:] if _BEFORE_WAIT_FORBIDDEN.match(line)),
+            None)
+        if head is None or bad is not None:
+            why = ("has no griddepcontrol.wait" if head is None
+                   else f"runs `{bad}` before its griddepcontrol.wait")
+            raise CodegenError(f"kernel {m.group(1)} {why}: launched early it could read data "
+                               "the kernel before it is still writing", stage="ptx", log=ptx)
 
 
 def find_cuda_tool(name: str) -> str | None:

@@ -51,6 +51,9 @@ _SHARED_RE = re.compile(r"^(@[-\w.$]+) = external (?:local_unnamed_addr )?addrsp
 #: a plain copy (zero where a zero-filling copy reads 0 bytes), and a fence.
 _ASYNC_COPY = "@llvm.nvvm.cp.async.ca.shared.global."
 _ASYNC_WAIT = "@llvm.nvvm.cp.async.wait.all"
+#: The wait for the grid before the kernel (irprune.passes.grid_dependency_wait): on the host
+#: the launch before has finished when this one starts, so a fence.
+_GRID_WAIT = "@llvm.nvvm.griddepcontrol.wait"
 #: A thread's end inside a device function (irprune.passes.outline_regions).
 _EXIT = "@llvm.nvvm.exit"
 
@@ -129,7 +132,7 @@ def _host_function(fn, defined: set[str], shared_bytes: int, barriers: int,
             # Numba reads the dynamic shared-memory size to give the array its length.
             ins.text = f"  {ins.name} = add i32 0, {int(shared_bytes)}"
             ins.opcode = "add"
-        elif ins.opcode == "call" and ins.callee == _ASYNC_WAIT:
+        elif ins.opcode == "call" and ins.callee in (_ASYNC_WAIT, _GRID_WAIT):
             ins.text, ins.opcode, ins.callee = "  fence seq_cst", "fence", None
         elif ins.opcode == "call" and (ins.callee or "").startswith(_ASYNC_COPY):
             args = [a.split()[-1] for a in ins.text[ins.text.index("(") + 1:

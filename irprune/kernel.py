@@ -187,6 +187,10 @@ class SparseConvKernel:
     #: which irprune.tune picks): their warps read the same input pixels, so all but the
     #: first read hits L1. Must divide each part's group count; 1 for a row-tile kernel.
     groups_per_block: int = 1
+    #: Launch with programmatic stream serialization where the code waits for the grid before
+    #: it (irprune.launch.uses_dependent_launch): its launch then overlaps the end of the kernel
+    #: before it. False launches it as any other kernel (its wait returns at once).
+    dependent_launch: bool = True
     _loaded: dict = field(default_factory=dict, repr=False)
     _launch_memo: dict = field(default_factory=dict, repr=False)
 

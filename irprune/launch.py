@@ -125,7 +125,8 @@ def _launches(kernel, batch: int, device: int) -> list:
     launch shape is in the key because the tuner and the benchmark change
     ``kernel.block`` and ``kernel.groups_per_block`` between launches of one kernel.
     """
-    key = (device, batch, kernel.block, kernel.groups_per_block)
+    key = (device, batch, kernel.block, kernel.groups_per_block,
+           getattr(kernel, "dependent_launch", False))
     hit = kernel._launch_memo.get(key)
     if hit is None:
         from cuda.core import LaunchConfig
@@ -135,10 +136,30 @@ def _launches(kernel, batch: int, device: int) -> list:
         launches = kernel.part_launches(batch)
         for fn, (_, _, block) in zip(fns, launches):
             _check_threads(fn, block)
-        hit = [(fn.kernel, LaunchConfig(grid=grid, block=block, shmem_size=shmem))
+        extra = launch_options(kernel)
+        hit = [(fn.kernel, LaunchConfig(grid=grid, block=block, shmem_size=shmem, **extra))
                for fn, (_, grid, block) in zip(fns, launches)]
         kernel._launch_memo[key] = hit
     return hit
+
+
+#: What a kernel's PTX holds when it waits for the grid before it (irprune.passes.grid_dependency_wait).
+GRID_WAIT_PTX = "griddepcontrol.wait;"
+
+
+def uses_dependent_launch(kernel) -> bool:
+    """Whether ``kernel`` is launched with programmatic stream serialization: its
+    ``dependent_launch`` is on and every part's code waits for the grid before it first
+    (without the wait an early launch could read its input before it is written). A kernel
+    whose launch zeroes the output first does not: a memset is not a grid it can wait for."""
+    return (bool(getattr(kernel, "dependent_launch", False)) and bool(kernel.parts)
+            and not getattr(kernel, "zero_output", False)
+            and all(GRID_WAIT_PTX in p.ptx for p in kernel.parts))
+
+
+def launch_options(kernel) -> dict:
+    """Extra cuda.core LaunchConfig arguments of ``kernel``'s launches (uses_dependent_launch)."""
+    return {"programmatic_stream_serialization": True} if uses_dependent_launch(kernel) else {}
 
 
 def _check_threads(fn, block) -> None:

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import validate
 from .errors import IrpruneError, ValidationError
 from .ir.textir import parse_module
 from .ir.verify import verify_text
+from .llvm_opt import DEFAULT_CPU
 from .passes import PASSES, PassContext, parse_pipeline, run_pipeline
 
 
@@ -27,10 +29,11 @@ class OptResult:
 
 
 def run_opt(text: str, pipeline: str, weight_param: str = "%w.4", weight_shape=None, weights=None,
-            print_between=None, tables: dict | None = None) -> OptResult:
+            print_between=None, tables: dict | None = None, cpu: str = DEFAULT_CPU) -> OptResult:
     """Parse ``text``, run ``pipeline`` over it and return the IR and the pass context.
 
-    ``tables``: data-pointer parameter -> 4-byte values, for embed-tables."""
+    ``tables``: data-pointer parameter -> 4-byte values, for embed-tables. ``cpu``: the GPU
+    architecture the IR is compiled for (checked: a one-line error for a bad name)."""
     passes = parse_pipeline(pipeline)
     verify_text(text, "input")
     shape = tuple(weight_shape) if weight_shape is not None else ()
@@ -49,7 +52,8 @@ def run_opt(text: str, pipeline: str, weight_param: str = "%w.4", weight_shape=N
     if len(shape) not in (0, 4):
         raise ValidationError(f"--weight-shape must be 4 numbers K,C,R,S; got {shape}", stage="opt")
     ctx = PassContext(weight_param=weight_param, weight_shape=shape, weights=w,
-                      print_between=print_between, tables=dict(tables or {}))
+                      print_between=print_between, tables=dict(tables or {}),
+                      cpu=validate.check_arch(cpu))
     res = run_pipeline(passes, parse_module(text), ctx, registry=PASSES)
     # Printed by LLVM, as opt prints: canonical form, the input's comments gone.
     return OptResult(text=str(verify_text(res.module.render(), "output")), ctx=ctx)

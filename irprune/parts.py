@@ -72,7 +72,7 @@ def _context(job: PartJob):
             regions.append(Region(k0=k0, size=size, shifts=shifts))
     return PassContext(weight_param=job.weight_param, weight_shape=job.weights.shape,
                        weights=job.weights, constants=dict(job.constants),
-                       channel_strides=job.channel_strides, regions=regions)
+                       channel_strides=job.channel_strides, regions=regions, cpu=job.cpu)
 
 
 @dataclass

@@ -66,6 +66,8 @@ class TableConvKernel:
     #: A table kernel runs one channel tile per block (the launch memo's key needs it).
     groups_per_block: int = 1
     tile = None
+    #: As :attr:`irprune.kernel.SparseConvKernel.dependent_launch` (never with a zeroed output).
+    dependent_launch: bool = True
     _loaded: dict = field(default_factory=dict, repr=False)
     _launch_memo: dict = field(default_factory=dict, repr=False)
 
@@ -206,8 +208,8 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     if store is not None:
         from .templates import conv2d_table as src
 
-        key = digest("table-kernel", _ENTRY_FORMAT, _source(src), g.with_batch(1), config,
-                     w.tobytes(), b.tobytes() if b is not None else b"", relu, cpu, block,
+        key = digest("table-kernel", _ENTRY_FORMAT, TABLE_PIPELINE, _source(src), g.with_batch(1),
+                     config, w.tobytes(), b.tobytes() if b is not None else b"", relu, cpu, block,
                      toolchain_fingerprint())
         hit = store.get("table-kernel", key)
         if hit is not None:
@@ -220,7 +222,7 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     t1 = time.perf_counter()
     params = {a.name: a.data_param for a in irt.arrays}
     ctx = PassContext(tables={params["pairs"]: tables.pairs, params["rowptr"]: tables.rowptr,
-                              params["bias"]: tables.bias})
+                              params["bias"]: tables.bias}, cpu=cpu)
     result = run_pipeline(parse_pipeline(TABLE_PIPELINE), parse_module(irt.text), ctx)
     final = result.text
     t2 = time.perf_counter()

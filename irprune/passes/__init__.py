@@ -16,6 +16,7 @@ from .contract_fma import ContractFma
 from .decompose_rem import DecomposeRem
 from .embed_tables import EmbedTables
 from .fold_weight_constants import FoldWeightConstants
+from .grid_dependency_wait import GridDependencyWait
 from .llvm_cleanup import LlvmCleanup
 from .outline_regions import OutlineRegions
 from .strip_zero_weights import StripZeroWeights
@@ -23,14 +24,15 @@ from .trace_weight_uses import TraceMap, TraceWeightUses, WeightTrace
 
 PASSES: dict[str, type[ModulePass]] = {
     p.name: p for p in (TraceWeightUses, StripZeroWeights, FoldWeightConstants, ContractFma, LlvmCleanup,
-                        DecomposeRem, EmbedTables, AsyncCopy, OutlineRegions)
+                        DecomposeRem, EmbedTables, AsyncCopy, OutlineRegions, GridDependencyWait)
 }
 
-#: The pipeline that turns an IR template into the pruned IR.
+#: The pipeline that turns an IR template into the pruned IR. grid-dependency-wait comes last:
+#: no LLVM pass runs after it that could move a load above the wait.
 DEFAULT_PIPELINE = ("trace-weight-uses,strip-zero-weights,fold-weight-constants,contract-fma,decompose-rem,"
-                    "llvm-cleanup")
+                    "llvm-cleanup,grid-dependency-wait")
 #: The pipeline of a table kernel (irprune.table_kernel): weights as data, not immediates.
-TABLE_PIPELINE = "embed-tables,async-copy,contract-fma,decompose-rem,llvm-cleanup"
+TABLE_PIPELINE = "embed-tables,async-copy,contract-fma,decompose-rem,llvm-cleanup,grid-dependency-wait"
 
 
 def parse_pipeline(spec: str) -> list[ModulePass]:
@@ -70,5 +72,5 @@ __all__ = [
     "PASSES", "DEFAULT_PIPELINE", "TABLE_PIPELINE", "parse_pipeline", "run_pipeline", "ModulePass", "PassContext",
     "PipelineResult", "TraceMap", "WeightTrace", "TraceWeightUses", "StripZeroWeights",
     "FoldWeightConstants", "ContractFma", "LlvmCleanup", "DecomposeRem", "EmbedTables", "AsyncCopy",
-    "OutlineRegions",
+    "OutlineRegions", "GridDependencyWait",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import IrpruneError, PassError
 from ..ir.textir import Module, parse_module
 from ..ir.verify import verify_text
+from ..llvm_opt import DEFAULT_CPU
 
 
 @dataclass
@@ -59,6 +60,7 @@ class PassContext:
             the next (weight: C*R*S*4, bias: 4, output: OH*OW*4), by which a
             region's base pointers are shifted.
         verify: verify the module after each transform.
+        cpu: the GPU architecture the module is compiled for.
         print_between: if set, called as f(pass_name, module_text) after each pass.
     """
 
@@ -79,6 +81,9 @@ class PassContext:
     #: a part compiled in several processes, see irprune.region_shares); the
     #: regions keep their part-wide indices, names and switch cases.
     share: tuple[int, int] | None = None
+    #: The GPU architecture the module is compiled for (passes that emit instructions only
+    #: some architectures have check it, e.g. grid-dependency-wait).
+    cpu: str = DEFAULT_CPU
 
 
 class ModulePass:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from ..errors import PassError
 from ..ir.textir import Block, Function, Instruction, Module, Rewriter, pointer_root
 from .base import ModulePass, PassContext
+from .grid_dependency_wait import WAIT as GRID_WAIT
 from .strip_zero_weights import DISPATCH_LABEL
 
 #: IR instructions (after llvm-cleanup) a function holds at most, roughly: the regions are
@@ -73,6 +74,10 @@ class OutlineRegions(ModulePass):
         if not kernel.blocks or kernel.blocks[0].label != DISPATCH_LABEL:
             return False  # no group switch: one region (or a table kernel)
         head, default, cases = _dispatch(kernel)
+        # The kernel's wait for the grid before it (grid-dependency-wait) stays in the kernel,
+        # ahead of the calls: the functions run after it.
+        waits = [i for i in head if i.callee == GRID_WAIT]
+        head = [i for i in head if i.callee != GRID_WAIT]
         if any(i.callee and i.callee.startswith(BARRIER_PREFIX) for i in kernel.instructions()):
             return False  # see the module's docstring: barriers stay in the kernel
         impure = next((i for i in head if not i.is_pure), None)
@@ -99,7 +104,7 @@ class OutlineRegions(ModulePass):
             new_chunks.append(fn)
             calls.append((piece, name))
         # The kernel: the same switch, each case a call of the function holding its region.
-        entry = Block(label=DISPATCH_LABEL, instructions=list(head))
+        entry = Block(label=DISPATCH_LABEL, instructions=waits + head)
         targets = " ".join(f"i32 {g}, label %irp.call{i}" for i, (piece, _) in enumerate(calls)
                            for g, _ in piece)
         entry.instructions.append(Instruction.parse(

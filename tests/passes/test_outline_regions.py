@@ -42,6 +42,13 @@ def test_outlined_kernel_computes_the_convolution(monkeypatch):
     assert st["functions"] >= 3 and st["largest_instructions"] <= 2 * 300
     assert device_functions(k.asm["ptx"]) == st["functions"]
     assert k.stats["fma_ptx"] == np.count_nonzero(w)  # every weight still one FMA
+    # the wait for the grid before it (grid-dependency-wait) stays first in the kernel; the
+    # functions it calls run after it and wait again nowhere
+    mod = parse_module(k.asm["llvm-pruned"])
+    kernel = mod.function(k.kernel_name)
+    assert kernel.blocks[0].instructions[0].callee == "@llvm.nvvm.griddepcontrol.wait"
+    assert sum("griddepcontrol" in i.text for f in mod.functions for i in f.instructions()) == 1
+    assert k.asm["ptx"].count("griddepcontrol.wait;") == 1
     x = np.random.default_rng(2).standard_normal((2, 6, 7, 5)).astype(np.float32)
     y = run_on_host(k, x)
     ref = conv2d_reference(x, w, 1, 1, b, relu=True)

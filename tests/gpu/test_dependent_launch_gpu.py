@@ -1,0 +1,86 @@
+"""Kernels launched early (programmatic dependent launch) still read what the kernel before wrote.
+
+irprune launches a kernel whose code waits for the grid before it
+(irprune.passes.grid_dependency_wait) with programmatic stream serialization, so its blocks
+may be scheduled before that grid has finished. These tests chain two layers, the second
+reading the first's output, with a new input every time, eagerly and as CUDA-graph replays,
+and compare every result with float64: a wait in the wrong place (or none) lets the second
+layer read its input before it is written (tools/experiments/pdl_hazard.py shows that it does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.gpu
+
+import irprune  # noqa: E402
+from irprune.launch import uses_dependent_launch  # noqa: E402
+from irprune.reference import prune_random  # noqa: E402
+
+RTOL = 1e-5
+
+
+def _chain():
+    """A: 16 -> 64, 3x3 on 56x56 (the longer kernel); B: 64 -> 8, 1x1, reading A's output."""
+    wa = prune_random((64, 16, 3, 3), 0.9, seed=21)
+    wb = prune_random((8, 64, 1, 1), 0.5, seed=22)
+    a = irprune.conv2d(wa, (1, 16, 56, 56), padding=1, cache=False)
+    b = irprune.conv2d(wb, (1, 64, 56, 56), cache=False)
+    ref = lambda x: torch.nn.functional.conv2d(  # noqa: E731
+        torch.nn.functional.conv2d(x.double(), torch.from_numpy(wa).double().cuda(), padding=1),
+        torch.from_numpy(wb).double().cuda())
+    return a, b, ref
+
+
+def _rel(got, ref) -> float:
+    return float((got.double() - ref).abs().max() / ref.abs().max())
+
+
+def test_kernels_launch_early_where_the_gpu_can():
+    if torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("programmatic dependent launch needs sm_90 or newer")
+    a, b, _ = _chain()
+    assert a.cpu == b.cpu == "sm_90"
+    assert uses_dependent_launch(a) and uses_dependent_launch(b)
+
+
+def test_a_chain_reads_what_the_kernel_before_wrote():
+    a, b, ref = _chain()
+    mid = torch.empty(1, 64, 56, 56, device="cuda")
+    xs = [torch.randn(1, 16, 56, 56, device="cuda") for _ in range(8)]
+    outs = [torch.full((1, 8, 56, 56), float("nan"), device="cuda") for _ in range(64)]
+    for i, out in enumerate(outs):  # one buffer in the middle, rewritten every time
+        a(xs[i % 8], out=mid)
+        b(mid, out=out)
+    torch.cuda.synchronize()
+    refs = [ref(x) for x in xs]
+    worst = max(_rel(out, refs[i % 8]) for i, out in enumerate(outs))
+    assert worst < RTOL
+
+
+def test_a_chain_in_a_cuda_graph_reads_what_the_kernel_before_wrote():
+    a, b, ref = _chain()
+    mid = torch.empty(1, 64, 56, 56, device="cuda")
+    xs = [torch.randn(1, 16, 56, 56, device="cuda") for _ in range(8)]
+    outs = [torch.empty(1, 8, 56, 56, device="cuda") for _ in range(8)]
+    for i in range(8):  # warm-up outside the capture (loads the modules)
+        a(xs[i], out=mid)
+        b(mid, out=outs[i])
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        with torch.cuda.graph(g, stream=s):
+            for i in range(8):
+                a(xs[i], out=mid)
+                b(mid, out=outs[i])
+    refs = [ref(x) for x in xs]
+    for _ in range(5):
+        for o in outs:
+            o.fill_(float("nan"))
+        g.replay()
+        torch.cuda.synchronize()
+        assert max(_rel(o, r) for o, r in zip(outs, refs)) < RTOL
