@@ -4,11 +4,15 @@ irprune launches a kernel whose code waits for the grid before it
 (irprune.passes.grid_dependency_wait) with programmatic stream serialization, so its blocks
 may be scheduled before that grid has finished. These tests chain two layers, the second
 reading the first's output, with a new input every time, eagerly and as CUDA-graph replays,
-and compare every result with float64: a wait in the wrong place (or none) lets the second
-layer read its input before it is written (tools/experiments/pdl_hazard.py shows that it does).
+and compare every result with float64. The first layer runs as compiled, and rebuilt to let
+the second launch as soon as it starts: without its wait the second layer then reads its input
+before it is written (tools/experiments/pdl_hazard.py measured that it does).
 """
 
 from __future__ import annotations
+
+import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -35,6 +39,20 @@ def _chain():
     return a, b, ref
 
 
+def _triggering(kernel):
+    """``kernel`` rebuilt to let the kernel after it launch as soon as it starts
+    (``griddepcontrol.launch_dependents`` right after its wait), as other libraries' kernels
+    may: the next kernel's blocks then run while this one still writes, and only their wait
+    keeps them from reading its output early (tools/experiments/pdl_hazard.py)."""
+    k = copy.copy(kernel)
+    k.parts = [dataclasses.replace(p, ptx=p.ptx.replace(
+        "griddepcontrol.wait;", "griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;"),
+        _ptxas=None) for p in kernel.parts]
+    assert all("launch_dependents" in p.ptx for p in k.parts)
+    k._loaded, k._launch_memo = {}, {}
+    return k
+
+
 def _rel(got, ref) -> float:
     return float((got.double() - ref).abs().max() / ref.abs().max())
 
@@ -47,8 +65,10 @@ def test_kernels_launch_early_where_the_gpu_can():
     assert uses_dependent_launch(a) and uses_dependent_launch(b)
 
 
-def test_a_chain_reads_what_the_kernel_before_wrote():
+@pytest.mark.parametrize("early", [False, True], ids=["a-as-compiled", "a-triggers-early"])
+def test_a_chain_reads_what_the_kernel_before_wrote(early):
     a, b, ref = _chain()
+    a = _triggering(a) if early else a
     mid = torch.empty(1, 64, 56, 56, device="cuda")
     xs = [torch.randn(1, 16, 56, 56, device="cuda") for _ in range(8)]
     outs = [torch.full((1, 8, 56, 56), float("nan"), device="cuda") for _ in range(64)]
@@ -61,8 +81,10 @@ def test_a_chain_reads_what_the_kernel_before_wrote():
     assert worst < RTOL
 
 
-def test_a_chain_in_a_cuda_graph_reads_what_the_kernel_before_wrote():
+@pytest.mark.parametrize("early", [False, True], ids=["a-as-compiled", "a-triggers-early"])
+def test_a_chain_in_a_cuda_graph_reads_what_the_kernel_before_wrote(early):
     a, b, ref = _chain()
+    a = _triggering(a) if early else a
     mid = torch.empty(1, 64, 56, 56, device="cuda")
     xs = [torch.randn(1, 16, 56, 56, device="cuda") for _ in range(8)]
     outs = [torch.empty(1, 8, 56, 56, device="cuda") for _ in range(8)]

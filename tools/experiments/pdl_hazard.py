@@ -2,8 +2,10 @@
 
 Two layers chained as in tests/gpu/test_dependent_launch_gpu.py: A (16 -> 64, 3x3, 56x56)
 writes one buffer, B (64 -> 8, 1x1) reads it, 64 times with a new input each time, eagerly and
-as CUDA-graph replays, every output compared with float64. B is launched with programmatic
-stream serialization in two builds:
+as CUDA-graph replays, every output compared with float64. A lets its dependents launch as soon
+as it starts (``griddepcontrol.launch_dependents`` after its wait; ``HAZARD_A=compiled``: A as
+irprune compiles it, which never triggers early). B is launched with programmatic stream
+serialization in two builds:
 
 - ``wait``: irprune's kernel as compiled (``griddepcontrol.wait`` first);
 - ``no_wait``: the same PTX with the wait deleted, re-assembled.
@@ -35,6 +37,13 @@ def main():
     wa = prune_random((64, 16, 3, 3), 0.9, seed=21)
     wb = prune_random((8, 64, 1, 1), 0.5, seed=22)
     a = irprune.conv2d(wa, (1, 16, 56, 56), padding=1, cache=False)
+    if os.environ.get("HAZARD_A", "early") == "early":
+        # A lets B launch as soon as it starts, as other libraries' kernels may
+        a = copy.copy(a)
+        a.parts = [dataclasses.replace(p, ptx=p.ptx.replace(
+            "griddepcontrol.wait;", "griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;"),
+            _ptxas=None) for p in a.parts]
+        a._loaded, a._launch_memo = {}, {}
     b = irprune.conv2d(wb, (1, 64, 56, 56), cache=False)
     xs = [torch.randn(1, 16, 56, 56, device="cuda") for _ in range(8)]
     refs = [torch.nn.functional.conv2d(torch.nn.functional.conv2d(
@@ -66,7 +75,7 @@ def main():
                     for i, o in enumerate(outs)]
             return sum(not e < 1e-5 for e in errs), max(errs, key=lambda e: e if e == e else 1e30)
 
-        row = {"build": what}
+        row = {"a": os.environ.get("HAZARD_A", "early"), "build": what}
         for o in outs:
             o.fill_(float("nan"))
         chain()
