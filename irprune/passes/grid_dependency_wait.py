@@ -13,9 +13,10 @@ finished: a model's previous layer, a copy, anything on the stream. What overlap
 and block scheduling, not the work (docs/perf-log.md, "Consecutive calls chained by
 programmatic dependent launch"). The kernel does not trigger its own dependents early
 (``griddepcontrol.launch_dependents``): triggering at the start let a chain of calls pile up
-waiting blocks on the SMs and was up to 3x slower; at the end it lost on some layers. A
-waiting kernel launched without the attribute, or after a kernel that never triggers, behaves
-as before.
+waiting blocks on the SMs and was up to 3x slower; at the end it lost on some layers. Without
+a trigger the next kernel may launch once this one's blocks have exited, before its completion
+and memory flush, which is what the measured gain is. A waiting kernel launched without the
+attribute behaves as before (its wait returns at once).
 
 Only kernels (``ptx_kernel`` functions) get the wait; functions they call run after it. Below
 sm_90 the instruction does not exist and the pass changes nothing. irprune.codegen checks in
