@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -65,41 +64,46 @@ def test_kernels_launch_early_where_the_gpu_can():
     assert uses_dependent_launch(a) and uses_dependent_launch(b)
 
 
-@pytest.mark.parametrize("early", [False, True], ids=["a-as-compiled", "a-triggers-early"])
-def test_a_chain_reads_what_the_kernel_before_wrote(early):
+def _inputs(early):
+    """(a, b, mid, xs, refs): the chain (A rebuilt to trigger early with ``early``), the buffer
+    between its layers, 8 inputs and their float64 results."""
     a, b, ref = _chain()
-    a = _triggering(a) if early else a
-    mid = torch.empty(1, 64, 56, 56, device="cuda")
     xs = [torch.randn(1, 16, 56, 56, device="cuda") for _ in range(8)]
-    outs = [torch.full((1, 8, 56, 56), float("nan"), device="cuda") for _ in range(64)]
-    for i, out in enumerate(outs):  # one buffer in the middle, rewritten every time
-        a(xs[i % 8], out=mid)
+    return (_triggering(a) if early else a), b, torch.empty(1, 64, 56, 56, device="cuda"), xs, \
+        [ref(x) for x in xs]
+
+
+def _run(a, b, mid, xs, outs):
+    """A then B for each output, input ``i % 8``: one buffer in the middle, rewritten every time."""
+    for i, out in enumerate(outs):
+        a(xs[i % len(xs)], out=mid)
         b(mid, out=out)
+
+
+EARLY = pytest.mark.parametrize("early", [False, True], ids=["a-as-compiled", "a-triggers-early"])
+
+
+@EARLY
+def test_a_chain_reads_what_the_kernel_before_wrote(early):
+    a, b, mid, xs, refs = _inputs(early)
+    outs = [torch.full((1, 8, 56, 56), float("nan"), device="cuda") for _ in range(64)]
+    _run(a, b, mid, xs, outs)
     torch.cuda.synchronize()
-    refs = [ref(x) for x in xs]
     worst = max(_rel(out, refs[i % 8]) for i, out in enumerate(outs))
     assert worst < RTOL
 
 
-@pytest.mark.parametrize("early", [False, True], ids=["a-as-compiled", "a-triggers-early"])
+@EARLY
 def test_a_chain_in_a_cuda_graph_reads_what_the_kernel_before_wrote(early):
-    a, b, ref = _chain()
-    a = _triggering(a) if early else a
-    mid = torch.empty(1, 64, 56, 56, device="cuda")
-    xs = [torch.randn(1, 16, 56, 56, device="cuda") for _ in range(8)]
+    a, b, mid, xs, refs = _inputs(early)
     outs = [torch.empty(1, 8, 56, 56, device="cuda") for _ in range(8)]
-    for i in range(8):  # warm-up outside the capture (loads the modules)
-        a(xs[i], out=mid)
-        b(mid, out=outs[i])
+    _run(a, b, mid, xs, outs)  # warm-up outside the capture (loads the modules)
     torch.cuda.synchronize()
     g = torch.cuda.CUDAGraph()
     s = torch.cuda.Stream()
     with torch.cuda.stream(s):
         with torch.cuda.graph(g, stream=s):
-            for i in range(8):
-                a(xs[i], out=mid)
-                b(mid, out=outs[i])
-    refs = [ref(x) for x in xs]
+            _run(a, b, mid, xs, outs)
     for _ in range(5):
         for o in outs:
             o.fill_(float("nan"))
