@@ -135,3 +135,67 @@ def test_check_grid_wait_refuses_a_kernel_without_the_wait():
     ptx = PTX.replace("{before}", "").replace("\tgriddepcontrol.wait;\n", "")
     with pytest.raises(CodegenError, match="has no griddepcontrol.wait"):
         check_grid_wait(ptx)
+
+
+_TWO_KERNELS = """target triple = "nvptx64-nvidia-cuda"
+
+define void @helper(ptr %y) {
+  store float 1.0, ptr %y, align 4
+  ret void
+}
+
+define ptx_kernel void @labelled(ptr noalias readonly %x, ptr noalias %y) #0 {
+entry:
+  %v = load float, ptr %x, align 4
+  call void @helper(ptr %y)
+  ret void
+}
+
+define ptx_kernel void @unlabelled(ptr %x, ptr %y) {
+  %1 = load float, ptr %x, align 4
+  store float %1, ptr %y, align 4
+  ret void
+}
+
+attributes #0 = { nounwind }
+"""
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_unparsed_text_gets_the_same_module_as_parsed_functions(runs):
+    # The pipeline hands this pass the clean-up's text unparsed; its text edit must give the
+    # module the edit of parsed functions gives (and nothing more when run again).
+    from irprune.ir.textir import Module, parse_module
+    from irprune.ir.verify import verify_text
+    from irprune.passes.base import PassContext
+    from irprune.passes.grid_dependency_wait import GridDependencyWait
+
+    lazy, parsed = Module.lazy(_TWO_KERNELS), parse_module(_TWO_KERNELS)
+    for _ in range(runs):
+        ctx_l, ctx_p = PassContext(), PassContext()
+        GridDependencyWait().apply(ctx_l, lazy)
+        GridDependencyWait().apply(ctx_p, parsed)
+        assert ctx_l.stats["grid-dependency-wait"] == ctx_p.stats["grid-dependency-wait"]
+    assert not lazy.parsed  # edited as text
+    text = lazy.render()
+    verify_text(text, "test")
+    assert parse_module(text).render() == parsed.render()
+    assert text.count("call void @llvm.nvvm.griddepcontrol.wait()") == 2
+    assert text.count("declare void @llvm.nvvm.griddepcontrol.wait()") == 1
+    assert ctx_l.stats["grid-dependency-wait"]["kernels"] == (2 if runs == 1 else 0)
+    for kernel in ("labelled", "unlabelled"):
+        body = text[text.index(f"@{kernel}("):]
+        first = [l for l in body.splitlines()[1:] if l and not l.endswith(":")][0]
+        assert first.strip() == "call void @llvm.nvvm.griddepcontrol.wait()", kernel
+    helper = text[text.index("@helper("):text.index("@labelled(")]
+    assert "griddepcontrol" not in helper
+
+
+def test_unparsed_text_is_left_alone_below_sm_90():
+    from irprune.ir.textir import Module
+    from irprune.passes.base import PassContext
+    from irprune.passes.grid_dependency_wait import GridDependencyWait
+
+    m = Module.lazy(_TWO_KERNELS)
+    assert GridDependencyWait().apply(PassContext(cpu="sm_80"), m) is False
+    assert m.render() == _TWO_KERNELS
