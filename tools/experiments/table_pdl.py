@@ -13,7 +13,14 @@ with NaN):
 
 - ``call``: irprune's launch path (memset node, then the kernel);
 - ``zero_kernel``: the zeroing kernel, then the kernel with the wait, no PDL;
-- ``pdl``: the same with PDL.
+- ``pdl``: the same with PDL;
+- ``chain``: the zeroing kernel also waits first and is launched with PDL, so that a call's
+  zeroing launches early after the call before it, as every other irprune call does since the
+  grid-dependency-wait pass (the run above predates it);
+- ``alone_us``: the table kernel without any zeroing (its sums are wrong; timed only).
+
+The table kernel irprune compiles now waits first (grid-dependency-wait); that wait is taken
+out here, so that only the waits before the atomics remain.
 
     python3 table_pdl.py [LAYER ...]    # GPU; rows in $OUT/table-pdl.json
 """
@@ -34,6 +41,7 @@ ZERO_PTX = """
   .reg .pred %p1;
   .reg .b32 %r<6>;
   .reg .b64 %rd<5>;
+  WAIT
   griddepcontrol.launch_dependents;
   ld.param.u64 %rd1, [p];
   ld.param.u32 %r1, [n];
@@ -71,8 +79,11 @@ def main():
     from irprune.launch import _functions, _stream
 
     picks = {k: v for k, v in chosen().items() if v[0].slices > 1}
-    zmod = cuda.current_context().create_module_ptx(ZERO_PTX)
-    zfn = zmod.get_function("irp_zero").kernel
+    zfns = {}
+    for wait in (False, True):
+        zmod = cuda.current_context().create_module_ptx(
+            ZERO_PTX.replace("WAIT", "griddepcontrol.wait;" if wait else ""))
+        zfns[wait] = (zmod, zmod.get_function("irp_zero").kernel)
     rows = []
     for name in sys.argv[1:] or list(picks):
         config, block = picks[name]
@@ -82,17 +93,21 @@ def main():
         # the same kernel with the waits: a copy whose part is its PTX rewritten (loaded from
         # the PTX: no cubin), with nothing loaded yet
         k2 = copy.copy(k)
-        k2.parts = [dataclasses.replace(k.parts[0], ptx=with_wait(k.parts[0].ptx), _ptxas=None)]
+        entry_free = k.parts[0].ptx.replace("griddepcontrol.wait;", "", 1)
+        k2.parts = [dataclasses.replace(k.parts[0], ptx=with_wait(entry_free), _ptxas=None)]
         k2._loaded, k2._launch_memo = {}, {}
         fn = _functions(k2)[0].kernel
         n = y.numel()
-        zcfg = LaunchConfig(grid=(-(-n // 256), 1, 1), block=(256, 1, 1))
         grid = k2.part_launches(1)[0][1]
-        for what, pdl in (("zero_kernel", False), ("pdl", True)):
+        for what, pdl, zpdl in (("zero_kernel", False, False), ("pdl", True, False),
+                                ("chain", True, True)):
             cfg = LaunchConfig(grid=grid, block=(block, 1, 1), shmem_size=k2.shared_bytes,
                                programmatic_stream_serialization=pdl)
+            zcfg = LaunchConfig(grid=(-(-n // 256), 1, 1), block=(256, 1, 1),
+                                programmatic_stream_serialization=zpdl)
+            zfn = zfns[zpdl][1]
 
-            def call(i, cfg=cfg):
+            def call(i, cfg=cfg, zcfg=zcfg, zfn=zfn):
                 s = _stream(int(torch.cuda.current_stream().cuda_stream))
                 launch(s, zcfg, zfn, y.data_ptr(), np.uint32(n))
                 launch(s, cfg, fn, xs[i].data_ptr(), y.data_ptr(), 1)
@@ -100,6 +115,12 @@ def main():
                 row[f"{what}_err"], row[f"{what}_us"] = check_then_time(call, y, ref)
             except Exception as exc:
                 row[f"{what}_error"] = str(exc)[:200]
+        from irprune.bench.timing import measure
+        acfg = LaunchConfig(grid=grid, block=(block, 1, 1), shmem_size=k2.shared_bytes,
+                            programmatic_stream_serialization=True)
+        row["alone_us"] = round(measure(lambda i: launch(
+            _stream(int(torch.cuda.current_stream().cuda_stream)), acfg, fn, xs[i].data_ptr(),
+            y.data_ptr(), 1), rotation=16, target_ms=10, repeats=5).median_us, 3)
         save_row(rows, row, "table-pdl.json")
 
 
