@@ -27,11 +27,12 @@ from .llvm_opt import DEFAULT_CPU, set_llvm_options, target_machine
 CODEGEN_OPT = 2
 
 
-def emit_ptx(text: str, cpu: str = DEFAULT_CPU) -> str:
+def emit_ptx(text: str, cpu: str = DEFAULT_CPU, reads_before_wait: bool = False) -> str:
     """PTX for the module in ``text``, for GPU architecture ``cpu``.
 
     A module whose kernels wait for the grid before them (irprune.passes.grid_dependency_wait)
-    has its PTX checked by :func:`check_grid_wait`."""
+    has its PTX checked by :func:`check_grid_wait`; ``reads_before_wait``: its kernel reads
+    memory before the wait by design (a table kernel launched after its zeroing kernel)."""
     set_llvm_options()  # the load/store vectorizer off (see llvm_opt)
     mod = verify_text(text, "ptx", reuse=True)
     try:
@@ -40,34 +41,89 @@ def emit_ptx(text: str, cpu: str = DEFAULT_CPU) -> str:
         raise CodegenError(f"NVPTX backend failed: {str(exc).splitlines()[0]}",
                            stage="ptx", log=str(exc)) from None
     if "@llvm.nvvm.griddepcontrol.wait" in text:
-        check_grid_wait(ptx)
+        check_grid_wait(ptx, reads_before_wait)
     return ptx
 
 
 #: PTX a kernel may run before its ``griddepcontrol.wait``: parameter loads and register
 #: arithmetic. A memory access (other than ``ld.param``), a branch, a call or a label before it
-#: could read what the grid before it is still writing, or skip the wait.
+#: could read what the grid before it is still writing, or skip the wait; a trigger
+#: (``launch_dependents``) before it would let the next kernel start before this one's input
+#: is there.
 _BEFORE_WAIT_FORBIDDEN = re.compile(
     r"^\s*(?:@!?%\w+\s+)?(?:(?:ld|st|atom|red|cp|prefetch|prefetchu|multimem|tex|tld4|suld|sust|"
     r"sured|mbarrier|bra|brx|call|ret|exit|bar|barrier)\b(?!\.param)|"
-    r"[$\w]+:)")
+    r"griddepcontrol\.launch_dependents|[$\w]+:)")
+#: What a kernel that reads before its wait (``reads_before_wait``) must still not do before
+#: it: write global memory (the grid before it may still read or zero it), or trigger.
+_WRITE_BEFORE_WAIT = re.compile(
+    r"^\s*(?:@!?%\w+\s+)?(?:(?:st|atom|red|multimem|sust|sured)\.(?!shared|local|param)|"
+    r"cp\.\S*\.global\.shared|"  # a copy into global memory
+    r"griddepcontrol\.launch_dependents)")
 _GRID_WAIT = "griddepcontrol.wait;"
 
 
-def check_grid_wait(ptx: str) -> None:
+def check_grid_wait(ptx: str, reads_before_wait: bool = False) -> None:
     """Raise CodegenError unless every kernel of ``ptx`` runs ``griddepcontrol.wait`` before any
-    memory access, branch or label: the wait is what makes launching it early safe."""
+    memory access, branch or label: the wait is what makes launching it early safe.
+
+    With ``reads_before_wait`` (a table kernel launched right after its zeroing kernel, which
+    lets it start only after its own wait) loads, branches and loops may come first, but no
+    path through the code from its entry may reach a write to global memory or a trigger
+    without passing a wait (:func:`writes_before_wait`)."""
     for m in re.finditer(r"^(?:\.visible\s+)?\.entry\s+([\w$]+)", ptx, re.M):
-        body = ptx[ptx.index("{", m.end()):]
-        head = body[:body.find(_GRID_WAIT)] if _GRID_WAIT in body.split("\n}", 1)[0] else None
-        bad = None if head is None else next(
-            (line.strip() for line in head.splitlines()[1:] if _BEFORE_WAIT_FORBIDDEN.match(line)),
-            None)
-        if head is None or bad is not None:
-            why = ("has no griddepcontrol.wait" if head is None
-                   else f"runs `{bad}` before its griddepcontrol.wait")
-            raise CodegenError(f"kernel {m.group(1)} {why}: launched early it could read data "
+        start = ptx.index("{", m.end())
+        body = ptx[start:ptx.find("\n}", start)]
+        if _GRID_WAIT not in body:
+            bad = "has no griddepcontrol.wait"
+        elif reads_before_wait:
+            line = writes_before_wait(body.splitlines()[1:])
+            bad = line and f"can run `{line}` before its griddepcontrol.wait"
+        else:
+            head = body[:body.find(_GRID_WAIT)]
+            line = next((l.strip() for l in head.splitlines()[1:]
+                         if _BEFORE_WAIT_FORBIDDEN.match(l)), None)
+            bad = line and f"runs `{line}` before its griddepcontrol.wait"
+        if bad:
+            raise CodegenError(f"kernel {m.group(1)} {bad}: launched early it could read data "
                                "the kernel before it is still writing", stage="ptx", log=ptx)
+
+
+_LABEL = re.compile(r"^\s*([$\w]+):")
+_BRANCH = re.compile(r"^\s*(@!?%\w+\s+)?bra(?:\.uni)?\s+([$\w]+)\s*;")
+_END = re.compile(r"^\s*(?:ret|exit|trap)\b")
+
+
+def writes_before_wait(lines: list[str]) -> str | None:
+    """The first global write or trigger that some path from the start of a kernel body
+    (``lines``, its PTX after the opening brace) reaches without passing a
+    ``griddepcontrol.wait``, or None: the blocks reached from the entry are walked, and a
+    wait ends a path."""
+    blocks: dict[str, int] = {}  # label -> the index of its line
+    for i, line in enumerate(lines):
+        lm = _LABEL.match(line)
+        if lm:
+            blocks[lm.group(1)] = i
+    seen: set[int] = set()
+    todo = [0]
+    while todo:
+        i = todo.pop()
+        while i < len(lines) and i not in seen:
+            seen.add(i)
+            line = lines[i]
+            if _GRID_WAIT in line:
+                break
+            if _WRITE_BEFORE_WAIT.match(line):
+                return line.strip()
+            bm = _BRANCH.match(line)
+            if bm:
+                todo.append(blocks[bm.group(2)])
+                if not bm.group(1):
+                    break  # unconditional: no fall-through
+            elif _END.match(line):
+                break
+            i += 1
+    return None
 
 
 def find_cuda_tool(name: str) -> str | None:

@@ -54,6 +54,9 @@ _ASYNC_WAIT = "@llvm.nvvm.cp.async.wait.all"
 #: The wait for the grid before the kernel (irprune.passes.grid_dependency_wait): on the host
 #: the launch before has finished when this one starts, so a fence.
 _GRID_WAIT = "@llvm.nvvm.griddepcontrol.wait"
+#: The trigger that lets the next kernel launch early (templates/zero_fill.py): on the host the
+#: next kernel starts after this one has finished, so nothing.
+_GRID_TRIGGER = "@llvm.nvvm.griddepcontrol.launch.dependents"
 #: A thread's end inside a device function (irprune.passes.outline_regions).
 _EXIT = "@llvm.nvvm.exit"
 
@@ -132,7 +135,7 @@ def _host_function(fn, defined: set[str], shared_bytes: int, barriers: int,
             # Numba reads the dynamic shared-memory size to give the array its length.
             ins.text = f"  {ins.name} = add i32 0, {int(shared_bytes)}"
             ins.opcode = "add"
-        elif ins.opcode == "call" and ins.callee in (_ASYNC_WAIT, _GRID_WAIT):
+        elif ins.opcode == "call" and ins.callee in (_ASYNC_WAIT, _GRID_WAIT, _GRID_TRIGGER):
             ins.text, ins.opcode, ins.callee = "  fence seq_cst", "fence", None
         elif ins.opcode == "call" and (ins.callee or "").startswith(_ASYNC_COPY):
             args = [a.split()[-1] for a in ins.text[ins.text.index("(") + 1:
@@ -295,14 +298,16 @@ def run_on_host(kernel, x: np.ndarray) -> np.ndarray:
     """The output of ``kernel`` (a :class:`~irprune.kernel.SparseConvKernel` or
     :class:`~irprune.table_kernel.TableConvKernel`) on input ``x`` (any batch), computed on
     the CPU."""
+    from .kernel import part_shared_bytes
     from .validate import check_batch
 
     g = kernel.geometry
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = check_batch(x.shape, (g.C, g.H, g.W), "input")
     # a kernel whose blocks add into the output has it zeroed by its launch (irprune.launch)
+    # or by a zeroing part of its own
     y = np.full((n, g.K, g.OH, g.OW), 0.0 if getattr(kernel, "zero_output", False) else np.nan,
                 dtype=np.float32)
     for part, grid, block in kernel.part_launches(n):
-        HostKernel(part.llvm, kernel.shared_bytes).launch(grid, block, x, y, n)
+        HostKernel(part.llvm, part_shared_bytes(kernel, part)).launch(grid, block, x, y, n)
     return y

@@ -136,10 +136,20 @@ class KernelPart:
     llvm: str
     ptx: str
     _ptxas: PtxasResult | None = field(default=None, repr=False)
+    #: The part's kernel symbol, where it is not its kernel's ``kernel_name`` (a table
+    #: kernel's zeroing part), and its dynamic shared memory, where not its kernel's.
+    name: str | None = None
+    shared_bytes: int | None = None
 
     @property
     def cubin(self) -> bytes | None:
         return self._ptxas.cubin if self._ptxas is not None else None
+
+
+def part_shared_bytes(kernel, part: KernelPart) -> int:
+    """Dynamic shared memory of a block of ``part`` of ``kernel``: the part's own where it has
+    one, else its kernel's."""
+    return kernel.shared_bytes if part.shared_bytes is None else part.shared_bytes
 
 
 @dataclass

@@ -66,6 +66,8 @@ def _functions(kernel) -> list:
     """
     from numba import cuda
 
+    from .kernel import part_shared_bytes
+
     ctx = cuda.current_context()
     if id(ctx) not in kernel._loaded:
         major, minor = ctx.device.compute_capability
@@ -84,9 +86,9 @@ def _functions(kernel) -> list:
                 what = "cubin" if cubin else "PTX"
                 raise LaunchError(f"the driver could not load the {what}: {exc}", stage="load",
                                   log=str(exc)) from None
-            fn = module.get_function(kernel.kernel_name)
-            if kernel.shared_bytes > OPT_IN_SHARED:
-                _allow_shared(fn, kernel.shared_bytes)
+            fn = module.get_function(part.name or kernel.kernel_name)
+            if part_shared_bytes(kernel, part) > OPT_IN_SHARED:
+                _allow_shared(fn, part_shared_bytes(kernel, part))
             # Keep the module referenced: the function lives as long as it does.
             loaded.append((module, fn))
         kernel._loaded[id(ctx)] = loaded
@@ -131,14 +133,16 @@ def _launches(kernel, batch: int, device: int) -> list:
     if hit is None:
         from cuda.core import LaunchConfig
 
+        from .kernel import part_shared_bytes
+
         fns = _functions(kernel)
-        shmem = kernel.shared_bytes
         launches = kernel.part_launches(batch)
         for fn, (_, _, block) in zip(fns, launches):
             _check_threads(fn, block)
         extra = launch_options(kernel)
-        hit = [(fn.kernel, LaunchConfig(grid=grid, block=block, shmem_size=shmem, **extra))
-               for fn, (_, grid, block) in zip(fns, launches)]
+        hit = [(fn.kernel, LaunchConfig(grid=grid, block=block,
+                                        shmem_size=part_shared_bytes(kernel, part), **extra))
+               for fn, (part, grid, block) in zip(fns, launches)]
         kernel._launch_memo[key] = hit
     return hit
 

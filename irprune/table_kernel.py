@@ -13,8 +13,10 @@ Stages, each kept as text (``kernel.asm``):
 ``llvm-pruned``, ``ptx``
     the final module and its PTX.
 
-The kernel launches as every irprune kernel does (input, output, batch; irprune.launch), and
-with several slices the launch zeroes the output first (the blocks add into it).
+The kernel launches as every irprune kernel does (input, output, batch; irprune.launch). With
+several slices its blocks add into the output, which must be zero first: from sm_90 on the
+kernel has a zeroing part launched before it (irprune.zero_part; stages ``zero-fill`` and
+``zero-fill-ptx``), below that the launch runs a memset.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from .table_layout import (TableConfig, Tables, build_tables, check_table_config
                            shared_bytes, table_problem)
 
 #: Bumped when what the disk cache keeps of a table kernel changes.
-_ENTRY_FORMAT = 4
+_ENTRY_FORMAT = 5
 #: IR templates of this process, by everything they are specialized on.
 _ir_memo: dict = {}
 
@@ -73,8 +75,14 @@ class TableConvKernel:
 
     @property
     def zero_output(self) -> bool:
-        """Whether the launch zeroes the output first (several slices add into it)."""
-        return self.config.atomic
+        """Whether the launch zeroes the output with a memset first (several slices add into
+        it, and there is no zeroing part: below sm_90)."""
+        return self.config.atomic and len(self.parts) == 1
+
+    @property
+    def main_part(self) -> KernelPart:
+        """The table part (after the zeroing part, where there is one)."""
+        return self.parts[-1]
 
     @property
     def input_alignment(self) -> int:
@@ -100,25 +108,33 @@ class TableConvKernel:
             validate._fail(f"this table kernel was compiled for {compiled} threads a block, not "
                            f"{b!r}: leave .block as compiled, or compile with block={b!r}",
                            "launch")
-        return [(self.parts[0], grid(self.geometry, self.config, n), (b, 1, 1))]
+        main = (self.main_part, grid(self.geometry, self.config, n), (b, 1, 1))
+        if len(self.parts) == 1:
+            return [main]
+        from .zero_part import ZERO_THREADS, zero_grid
+
+        return [(self.parts[0], zero_grid(self.geometry, n), (ZERO_THREADS, 1, 1)), main]
 
     def ptxas(self) -> PtxasResult:
-        """Assemble the PTX with ptxas (once): the cubin and its resources."""
-        part = self.parts[0]
-        if part._ptxas is None:
+        """Assemble the PTX with ptxas (once, every part): the table part's cubin and
+        resources."""
+        part = self.main_part
+        if any(p._ptxas is None for p in self.parts):
             t0 = time.perf_counter()
-            part._ptxas = run_ptxas(part.ptx, cpu=self.cpu)
+            for p in self.parts:
+                if p._ptxas is None:
+                    p._ptxas = run_ptxas(p.ptx, cpu=self.cpu)
             self.stats["ptxas"] = part._ptxas.to_dict()
             self.stats["seconds"]["ptxas"] = round(time.perf_counter() - t0, 3)
         return part._ptxas
 
     @property
     def cubin(self) -> bytes | None:
-        return self.parts[0].cubin
+        return self.main_part.cubin
 
     @property
     def cubins(self) -> list[bytes | None]:
-        return [self.cubin]
+        return [p.cubin for p in self.parts]
 
     def __call__(self, x, out=None):
         """Run the kernel on ``x`` (a CUDA array, or numpy, which is copied); return the output."""
@@ -142,7 +158,8 @@ def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: boo
     from .templates.conv2d_table import conv2d_table
 
     g1 = g.with_batch(1)
-    key = (g1, config, words, has_bias, relu, cpu, block)
+    late_wait = late_wait_of(config, cpu)
+    key = (g1, config, words, has_bias, relu, cpu, block, late_wait)
     hit = _ir_memo.get(key)
     if hit is not None:
         return hit
@@ -158,13 +175,13 @@ def _ir_template(g: ConvGeometry, config: TableConfig, words: int, has_bias: boo
     i2, q2 = types.int32[:, ::1], types.int64[:, ::1]
     argtypes = (types.float32[:, ::1], q2, i2, q2, i2, types.float32[::1],
                 types.float32[:, :, ::1], *(types.int64,) * 6, types.boolean, types.boolean,
-                types.int64, types.int64, types.int64)
+                types.int64, types.int64, types.int64, types.boolean)
     scalars = {"stride": ("i64", g.stride), "channels": ("i64", g.C), "width": ("i64", g.W),
                "tile_k": ("i64", config.tile_k),
                "slices": ("i64", config.slices), "tile_p": ("i64", config.tile_p),
                "relu": ("i8", int(relu)), "atomic": ("i8", int(config.atomic)),
                "copy_bytes": ("i64", input_copy_bytes(g, config)), "threads": ("i64", block),
-               "pitch": ("i64", row_pitch(g, config))}
+               "pitch": ("i64", row_pitch(g, config)), "late_wait": ("i8", int(late_wait))}
     irt = build_ir_template(conv2d_table.py_func, arrays, scalars, argtypes, cpu=cpu,
                             symbol="irprune_conv2d_table", group_zero=False, loops_stay=True)
     _ir_memo[key] = irt
@@ -207,8 +224,11 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     key = None
     if store is not None:
         from .templates import conv2d_table as src
+        from .templates import grid_control, zero_fill
+        from .zero_part import ZERO_PIPELINE
 
-        key = digest("table-kernel", _ENTRY_FORMAT, TABLE_PIPELINE, _source(src), g.with_batch(1),
+        key = digest("table-kernel", _ENTRY_FORMAT, TABLE_PIPELINE, _source(src),
+                     _source(zero_fill), _source(grid_control), ZERO_PIPELINE, g.with_batch(1),
                      config, w.tobytes(), b.tobytes() if b is not None else b"", relu, cpu, block,
                      toolchain_fingerprint())
         hit = store.get("table-kernel", key)
@@ -226,8 +246,16 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
     result = run_pipeline(parse_pipeline(TABLE_PIPELINE), parse_module(irt.text), ctx)
     final = result.text
     t2 = time.perf_counter()
-    ptx = emit_ptx(final, cpu)
+    late_wait = late_wait_of(config, cpu)
+    ptx = emit_ptx(final, cpu, reads_before_wait=late_wait)
     t3 = time.perf_counter()
+    parts, zero_stages = [], {}
+    if late_wait:
+        from .zero_part import compile_zero_part
+
+        zero, zero_stages = compile_zero_part(g, cpu)
+        parts.append(zero)
+    t4 = time.perf_counter()
     nnz = int(np.count_nonzero(w))
     stats = {"weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
              "layout": "table", "config": config.__dict__, "threads": block,
@@ -237,23 +265,34 @@ def compile_table_conv2d(weight, input_shape, config: TableConfig, stride: int =
              "fma_ptx": _count_fma_ptx(ptx), "ptx_lines": ptx.count("\n"),
              "seconds": {"ir_template": round(t1 - t0, 3),
                          **{n: round(v, 3) for n, v in irt.timings.items()},
-                         "passes": round(t2 - t1, 3), "ptx": round(t3 - t2, 3)}}
-    part = KernelPart(first_group=0, groups=1, nnz=nnz, llvm=final, ptx=ptx)
+                         "passes": round(t2 - t1, 3), "ptx": round(t3 - t2, 3),
+                         **({"zero_part": round(t4 - t3, 3)} if late_wait else {})}}
+    parts.append(KernelPart(first_group=0, groups=1, nnz=nnz, llvm=final, ptx=ptx))
     asm = {"nvvm": irt.nvvm, "llvm": irt.text, **result.stages, "llvm-pruned": final,
-           "ptx": ptx}
+           "ptx": ptx, **zero_stages}
     k = TableConvKernel(geometry=g, config=config, relu=bool(relu), has_bias=b is not None,
                         kernel_name=irt.kernel_name, cpu=cpu, asm=asm, stats=stats, weight=w,
-                        words=tables.words, parts=[part], block=block)
+                        words=tables.words, parts=parts, block=block)
     if assemble:
         k.ptxas()
     if store is not None:
         # the final stages only: the pass stages hold the tables again each
         store.put("table-kernel", key, {
             "config": config, "relu": k.relu, "has_bias": k.has_bias,
-            "kernel_name": k.kernel_name, "cpu": cpu, "asm": {"llvm-pruned": final, "ptx": ptx},
+            "kernel_name": k.kernel_name, "cpu": cpu,
+            "asm": {"llvm-pruned": final, "ptx": ptx, **zero_stages},
             "stats": stats, "weight": w, "words": k.words, "parts": k.parts})
         k.cache_key = key
     return k
+
+
+def late_wait_of(config: TableConfig, cpu: str) -> bool:
+    """Whether a table kernel of ``config`` on ``cpu`` zeroes its output with a zeroing part
+    and waits for it only before its adds (several slices, sm_90 and newer); else, with
+    several slices, its launch runs a memset."""
+    from .passes.grid_dependency_wait import supports_grid_wait
+
+    return config.atomic and supports_grid_wait(cpu)
 
 
 def _source(module) -> str:

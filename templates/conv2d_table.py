@@ -22,7 +22,11 @@ Launch layout (irprune.table_layout builds the tables in this order):
   a clamp would cost an add per 32 pixels instead of one per pair.
 - With one slice a block stores its sums (plus bias, ReLU); with several, each block adds its
   sums into the output with atomics (the launch zeroes the output first; slice 0 adds the
-  bias).
+  bias). With ``late_wait`` (sm_90 and newer) the zeroing is a kernel launched just before
+  this one (templates/zero_fill.py), which lets this one launch at once: this kernel then
+  waits for it (``griddepcontrol.wait``) only before its first add, after its copies and its
+  loop, so that the zeroing and the launch overlap them (docs/perf-log.md, "The zeroing
+  chained by programmatic dependent launch").
 
 All index arithmetic is unsigned 64-bit: Numba adds a negative-index fix-up to every array
 access with a signed index, some 20 instructions per nonzero in the inner loop. The threads per
@@ -34,6 +38,8 @@ need no division for their trip counts, which took about a tenth of the kernel's
 from llvmlite import ir
 from numba import cuda, float32, int64, types, uint32, uint64
 from numba.cuda.extending import intrinsic
+
+from .grid_control import grid_wait
 
 #: The most pixels one block may take, in 32-pixel steps (the per-lane accumulators are a
 #: local array, whose size Numba must know when it types the kernel).
@@ -94,7 +100,7 @@ def _accumulate_pair(acc, pair, smf, base, steps):
 
 @cuda.jit
 def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width, tile_k, slices,
-                 tile_p, relu, atomic, copy_bytes, threads, pitch):
+                 tile_p, relu, atomic, copy_bytes, threads, pitch, late_wait):
     """y = conv2d(x, W) + bias for a 1x1 kernel, W given as per-block (offset, weight) tables.
 
     ``x`` is passed as N x (C * H * W) and ``y`` as N x K x (OH * OW); ``channels`` and
@@ -105,6 +111,9 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
     With ``pitch`` (irprune.table_layout.row_pitch: a strided layer, the whole image a tile) the
     block copies each row it reads whole, 16 bytes at a time, ``pitch`` floats apart, into a
     staging area, then packs the values the layer reads into the tile as a stride-1 layer's.
+    ``late_wait``: wait for the grid before (the zeroing kernel) just before the adds; the
+    kernel reads its input before that wait, so it must be launched right after the zeroing
+    kernel, which lets it start only once that kernel's own wait has returned.
     Launch: grid (K / tile_k, slices, N * pixel tiles), ``threads`` (a multiple of 32) threads.
     """
     one = uint64(1)
@@ -209,6 +218,9 @@ def conv2d_table(x, x2, pairs, pairs2, rowptr, bias, y, stride, channels, width,
             _accumulate(acc, smq, smf, k + one, base, steps)
         if (e - b) & one:
             _accumulate(acc, smq, smf, e - one, base, steps)
+        if late_wait:
+            # the output is zero from here on (later calls return at once)
+            grid_wait()
         ko = t * TK + o
         for j in range(steps):
             q = lane + uint64(32) * j

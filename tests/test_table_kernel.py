@@ -52,7 +52,8 @@ def test_table_kernels_compute_the_convolution(case):
     y = run_on_host(k, x)
     assert not np.isnan(y).any(), "some outputs were never written"
     assert rel_err(y, conv2d_reference(x, w, stride, 0, b, relu)) < RTOL
-    assert k.zero_output == (config.slices > 1)
+    # several slices add into the output: zeroed by a part of the kernel's own (sm_90)
+    assert len(k.parts) == (2 if config.slices > 1 else 1) and not k.zero_output
 
 
 def test_stages_and_statistics():
@@ -60,7 +61,7 @@ def test_stages_and_statistics():
     k = compile_table_conv2d(w, (1, 16, 5, 5), TableConfig(16, 2, 25), cache=False)
     assert list(k.asm)[:2] == ["nvvm", "llvm"]
     for stage in ("embed-tables", "async-copy", "contract-fma", "llvm-cleanup", "llvm-pruned",
-                  "ptx"):
+                  "ptx", "zero-fill", "zero-fill-ptx"):
         assert stage in k.asm
     ptx = k.asm["ptx"]
     assert "cp.async.ca.shared.global" in ptx and "cp.async.wait_all" in ptx

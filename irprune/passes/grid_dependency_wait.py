@@ -18,7 +18,11 @@ a trigger the next kernel may launch once this one's blocks have exited, before 
 and memory flush, which is what the measured gain is. A waiting kernel launched without the
 attribute behaves as before (its wait returns at once).
 
-Only kernels (``ptx_kernel`` functions) get the wait; functions they call run after it. Below
+Only kernels (``ptx_kernel`` functions) get the wait; functions they call run after it. A
+kernel that already waits somewhere is left as it is: its template placed the wait itself
+(templates/conv2d_table.py waits just before its atomic adds, reading its input before that,
+which is safe only because irprune launches it right after its zeroing kernel; irprune.codegen
+checks such a kernel for writes before the wait instead). Below
 sm_90 the instruction does not exist and the pass changes nothing. irprune.codegen checks in
 the PTX that the backend kept the wait ahead of every global memory access
 (:func:`irprune.codegen.check_grid_wait`).
@@ -72,10 +76,9 @@ class GridDependencyWait(ModulePass):
         for fn in module.functions:
             if " ptx_kernel " not in fn.header:
                 continue
-            entry = fn.blocks[0].instructions
-            if entry and entry[0].opcode == "call" and entry[0].callee == WAIT:
-                continue  # already there (the pass run twice)
-            entry.insert(0, Instruction.parse(f"call void {WAIT}()"))
+            if any(i.opcode == "call" and i.callee == WAIT for i in fn.instructions()):
+                continue  # it waits already: the pass run twice, or its template's own wait
+            fn.blocks[0].instructions.insert(0, Instruction.parse(f"call void {WAIT}()"))
             kernels += 1
         if kernels:
             module.declare(WAIT_DECLARE, WAIT)
@@ -88,7 +91,6 @@ class GridDependencyWait(ModulePass):
 #: passed in is given a leading newline.
 _KERNEL_ENTRY_RE = re.compile(
     r'\ndefine [^\n]*\bptx_kernel\b[^\n]*\{[^\n]*\n(?:(?:[-a-zA-Z$._0-9]+|"[^"]*"):[^\n]*\n)?')
-_CALL_RE = re.compile(r"[ \t]*call void " + re.escape(WAIT) + r"\(\)")
 
 
 def _wait_in_text(text: str) -> tuple[str, int]:
@@ -98,8 +100,9 @@ def _wait_in_text(text: str) -> tuple[str, int]:
     text = "\n" + text
     out, last, kernels = [], 1, 0
     for m in _KERNEL_ENTRY_RE.finditer(text):
-        if _CALL_RE.match(text, m.end()):
-            continue  # already there (the pass run twice)
+        end = text.find("\n}\n", m.end())
+        if text.find(f"call void {WAIT}()", m.end(), end if end >= 0 else len(text)) >= 0:
+            continue  # it waits already: the pass run twice, or its template's own wait
         out += [text[last:m.end()], WAIT_CALL + "\n"]
         last, kernels = m.end(), kernels + 1
     out.append(text[last:])

@@ -77,18 +77,78 @@ def test_a_pipeline_without_the_pass_launches_as_before():
     assert not uses_dependent_launch(k)
 
 
-def test_table_kernels_wait_and_only_those_without_a_memset_launch_early():
+def test_table_kernels_wait_and_launch_early():
     w = prune_random((16, 8, 1, 1), 0.8, seed=3)
     one = compile_table_conv2d(w, (1, 8, 5, 5), config=TableConfig(16, 1, 25), block=64,
                                cache=False)
-    sliced = compile_table_conv2d(w, (1, 8, 5, 5), config=TableConfig(16, 2, 25), block=64,
-                                  cache=False)
-    for k in (one, sliced):
-        assert "griddepcontrol.wait;" in k.asm["ptx"]
-        assert not [l for l in _entry_head(k.asm["ptx"]) if _MEMORY.match(l)]
+    assert len(one.parts) == 1 and not one.zero_output
+    assert not [l for l in _entry_head(one.asm["ptx"]) if _MEMORY.match(l)]
     assert uses_dependent_launch(one)
-    # the launch zeroes a sliced kernel's output with a memset first: no grid to wait for
-    assert sliced.zero_output and not uses_dependent_launch(sliced)
+
+
+def _sliced(cpu="sm_90"):
+    w = prune_random((16, 8, 1, 1), 0.8, seed=3)
+    return compile_table_conv2d(w, (1, 8, 5, 5), config=TableConfig(16, 2, 25), block=64,
+                                cache=False, cpu=cpu), w
+
+
+def test_a_sliced_table_kernel_has_a_zeroing_part_and_waits_only_before_its_adds():
+    k, w = _sliced()
+    zero, main = k.parts
+    assert zero.name == "irprune_zero_fill" and zero.shared_bytes == 0
+    assert k.main_part is main and not k.zero_output  # no memset
+    assert uses_dependent_launch(k)
+    # the zeroing part: the wait first, then the trigger that lets the table part launch
+    zhead = _entry_head(zero.ptx)
+    assert not [l for l in zhead if _MEMORY.match(l) or "launch_dependents" in l]
+    assert zero.ptx.index("griddepcontrol.wait;") < zero.ptx.index(
+        "griddepcontrol.launch_dependents;")
+    assert k.asm["zero-fill-ptx"] == zero.ptx
+    # the table part copies its input and runs its loop before its wait; writes only after it
+    head = _entry_head(main.ptx)
+    assert [l for l in head if "ld." in l and ".param" not in l]
+    assert not [l for l in head if re.match(r"\s*(?:@!?%\w+\s+)?(?:st|atom|red)\.global", l)]
+    assert main.ptx.count("griddepcontrol.wait;") == 1
+    assert "atom.global.add.f32" in main.ptx.split("griddepcontrol.wait;")[1]
+    (zp, zgrid, zblock), (mp, _, _) = k.part_launches(3)
+    assert (zp, mp) == (zero, main) and zgrid == (-(-16 * 25 // 256), 3, 1)
+    assert zblock == (256, 1, 1)
+    # on the host the output starts as NaN: only the zeroing part makes it zero
+    x = np.random.default_rng(4).standard_normal((3, 8, 5, 5)).astype(np.float32)
+    ref = conv2d_reference(x, w, 1, 0)
+    assert np.abs(run_on_host(k, x) - ref).max() / np.abs(ref).max() < 1e-5
+
+
+def test_without_its_zeroing_part_a_sliced_table_kernel_is_wrong_on_the_host():
+    # the test above can fail: the table part alone adds into NaN
+    import dataclasses
+
+    k, w = _sliced()
+    bare = dataclasses.replace(k, parts=[k.main_part])
+    x = np.random.default_rng(4).standard_normal((1, 8, 5, 5)).astype(np.float32)
+    assert np.isnan(run_on_host(_NoMemset(bare), x)).all()
+
+
+class _NoMemset:
+    """A kernel seen without the launch's memset (what a lost zeroing part would leave)."""
+
+    zero_output = False
+
+    def __init__(self, k):
+        self._k = k
+
+    def __getattr__(self, name):
+        return getattr(self._k, name)
+
+
+def test_a_sliced_table_kernel_below_sm_90_is_zeroed_by_a_memset():
+    k, w = _sliced("sm_80")
+    assert len(k.parts) == 1 and k.zero_output
+    assert "griddepcontrol" not in k.asm["ptx"] and "zero-fill" not in k.asm
+    assert not uses_dependent_launch(k)
+    x = np.random.default_rng(4).standard_normal((2, 8, 5, 5)).astype(np.float32)
+    ref = conv2d_reference(x, w, 1, 0)
+    assert np.abs(run_on_host(k, x) - ref).max() / np.abs(ref).max() < 1e-5
 
 
 @pytest.mark.parametrize("cpu,number,ok", [("sm_90", 90, True), ("sm_90a", 90, True),
@@ -129,6 +189,60 @@ def test_check_grid_wait_accepts_a_wait_before_every_access(before):
 def test_check_grid_wait_refuses_an_access_or_branch_before_the_wait(before, what):
     with pytest.raises(CodegenError, match=re.escape(what)):
         check_grid_wait(PTX.replace("{before}", before))
+
+
+def test_check_grid_wait_refuses_a_trigger_before_the_wait():
+    trigger = "\tgriddepcontrol.launch_dependents;\n"
+    for reads in (False, True):
+        with pytest.raises(CodegenError, match="launch_dependents"):
+            check_grid_wait(PTX.replace("{before}", trigger), reads_before_wait=reads)
+
+
+@pytest.mark.parametrize("before", ["\tld.global.nc.f32 \t%f2, [%rd2];\n",
+                                    "\t@%p1 bra \t$L__BB0_1;\n$L__BB0_1:\n", "\tst.shared.b32 \t[%rd2], %r1;\n",
+                                    "\tcp.async.ca.shared.global [%rd1], [%rd2], 16;\n"])
+def test_a_kernel_that_reads_before_its_wait_may_read_and_branch_first(before):
+    check_grid_wait(PTX.replace("{before}", before), reads_before_wait=True)
+
+
+@pytest.mark.parametrize("before,what", [
+    ("\tst.global.f32 \t[%rd2], %f2;\n", "st.global.f32"),
+    ("\tst.b32 \t[%rd2], %r2;\n", "st.b32"),  # generic: may be global
+    ("\tatom.global.add.f32 \t%f3, [%rd2], %f2;\n", "atom.global.add.f32"),
+    ("\tred.global.add.f32 \t[%rd2], %f2;\n", "red.global.add.f32"),
+])
+def test_a_kernel_that_reads_before_its_wait_may_not_write_before_it(before, what):
+    with pytest.raises(CodegenError, match=re.escape(what)):
+        check_grid_wait(PTX.replace("{before}", before), reads_before_wait=True)
+
+
+_LOOP = """.visible .entry k(
+\t.param .u64 k_param_0
+)
+{
+\tld.param.b64 \t%rd1, [k_param_0];
+\tld.global.nc.f32 \t%f1, [%rd1];
+\tbra.uni \t$L__BB0_2;
+$L__BB0_1:
+\tatom.global.add.f32 \t%f3, [%rd1], %f1;
+$L__BB0_2:
+\t{skip}
+\tgriddepcontrol.wait;
+\t@%p1 bra \t$L__BB0_1;
+\tret;
+
+}
+"""
+
+
+def test_a_write_laid_out_before_the_wait_but_reached_only_through_it_is_accepted():
+    # a loop rotated by the backend: the add comes first in the text, after the wait in the flow
+    check_grid_wait(_LOOP.replace("{skip}", ""), reads_before_wait=True)
+
+
+def test_a_path_around_the_wait_to_a_write_is_refused():
+    with pytest.raises(CodegenError, match="can run `atom.global.add.f32"):
+        check_grid_wait(_LOOP.replace("{skip}", "@%p2 bra \t$L__BB0_1;"), reads_before_wait=True)
 
 
 def test_check_grid_wait_refuses_a_kernel_without_the_wait():
@@ -199,3 +313,32 @@ def test_unparsed_text_is_left_alone_below_sm_90():
     m = Module.lazy(_TWO_KERNELS)
     assert GridDependencyWait().apply(PassContext(cpu="sm_80"), m) is False
     assert m.render() == _TWO_KERNELS
+
+
+_WAITS_LATE = """target triple = "nvptx64-nvidia-cuda"
+
+define ptx_kernel void @late(ptr %x, ptr %y) {
+entry:
+  %v = load float, ptr %x, align 4
+  call void @llvm.nvvm.griddepcontrol.wait()
+  store float %v, ptr %y, align 4
+  ret void
+}
+
+declare void @llvm.nvvm.griddepcontrol.wait()
+"""
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_a_kernel_whose_template_waits_gets_no_second_wait(lazy):
+    from irprune.ir.textir import Module, parse_module
+    from irprune.passes.base import PassContext
+    from irprune.passes.grid_dependency_wait import GridDependencyWait
+
+    m = Module.lazy(_WAITS_LATE) if lazy else parse_module(_WAITS_LATE)
+    ctx = PassContext()
+    assert not GridDependencyWait().apply(ctx, m)
+    assert ctx.stats["grid-dependency-wait"]["kernels"] == 0
+    text = m.render()
+    assert text.count("call void @llvm.nvvm.griddepcontrol.wait()") == 1
+    assert text.index("load float") < text.index("call void @llvm.nvvm.griddepcontrol.wait()")
