@@ -9,5 +9,9 @@ rm -rf ab && mkdir -p ab
 for rev in "$@"; do
   mkdir -p "ab/$rev"
   git archive "$rev" irprune | tar -x -C "ab/$rev"
+  # templates/ is installed as irprune.templates: without its own copy the revision would
+  # import the working tree's templates (the editable install maps the name there)
+  mkdir -p "ab/$rev/irprune/templates"
+  git archive "$rev" templates | tar -x -C "ab/$rev/irprune/templates" --strip-components=1
   echo "ab/$rev <- $(git rev-parse --short "$rev")"
 done
