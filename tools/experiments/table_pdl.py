@@ -23,6 +23,10 @@ The table kernel irprune compiles now waits first (grid-dependency-wait); that w
 out here, so that only the waits before the atomics remain.
 
     python3 table_pdl.py [LAYER ...]    # GPU; rows in $OUT/table-pdl.json
+
+It takes the table kernel as irprune compiled it before a1046ce (one part, the memset launch):
+run it from a checkout of 605f197. a1046ce built the ``chain`` variant into irprune
+(irprune.zero_part).
 """
 import copy, dataclasses, os, re, sys
 
