@@ -55,11 +55,12 @@ _BEFORE_WAIT_FORBIDDEN = re.compile(
     r"sured|mbarrier|bra|brx|call|ret|exit|bar|barrier)\b(?!\.param)|"
     r"griddepcontrol\.launch_dependents|[$\w]+:)")
 #: What a kernel that reads before its wait (``reads_before_wait``) must still not do before
-#: it: write global memory (the grid before it may still read or zero it), or trigger.
+#: it: write global memory (the grid before it may still read or zero it), or trigger; nor
+#: call a function or branch indirectly, which the path walk cannot follow.
 _WRITE_BEFORE_WAIT = re.compile(
     r"^\s*(?:@!?%\w+\s+)?(?:(?:st|atom|red|multimem|sust|sured)\.(?!shared|local|param)|"
     r"cp\.\S*\.global\.shared|"  # a copy into global memory
-    r"griddepcontrol\.launch_dependents)")
+    r"griddepcontrol\.launch_dependents|call\b|brx\b)")
 _GRID_WAIT = "griddepcontrol.wait;"
 
 
@@ -117,6 +118,8 @@ def writes_before_wait(lines: list[str]) -> str | None:
                 return line.strip()
             bm = _BRANCH.match(line)
             if bm:
+                if bm.group(2) not in blocks:
+                    return line.strip()  # a target outside the body: refuse what we cannot follow
                 todo.append(blocks[bm.group(2)])
                 if not bm.group(1):
                     break  # unconditional: no fall-through

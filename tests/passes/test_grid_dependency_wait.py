@@ -210,6 +210,8 @@ def test_a_kernel_that_reads_before_its_wait_may_read_and_branch_first(before):
     ("\tst.b32 \t[%rd2], %r2;\n", "st.b32"),  # generic: may be global
     ("\tatom.global.add.f32 \t%f3, [%rd2], %f2;\n", "atom.global.add.f32"),
     ("\tred.global.add.f32 \t[%rd2], %f2;\n", "red.global.add.f32"),
+    ("\tcall.uni \tf, (param0);\n", "call.uni"),  # the walk cannot follow a call
+    ("\t@%p1 bra \t$L__BB9_9;\n", "$L__BB9_9"),  # nor a branch out of the body
 ])
 def test_a_kernel_that_reads_before_its_wait_may_not_write_before_it(before, what):
     with pytest.raises(CodegenError, match=re.escape(what)):
