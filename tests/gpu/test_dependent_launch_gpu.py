@@ -93,14 +93,14 @@ def _run(a, b, mid, xs, outs):
         b(mid, out=out)
 
 
-def EARLY(test):
+def _every_chain(test):
     """Each chain: A as compiled or triggering early, B immediate or a sliced table kernel."""
     test = pytest.mark.parametrize("early", [False, True],
                                    ids=["a-as-compiled", "a-triggers-early"])(test)
     return pytest.mark.parametrize("table", [False, True], ids=["b-immediate", "b-table"])(test)
 
 
-@EARLY
+@_every_chain
 def test_a_chain_reads_what_the_kernel_before_wrote(early, table):
     a, b, mid, xs, refs = _inputs(early, table)
     outs = [torch.full((1, 8, 56, 56), float("nan"), device="cuda") for _ in range(64)]
@@ -110,7 +110,7 @@ def test_a_chain_reads_what_the_kernel_before_wrote(early, table):
     assert worst < RTOL
 
 
-@EARLY
+@_every_chain
 def test_a_chain_in_a_cuda_graph_reads_what_the_kernel_before_wrote(early, table):
     a, b, mid, xs, refs = _inputs(early, table)
     outs = [torch.empty(1, 8, 56, 56, device="cuda") for _ in range(8)]
