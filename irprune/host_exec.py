@@ -55,7 +55,8 @@ _ASYNC_WAIT = "@llvm.nvvm.cp.async.wait.all"
 #: the launch before has finished when this one starts, so a fence.
 _GRID_WAIT = "@llvm.nvvm.griddepcontrol.wait"
 #: The trigger that lets the next kernel launch early (templates/zero_fill.py): on the host the
-#: next kernel starts after this one has finished, so nothing.
+#: next kernel starts after this one has finished, so it has nothing to do (a fence, as the
+#: waits).
 _GRID_TRIGGER = "@llvm.nvvm.griddepcontrol.launch.dependents"
 #: A thread's end inside a device function (irprune.passes.outline_regions).
 _EXIT = "@llvm.nvvm.exit"

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..ir.textir import Instruction, Module
+from ..ir.textir import Module
 from .base import ModulePass, PassContext
 
 WAIT = "@llvm.nvvm.griddepcontrol.wait"
@@ -65,23 +65,12 @@ class GridDependencyWait(ModulePass):
         if not supports_grid_wait(ctx.cpu):
             stats.update({"kernels": 0, "skipped": f"{ctx.cpu} has no griddepcontrol"})
             return False
-        if not module.parsed:
-            # The pipeline's LLVM clean-up leaves the module as unparsed text: parsing its
-            # megabytes to insert one line a kernel took 0.22 s on resnet_3x3_28 at batch 1.
-            text, kernels = _wait_in_text(module.render())
-            module.set_text(text)
-            stats["kernels"] = kernels
-            return kernels > 0
-        kernels = 0
-        for fn in module.functions:
-            if " ptx_kernel " not in fn.header:
-                continue
-            if any(i.opcode == "call" and i.callee == WAIT for i in fn.instructions()):
-                continue  # it waits already: the pass run twice, or its template's own wait
-            fn.blocks[0].instructions.insert(0, Instruction.parse(f"call void {WAIT}()"))
-            kernels += 1
+        # An edit of the text, parsed or not: the pipelines hand this pass the clean-up's text
+        # unparsed, and parsing its megabytes to insert one line a kernel took 0.22 s on
+        # resnet_3x3_28 at batch 1.
+        text, kernels = _wait_in_text(module.render())
         if kernels:
-            module.declare(WAIT_DECLARE, WAIT)
+            module.set_text(text)
         stats["kernels"] = kernels
         return kernels > 0
 
@@ -94,9 +83,8 @@ _KERNEL_ENTRY_RE = re.compile(
 
 
 def _wait_in_text(text: str) -> tuple[str, int]:
-    """``text`` (LLVM IR as LLVM prints it) with the wait first in each kernel's entry block,
-    and how many kernels got it: the same module :meth:`GridDependencyWait.apply` makes by
-    editing parsed functions."""
+    """``text`` (LLVM IR as LLVM or :meth:`Module.render` prints it) with the wait first in the
+    entry block of each kernel that does not wait yet, and how many kernels got it."""
     text = "\n" + text
     out, last, kernels = [], 1, 0
     for m in _KERNEL_ENTRY_RE.finditer(text):

@@ -278,9 +278,9 @@ attributes #0 = { nounwind }
 
 
 @pytest.mark.parametrize("runs", [1, 2])
-def test_unparsed_text_gets_the_same_module_as_parsed_functions(runs):
-    # The pipeline hands this pass the clean-up's text unparsed; its text edit must give the
-    # module the edit of parsed functions gives (and nothing more when run again).
+def test_an_unparsed_and_a_parsed_module_get_the_same_wait(runs):
+    # The pipeline hands this pass the clean-up's text unparsed, `irprune opt` a parsed module:
+    # both must come out as the same module (and nothing more when run again).
     from irprune.ir.textir import Module, parse_module
     from irprune.ir.verify import verify_text
     from irprune.passes.base import PassContext
