@@ -96,7 +96,7 @@ def main():
     from irprune.bench.impls import make_inputs
     from irprune.bench.timing import measure
     want = [(a.split(":")[0], int(a.split(":")[1])) for a in sys.argv[1:]]
-    cfgs = [c for c in recorded_configs(RESULTS) if (c.layer, c.batch) in want and c.gs]
+    cfgs = [c for c in recorded_configs(RESULTS, tiles=False) if (c.layer, c.batch) in want and c.gs]
     jobs = [(v, c) for c in cfgs for v in VARIANTS]
     print(len(jobs), "kernels", flush=True)
     build_all(_build, jobs)
