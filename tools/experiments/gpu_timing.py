@@ -321,3 +321,38 @@ def check_and_time_by_layer(out, cases, weights, batch: int, out_name: str, roun
                            rounds)
         del xs, ref, y
         torch.cuda.empty_cache()
+
+
+def rotation_ab(row, kernels, w, layer, batch: int, rounds: int, base: str):
+    """Each ``{variant: kernel}`` of ``kernels`` checked against float64 (output poisoned with
+    NaN; an error of 1e-5 or more raises), then all timed ``rounds`` times, interleaved, with
+    the bench's input rotation (irprune.bench.impls.make_inputs: input and output sets over
+    twice the L2); each variant's times, error and registers into ``row``, and its speedup
+    (best ``base`` time / its best) for every variant but ``base``."""
+    import torch
+    from irprune.bench.impls import make_inputs
+    from irprune.bench.timing import measure
+    inp = make_inputs(layer, batch, torch.cuda.get_device_properties(0).L2_cache_size, 0)
+    row["sets"] = inp.rotation
+    ref = torch.nn.functional.conv2d(inp.xs[0].double(), torch.from_numpy(w).double().cuda(),
+                                     stride=layer.stride, padding=layer.padding)
+    for v, k in kernels.items():
+        inp.ys[0].fill_(float("nan"))
+        k(inp.xs[0], out=inp.ys[0])
+        torch.cuda.synchronize()
+        err = float((inp.ys[0].double() - ref).abs().max() / ref.abs().max())
+        if not err < 1e-5:
+            raise RuntimeError(f"{v}: wrong result {err}")
+        row[v + "_err"] = f"{err:.1e}"
+        row[v + "_regs"] = k.registers
+    del ref
+    for _ in range(rounds):
+        for v, k in kernels.items():
+            us = measure(lambda i, k=k: k(inp.xs[i], out=inp.ys[i]), rotation=inp.rotation,
+                         target_ms=10, repeats=5).median_us
+            row.setdefault(v, []).append(round(us, 3))
+    for v in kernels:
+        if v != base:
+            row["speedup_" + v] = round(min(row[base]) / min(row[v]), 3)
+    del inp
+    torch.cuda.empty_cache()

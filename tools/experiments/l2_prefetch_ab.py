@@ -25,7 +25,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import build_all, compile_layer, layer_of, print_geomeans, recorded_configs, save_row
+from gpu_timing import (assembled, build_all, compile_layer, install_ptx, layer_of, print_geomeans,
+                        recorded_configs, rotation_ab, save_row)
 
 CACHE = "/tmp/l2pfcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -98,15 +99,11 @@ def with_prefetch(ptx: str, layer, mode: str) -> str:
 
 
 def kernel(variant, c):
-    from irprune.codegen import run_ptxas
     from irprune.templates.conv2d import conv2d_nchw
     k, w, l = compile_layer(conv2d_nchw, c.layer, c.gs, c.slices, CACHE, c.budget, assemble=True)
     if variant != "base":
-        for p in k.parts:
-            p.ptx = with_prefetch(p.ptx, l, variant)
-            p._ptxas = run_ptxas(p.ptx, k.cpu)
-        k._loaded.clear()
-        k._launch_memo.clear()
+        install_ptx(k, assembled([p.ptx for p in k.parts],
+                                 lambda ptx: with_prefetch(ptx, l, variant), k.cpu))
     k.block, k.groups_per_block = c.block, c.m
     return k, w, l
 
@@ -115,20 +112,7 @@ def _build(job):
     kernel(*job)
 
 
-def bench_inputs(l):
-    """The bench's rotation: input and output sets over twice the L2 (at most 16)."""
-    import torch
-    from irprune.bench.impls import make_inputs
-    from irprune.bench.suites import SUITES
-    suite = next(s for s, ls in SUITES.items() if any(x.name == l.name for x in ls))
-    layer = next(x for x in SUITES[suite] if x.name == l.name)
-    l2 = torch.cuda.get_device_properties(0).L2_cache_size
-    return make_inputs(layer, 1, l2, 0)
-
-
 def main():
-    import torch
-    from irprune.bench.timing import measure
     cfgs = [c for c in recorded_configs(RESULTS, tiles=False) if c.batch == 1 and c.gs]
     if sys.argv[1:]:
         cfgs = [c for c in cfgs if c.layer in sys.argv[1:]]
@@ -140,32 +124,9 @@ def main():
         row = {"suite": c.suite, "layer": c.layer, "gs": c.gs, "slices": c.slices,
                "budget": c.budget, "block": c.block, "m": c.m}
         try:
-            inp = bench_inputs(layer_of(c.layer))
-            row["sets"] = inp.rotation
-            ks = {}
-            for v in ("base",) + VARIANTS:
-                k, w, l = kernel(v, c)
-                ref = torch.nn.functional.conv2d(inp.xs[0].double(), torch.from_numpy(w).double().cuda(),
-                                                 stride=l.stride, padding=l.padding)
-                y = inp.ys[0]
-                y.fill_(float("nan"))
-                k(inp.xs[0], out=y)
-                torch.cuda.synchronize()
-                err = float((y.double() - ref).abs().max() / ref.abs().max())
-                if not err < 1e-5:
-                    raise RuntimeError(f"{v}: wrong result {err}")
-                row[v + "_err"] = f"{err:.1e}"
-                row[v + "_regs"] = k.registers
-                ks[v] = k
-            for _ in range(ROUNDS):
-                for v, k in ks.items():
-                    us = measure(lambda i, k=k: k(inp.xs[i], out=inp.ys[i]), rotation=inp.rotation,
-                                 target_ms=10, repeats=5).median_us
-                    row.setdefault(v, []).append(round(us, 3))
-            for v in VARIANTS:
-                row["speedup_" + v] = round(min(row["base"]) / min(row[v]), 3)
-            del inp
-            torch.cuda.empty_cache()
+            built = {v: kernel(v, c) for v in ("base",) + VARIANTS}
+            _, w, l = built["base"]
+            rotation_ab(row, {v: b[0] for v, b in built.items()}, w, l, 1, ROUNDS, "base")
         except Exception as exc:
             row["error"] = str(exc)[:300]
         save_row(rows, row, "l2_prefetch_ab.json")

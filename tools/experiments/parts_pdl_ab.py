@@ -29,7 +29,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import build_all, layer_of, recorded_configs, save_row
+from gpu_timing import (assembled, build_all, install_ptx, layer_of, recorded_configs, rotation_ab,
+                        save_row)
 
 CACHE = "/tmp/partspdl"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -71,20 +72,24 @@ def compiled(variant, c):
     if two and len(k.parts) != 2:
         raise RuntimeError(f"{c.layer}: {len(k.parts)} parts")
     if variant == "concurrent":
-        from irprune.codegen import run_ptxas
-        first, second = k.parts
-        first.ptx = first.ptx.replace("griddepcontrol.wait;",
-                                      "griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;", 1)
-        if re.search(r"\bexit;", second.ptx):
-            raise RuntimeError("an exit in the second part")
-        second.ptx = second.ptx.replace("griddepcontrol.wait;", "", 1)
-        second.ptx = re.sub(r"^(\s*)ret;", r"\1griddepcontrol.wait;\n\1ret;", second.ptx, flags=re.M)
-        for p in k.parts:
-            p._ptxas = run_ptxas(p.ptx, k.cpu)
-        k._loaded.clear()
-        k._launch_memo.clear()
+        install_ptx(k, assembled([triggers_early(k.parts[0].ptx), waits_last(k.parts[1].ptx)],
+                                 None, k.cpu))
     k.block, k.groups_per_block = c.block, c.m
     return k, w, l
+
+
+def triggers_early(ptx: str) -> str:
+    """``ptx`` letting the next kernel launch right after its grid wait."""
+    return ptx.replace("griddepcontrol.wait;",
+                       "griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;", 1)
+
+
+def waits_last(ptx: str) -> str:
+    """``ptx`` with its grid wait moved from its start to before each ``ret``."""
+    if re.search(r"\bexit;", ptx):
+        raise RuntimeError("an exit in the second part")
+    ptx = ptx.replace("griddepcontrol.wait;", "", 1)
+    return re.sub(r"^(\s*)ret;", r"\1griddepcontrol.wait;\n\1ret;", ptx, flags=re.M)
 
 
 def _build(job):
@@ -92,47 +97,21 @@ def _build(job):
 
 
 def main():
-    import torch
-    from irprune.bench.impls import make_inputs
-    from irprune.bench.timing import measure
     want = [(a.split(":")[0], int(a.split(":")[1])) for a in sys.argv[1:]]
     cfgs = [c for c in recorded_configs(RESULTS, tiles=False) if (c.layer, c.batch) in want and c.gs]
     jobs = [(v, c) for c in cfgs for v in VARIANTS]
     print(len(jobs), "kernels", flush=True)
     build_all(_build, jobs)
     rows = []
-    l2 = torch.cuda.get_device_properties(0).L2_cache_size
     for c in cfgs:
         row = {"layer": c.layer, "batch": c.batch, "gs": c.gs, "slices": c.slices,
                "tile": c.tile, "budget": c.budget, "block": c.block, "m": c.m}
         try:
-            layer = layer_of(c.layer)
-            inp = make_inputs(layer, c.batch, l2, 0)
-            ks = {}
-            for v in VARIANTS:
-                k, w, l = compiled(v, c)
-                ref = torch.nn.functional.conv2d(inp.xs[0].double(),
-                                                 torch.from_numpy(w).double().cuda(),
-                                                 stride=l.stride, padding=l.padding)
-                inp.ys[0].fill_(float("nan"))
-                k(inp.xs[0], out=inp.ys[0])
-                torch.cuda.synchronize()
-                err = float((inp.ys[0].double() - ref).abs().max() / ref.abs().max())
-                if not err < 1e-5:
-                    raise RuntimeError(f"{v}: wrong result {err}")
-                row[v + "_err"] = f"{err:.1e}"
+            built = {v: compiled(v, c) for v in VARIANTS}
+            _, w, l = built["one"]
+            rotation_ab(row, {v: b[0] for v, b in built.items()}, w, l, c.batch, ROUNDS, "one")
+            for v, (k, _, _) in built.items():
                 row[v + "_parts"] = [p.groups for p in k.parts]
-                ks[v] = k
-                del ref
-            for _ in range(ROUNDS):
-                for v, k in ks.items():
-                    us = measure(lambda i, k=k: k(inp.xs[i], out=inp.ys[i]),
-                                 rotation=inp.rotation, target_ms=10, repeats=5).median_us
-                    row.setdefault(v, []).append(round(us, 3))
-            for v in VARIANTS[1:]:
-                row["speedup_" + v] = round(min(row["one"]) / min(row[v]), 3)
-            del inp
-            torch.cuda.empty_cache()
         except Exception as exc:
             row["error"] = str(exc)[:300]
         save_row(rows, row, "parts_pdl_ab.json")
