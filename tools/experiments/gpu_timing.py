@@ -323,20 +323,23 @@ def check_and_time_by_layer(out, cases, weights, batch: int, out_name: str, roun
         torch.cuda.empty_cache()
 
 
-def rotation_ab(row, kernels, w, layer, batch: int, rounds: int, base: str):
+def rotation_ab(row, kernels, w, layer, batch: int, rounds: int, base: str, weights=None):
     """Each ``{variant: kernel}`` of ``kernels`` checked against float64 (output poisoned with
     NaN; an error of 1e-5 or more raises), then all timed ``rounds`` times, interleaved, with
     the bench's input rotation (irprune.bench.impls.make_inputs: input and output sets over
     twice the L2); each variant's times, error and registers into ``row``, and its speedup
-    (best ``base`` time / its best) for every variant but ``base``."""
+    (best ``base`` time / its best) for every variant but ``base``. ``weights``: ``{variant:
+    weights}`` for variants compiled from other weights than ``w`` (checked against those)."""
     import torch
     from irprune.bench.impls import make_inputs
     from irprune.bench.timing import measure
     inp = make_inputs(layer, batch, torch.cuda.get_device_properties(0).L2_cache_size, 0)
     row["sets"] = inp.rotation
-    ref = torch.nn.functional.conv2d(inp.xs[0].double(), torch.from_numpy(w).double().cuda(),
-                                     stride=layer.stride, padding=layer.padding)
+    def reference(wv):
+        return torch.nn.functional.conv2d(inp.xs[0].double(), torch.from_numpy(wv).double().cuda(),
+                                          stride=layer.stride, padding=layer.padding)
     for v, k in kernels.items():
+        ref = reference((weights or {}).get(v, w))
         inp.ys[0].fill_(float("nan"))
         k(inp.xs[0], out=inp.ys[0])
         torch.cuda.synchronize()
