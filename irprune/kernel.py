@@ -201,6 +201,10 @@ class SparseConvKernel:
     #: it (irprune.launch.uses_dependent_launch): its launch then overlaps the end of the kernel
     #: before it. False launches it as any other kernel (its wait returns at once).
     dependent_launch: bool = True
+    #: The layer's channel of each channel in the order the kernel computes them
+    #: (irprune.channel_order; group ``i`` is ``output_channels[i * group_size:][:group_size]``),
+    #: or None for the natural order. The output is in the layer's order either way.
+    output_channels: np.ndarray | None = field(default=None, repr=False)
     _loaded: dict = field(default_factory=dict, repr=False)
     _launch_memo: dict = field(default_factory=dict, repr=False)
 
@@ -236,10 +240,13 @@ class SparseConvKernel:
         whose weight (k mod group_size, c, r, s) it is; its values are the
         template's names with the region's prefix in its part's module
         (:meth:`part_of`). (A smaller last group is made from a template of
-        its own, which :attr:`trace` does not cover.)
+        its own, which :attr:`trace` does not cover.) ``k`` is the layer's channel: in a
+        kernel compiled in another channel order its group is where that order put it.
         """
         from .passes.strip_zero_weights import region_prefix
 
+        if self.output_channels is not None:
+            k = int(np.flatnonzero(np.asarray(self.output_channels) == k)[0])
         gi = k // self.group_size
         part = self.part_of(gi)
         return gi, region_prefix(gi - part.first_group, part.groups), (k - gi * self.group_size, c, r, s)
@@ -376,7 +383,7 @@ class SparseConvKernel:
 
 
 #: Bumped when what :func:`_cache_entry` stores changes shape.
-_ENTRY_FORMAT = 6
+_ENTRY_FORMAT = 7
 
 
 def _cache_entry(k: SparseConvKernel) -> dict:
@@ -385,7 +392,7 @@ def _cache_entry(k: SparseConvKernel) -> dict:
             "has_bias": k.has_bias, "kernel_name": k.kernel_name, "cpu": k.cpu,
             "stats": k.stats, "weight": k.weight, "weight_param": k.weight_param,
             "parts": k.parts, "slices": k.slices, "tile": k.tile,
-            "max_registers": k.max_registers}
+            "max_registers": k.max_registers, "output_channels": k.output_channels}
 
 
 def _resolve_cache(cache):
@@ -422,7 +429,8 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
                    pipeline: str = DEFAULT_PIPELINE, cache=None,
                    assemble: bool = False, groups: int = 1, slices: int = 1,
                    tile: tuple[int, int] | None = None,
-                   max_registers: int | None = None) -> SparseConvKernel:
+                   max_registers: int | None = None,
+                   channel_order: str = "natural") -> SparseConvKernel:
     """Specialize ``template`` on ``weight`` (K, C, R, S) and ``input_shape`` (N, C, H, W).
 
     ``cache``: None or True for the disk cache at :func:`irprune.cache.cache_dir`
@@ -441,19 +449,23 @@ def compile_conv2d(template, weight, input_shape, stride: int = 1, padding: int 
     compiled (or loaded from the cache) first and the budget is then written
     into its PTX, so trying several budgets costs one compile and a ptxas
     run each.
+    ``channel_order``: ``"natural"`` (group i is channels i * group_size ..) or ``"shared"``
+    (channels grouped by their nonzeros: fewer input loads, evener groups;
+    irprune.channel_order). The output is in the layer's channel order either way.
     """
     from .gcpause import gc_paused
 
     with gc_paused():
         return _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu,
                                group_size, cpu, pipeline, cache, assemble, groups, slices, tile,
-                               max_registers)
+                               max_registers, channel_order)
 
 
 def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, group_size, cpu,
                     pipeline, cache, assemble, groups, slices, tile,
-                    max_registers=None) -> SparseConvKernel:
+                    max_registers=None, channel_order="natural") -> SparseConvKernel:
     from .cache import digest
+    from .channel_order import channel_order as order_of
     from .register_budget import check_max_registers
     from .row_tile import check_tile
     from .template import check_group_size, check_tile_use, default_group_size
@@ -476,6 +488,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     else:
         tile = None
     max_registers = check_max_registers(max_registers)
+    order = order_of(channel_order, w, gs, groups, tile)
     store = _resolve_cache(cache)
     key = None
     if store is not None:
@@ -483,7 +496,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
         # The part limit changes how the layer is split, hence the code.
         key = digest("kernel", _ENTRY_FORMAT, tkey, w.tobytes(),
                      b.tobytes() if b is not None else b"", pipeline, max_part_nnz(),
-                     max_registers)
+                     max_registers, channel_order)
         hit = store.get("kernel", key)
         if hit is not None and hit["geometry"].with_batch(g.N) == g:
             hit["geometry"] = g  # stored under another batch size: the code is the same
@@ -507,9 +520,14 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
         # separately) is shared by every budget tried on the layer.
         base = _compile_conv2d(template, w, input_shape, stride, padding, b, relu, gs, cpu,
                                pipeline, store if store is not None else False, False, groups,
-                               slices, tile)
+                               slices, tile, channel_order=channel_order)
         return _finish(base.with_max_registers(max_registers), assemble, store, key)
 
+    layer_w = w
+    if order is not None:
+        # Compiled in the new order; place-output-channels stores each channel where it belongs.
+        w = np.ascontiguousarray(w[order])
+        b = np.ascontiguousarray(b[order]) if b is not None else None
     full, rest = divmod(g.K, gs)
     sizes = [gs] * full + ([rest] if rest else [])  # a smaller last group when gs does not divide K
     group_nnz = [int(np.count_nonzero(w[i * gs:i * gs + size])) for i, size in enumerate(sizes)]
@@ -526,7 +544,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
                                    tile=tile)
         t1 = time.perf_counter()
         jobs = _part_jobs(template, irt, g, w, b, sizes, relu, cpu, store, slices, tile, pipeline,
-                          split)
+                          split, order)
         jobs[0].shares = shares
         results = compile_parts(jobs, helpers=helpers)
     finally:
@@ -557,6 +575,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     stats = {
         "weights": g.num_weights, "nnz": nnz, "sparsity": 1.0 - nnz / g.num_weights,
         "group_size": gs, "slices": slices, "tile": list(tile) if tile else None,
+        "channel_order": channel_order if order is not None else "natural",
         "max_registers": None,
         "groups": -(-g.K // gs), "parts": len(parts),
         "shares": max(r.shares for r in results),
@@ -570,13 +589,14 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     }
     k = SparseConvKernel(geometry=g, group_size=gs, relu=bool(relu), has_bias=b is not None,
                          kernel_name=irt.kernel_name, cpu=cpu, asm=_stages(asm, parts, loaders), stats=stats,
-                         weight=w, weight_param=jobs[0].weight_param, parts=parts, slices=slices,
-                         tile=tile)
+                         weight=layer_w, weight_param=jobs[0].weight_param, parts=parts,
+                         slices=slices, tile=tile, output_channels=order)
     return _finish(k, assemble, store, key)
 
 
 def _part_jobs(template, irt, g: ConvGeometry, w, b, sizes: list[int], relu, cpu: str, store,
-               slices, tile, pipeline: str, split: list[tuple[int, int]]) -> list[PartJob]:
+               slices, tile, pipeline: str, split: list[tuple[int, int]],
+               order=None) -> list[PartJob]:
     """One job per part of ``split`` ((first group, count) each): the regions it instantiates.
 
     ``sizes``: the channels of each group (all the group size, the last maybe fewer).
@@ -604,7 +624,8 @@ def _part_jobs(template, irt, g: ConvGeometry, w, b, sizes: list[int], relu, cpu
                  for c in irt.array("constant")}  # with no bias the parameter must still go
     return [PartJob(template=irt.text, ragged=ragged, regions=regions[first:first + count],
                     weight_param=weight_arr.data_param, weights=w, constants=constants,
-                    channel_strides=strides, pipeline=pipeline, cpu=cpu, keep_stages=not i)
+                    channel_strides=strides, pipeline=pipeline, cpu=cpu, keep_stages=not i,
+                    output_channels=order, output_param=irt.array("output")[0].data_param)
             for i, (first, count) in enumerate(split)]
 
 

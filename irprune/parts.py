@@ -33,6 +33,10 @@ class PartJob:
     keep_stages: bool = False
     #: Processes the regions' region-local passes are cut over (irprune.region_shares).
     shares: int = 1
+    #: The layer's channel of each of the weights' channels (irprune.channel_order), or None.
+    output_channels: np.ndarray | None = None
+    #: The output's data-pointer parameter.
+    output_param: str | None = None
 
 
 @dataclass
@@ -72,7 +76,8 @@ def _context(job: PartJob):
             regions.append(Region(k0=k0, size=size, shifts=shifts))
     return PassContext(weight_param=job.weight_param, weight_shape=job.weights.shape,
                        weights=job.weights, constants=dict(job.constants),
-                       channel_strides=job.channel_strides, regions=regions, cpu=job.cpu)
+                       channel_strides=job.channel_strides, regions=regions, cpu=job.cpu,
+                       output_channels=job.output_channels, output_param=job.output_param)
 
 
 @dataclass

@@ -160,10 +160,11 @@ class SparseConvTemplate:
     def compile(self, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
                 relu: bool = False, group_size: int | None = None, cpu: str = DEFAULT_CPU,
                 cache=None, assemble: bool = False, groups: int = 1, slices: int = 1,
-                tile: tuple[int, int] | None = None, max_registers: int | None = None):
+                tile: tuple[int, int] | None = None, max_registers: int | None = None,
+                channel_order: str = "natural"):
         """Specialize this template on ``weight`` and ``input_shape``: a SparseConvKernel.
 
-        ``cache``, ``assemble`` and ``max_registers`` are as in
+        ``cache``, ``assemble``, ``max_registers`` and ``channel_order`` are as in
         :func:`irprune.kernel.compile_conv2d`; ``tile`` is (rows, chunk) for a
         row-tile template.
         """
@@ -172,7 +173,8 @@ class SparseConvTemplate:
         return compile_conv2d(self, weight, input_shape, stride=stride, padding=padding,
                               bias=bias, relu=relu, group_size=group_size, cpu=cpu,
                               cache=cache, assemble=assemble, groups=groups, slices=slices,
-                              tile=tile, max_registers=max_registers)
+                              tile=tile, max_registers=max_registers,
+                              channel_order=channel_order)
 
 
 def check_tile_use(template: SparseConvTemplate, tile) -> None:

@@ -19,17 +19,20 @@ from .fold_weight_constants import FoldWeightConstants
 from .grid_dependency_wait import GridDependencyWait
 from .llvm_cleanup import LlvmCleanup
 from .outline_regions import OutlineRegions
+from .place_output_channels import PlaceOutputChannels
 from .strip_zero_weights import StripZeroWeights
 from .trace_weight_uses import TraceMap, TraceWeightUses, WeightTrace
 
 PASSES: dict[str, type[ModulePass]] = {
     p.name: p for p in (TraceWeightUses, StripZeroWeights, FoldWeightConstants, ContractFma, LlvmCleanup,
-                        DecomposeRem, EmbedTables, AsyncCopy, OutlineRegions, GridDependencyWait)
+                        DecomposeRem, EmbedTables, AsyncCopy, OutlineRegions, GridDependencyWait,
+                        PlaceOutputChannels)
 }
 
 #: The pipeline that turns an IR template into the pruned IR. grid-dependency-wait comes last:
 #: no LLVM pass runs after it that could move a load above the wait.
-DEFAULT_PIPELINE = ("trace-weight-uses,strip-zero-weights,fold-weight-constants,contract-fma,decompose-rem,"
+DEFAULT_PIPELINE = ("trace-weight-uses,strip-zero-weights,place-output-channels,fold-weight-constants,"
+                    "contract-fma,decompose-rem,"
                     "llvm-cleanup,grid-dependency-wait")
 #: The pipeline of a table kernel (irprune.table_kernel): weights as data, not immediates.
 TABLE_PIPELINE = "embed-tables,async-copy,contract-fma,decompose-rem,llvm-cleanup,grid-dependency-wait"

@@ -84,6 +84,12 @@ class PassContext:
     #: The GPU architecture the module is compiled for (passes that emit instructions only
     #: some architectures have check it, e.g. grid-dependency-wait).
     cpu: str = DEFAULT_CPU
+    #: The layer's channel of each channel the weights are given in (irprune.channel_order:
+    #: ``weights[j]`` is the layer's channel ``output_channels[j]``), or None for the natural
+    #: order; place-output-channels stores each where it belongs.
+    output_channels: np.ndarray | None = None
+    #: The output's data-pointer parameter (for place-output-channels).
+    output_param: str | None = None
 
 
 class ModulePass:
