@@ -14,6 +14,9 @@ largest regions. Here the weights' output channels are permuted before compiling
 - ``shared``: channels by nonzeros, each to the group it adds the fewest new input positions
   to, under a cap on a group's loads + FMAs (1.01-1.03x the mean, and 3-11% fewer loads).
 
+- ``library``: the layer's own weights compiled by irprune with ``channel_order="shared"`` (the
+  ``shared`` grouping, each output store moved to its channel by place-output-channels).
+
 The output of a permuted kernel is the permuted output (a layer built this way would store
 channel perm[k] where it now stores k: the same instruction with another constant offset), so
 each variant is checked against float64 with its own permuted weights. The base and the two
@@ -31,18 +34,19 @@ from gpu_timing import build_all, layer_of, print_geomeans, recorded_configs, ro
 
 CACHE = "/tmp/cgcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
-VARIANTS = ("balanced", "shared")
+VARIANTS = ("balanced", "shared", "library")
 ROUNDS = 2
 
 
 def weights(variant, c):
-    """(weights, permutation) of configuration ``c``'s layer for ``variant``."""
+    """(weights, permutation) of configuration ``c``'s layer for ``variant`` (``library``: the
+    layer's own weights, which irprune compiles in its shared order, channel_order="shared")."""
     import numpy as np
     from irprune.bench.compile_jobs import bench_weights
     w = bench_weights(layer_of(c.layer), 0.9, 0)
     mask = w.reshape(w.shape[0], -1) != 0
     K = w.shape[0]
-    if variant == "base" or K % c.gs:
+    if variant in ("base", "library") or K % c.gs:
         perm = np.arange(K)
     else:
         perm = {"balanced": balanced, "shared": shared}[variant](mask, c.gs)
@@ -57,7 +61,8 @@ def kernel(variant, c):
     l = layer_of(c.layer)
     k = conv2d_nchw.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
                             group_size=c.gs, slices=c.slices, cache=DiskCache(CACHE),
-                            max_registers=c.budget, assemble=True)
+                            max_registers=c.budget, assemble=True,
+                            channel_order="shared" if variant == "library" else "natural")
     k.block, k.groups_per_block = c.block, c.m
     return k, w, perm
 
