@@ -29,7 +29,8 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
            group_size: int | None = None, cpu: str = DEFAULT_CPU, cache=None,
            assemble: bool = False, tune: bool = False, groups: int = 1,
            slices: int = 1, tile: tuple[int, int] | None = None,
-           max_registers: int | None = DEFAULT_MAX_REGISTERS) -> SparseConvKernel:
+           max_registers: int | None = DEFAULT_MAX_REGISTERS,
+           channel_order: str = "natural") -> SparseConvKernel:
     """Compile a pruned conv2d (NCHW, fp32) into a kernel with the weights as immediates.
 
     Args:
@@ -50,6 +51,11 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
             chooses); more registers keep more input loads in flight
             (irprune.register_budget). The default, 128, is what most layers
             gain from untuned; ``tune=True`` times budgets as well.
+        channel_order: ``"natural"`` (channels i * group_size .. together) or
+            ``"shared"``: channels grouped by the input positions their nonzeros
+            read, so that a region loads fewer inputs and the regions carry
+            similar work (irprune.channel_order; 1x1 layers at 0.9 about 1.02x on
+            an H200). The output is in the layer's channel order either way.
         cpu: GPU architecture to compile for (``"sm_80"``, ``"sm_90"``, ...).
         cache: the disk cache (None: the default, see irprune.cache; False: none;
             or a folder).
@@ -75,7 +81,7 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
     return template_for(conv2d_nchw, tile).compile(
         weight, input_shape, stride=stride, padding=padding, bias=bias, relu=relu,
         group_size=group_size, cpu=cpu, cache=cache, assemble=assemble, groups=groups,
-        slices=slices, tile=tile, max_registers=max_registers)
+        slices=slices, tile=tile, max_registers=max_registers, channel_order=channel_order)
 
 
 __all__ = [

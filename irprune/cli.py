@@ -63,7 +63,8 @@ def _compile_from_args(args, cache=None):
         return _compile_table(args, w, bias, cache)
     return conv2d(w, args.input_shape, stride=args.stride, padding=args.padding, bias=bias,
                   relu=args.relu, group_size=args.group_size, cpu=args.arch, cache=cache,
-                  slices=args.slices, tile=args.tile, max_registers=args.max_registers)
+                  slices=args.slices, tile=args.tile, max_registers=args.max_registers,
+                  channel_order=args.channel_order)
 
 
 def _compile_table(args, w, bias, cache):
@@ -161,7 +162,9 @@ def cmd_opt(args) -> int:
 
     res = run_opt(text, args.passes, weight_param=args.weight_param, weight_shape=args.weight_shape,
                   weights=weights, print_between=between if args.print_between_passes else None,
-                  tables=dict(args.table or []), cpu=args.cpu)
+                  tables=dict(args.table or []), cpu=args.cpu,
+                  output_channels=args.output_channels, output_param=args.output_param,
+                  output_stride=args.output_stride)
     out = analyses_json(res.ctx) if args.json else res.text
     if args.output in (None, "-"):
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
@@ -185,6 +188,9 @@ def _layer_args(c) -> None:
     c.add_argument("--max-registers", type=_budget, default=DEFAULT_MAX_REGISTERS, metavar="N",
                    help=f"register budget for ptxas, 24..255, or 'none' to let ptxas choose "
                         f"(default {DEFAULT_MAX_REGISTERS})")
+    c.add_argument("--channel-order", default="natural", choices=("natural", "shared"),
+                   help="which output channels share a code region: in order, or grouped by "
+                        "the input positions their nonzeros read (irprune.channel_order)")
     c.add_argument("--arch", default="sm_90", help="GPU architecture (default sm_90)")
     c.add_argument("--table", type=_dims, default=None, metavar="TILE_K,SLICES,TILE_P[,THREADS]",
                    help="the table layout (1x1 layers; irprune.table_layout): the weights as "
@@ -418,6 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--cpu", default=DEFAULT_CPU,
                    help=f"GPU architecture the IR is compiled for (default {DEFAULT_CPU}); "
                    "grid-dependency-wait does nothing below sm_90")
+    o.add_argument("--output-channels", type=_dims, default=None, metavar="K0,K1,...",
+                   help="place-output-channels: the layer's channel of each channel the module "
+                        "computes, in order")
+    o.add_argument("--output-param", default="%y.4", help="the output's data-pointer parameter")
+    o.add_argument("--output-stride", type=int, default=None, metavar="BYTES",
+                   help="place-output-channels: bytes from one output channel to the next")
     o.add_argument("--print-between-passes", action="store_true", help="IR after each pass on stderr")
     o.add_argument("--json", action="store_true", help="print analyses and statistics as JSON")
     o.add_argument("-o", "--output", help="output file (default: stdout)")

@@ -29,11 +29,16 @@ class OptResult:
 
 
 def run_opt(text: str, pipeline: str, weight_param: str = "%w.4", weight_shape=None, weights=None,
-            print_between=None, tables: dict | None = None, cpu: str = DEFAULT_CPU) -> OptResult:
+            print_between=None, tables: dict | None = None, cpu: str = DEFAULT_CPU,
+            output_channels=None, output_param: str = "%y.4",
+            output_stride: int | None = None) -> OptResult:
     """Parse ``text``, run ``pipeline`` over it and return the IR and the pass context.
 
     ``tables``: data-pointer parameter -> 4-byte values, for embed-tables. ``cpu``: the GPU
-    architecture the IR is compiled for (checked: a one-line error for a bad name)."""
+    architecture the IR is compiled for (checked: a one-line error for a bad name).
+    ``output_channels``, ``output_param``, ``output_stride``: for place-output-channels, the
+    layer's channel of each computed one, the output parameter and its bytes per channel (the
+    module is one region of all the channels)."""
     passes = parse_pipeline(pipeline)
     verify_text(text, "input")
     shape = tuple(weight_shape) if weight_shape is not None else ()
@@ -51,9 +56,22 @@ def run_opt(text: str, pipeline: str, weight_param: str = "%w.4", weight_shape=N
         raise ValidationError("the weight's shape is needed: pass --weight-shape K,C,R,S", stage="opt")
     if len(shape) not in (0, 4):
         raise ValidationError(f"--weight-shape must be 4 numbers K,C,R,S; got {shape}", stage="opt")
+    order = None
+    strides = {}
+    if output_channels is not None:
+        order = np.asarray(output_channels, dtype=np.int64)
+        if sorted(order.tolist()) != list(range(order.size)):
+            raise ValidationError(f"--output-channels must be a permutation of 0..{order.size - 1}, "
+                                  f"got {order.tolist()}", stage="opt")
+        if not output_stride or output_stride <= 0:
+            raise ValidationError("place-output-channels needs the output's bytes per channel: "
+                                  "pass --output-stride BYTES", stage="opt")
+        strides[output_param] = int(output_stride)
     ctx = PassContext(weight_param=weight_param, weight_shape=shape, weights=w,
                       print_between=print_between, tables=dict(tables or {}),
-                      cpu=validate.check_arch(cpu))
+                      cpu=validate.check_arch(cpu), output_channels=order,
+                      output_param=output_param if order is not None else None,
+                      channel_strides=strides)
     res = run_pipeline(passes, parse_module(text), ctx, registry=PASSES)
     # Printed by LLVM, as opt prints: canonical form, the input's comments gone.
     return OptResult(text=str(verify_text(res.module.render(), "output")), ctx=ctx)
