@@ -82,12 +82,22 @@ def channel_order(order: str, weight: np.ndarray, group_size: int, groups: int =
                   tile=None) -> np.ndarray | None:
     """The channels in the order their kernel computes them (a permutation of range(K)), or None
     for the natural order. Refuses, in one line, what the order cannot be used with."""
+    check_channel_order(order, weight.shape[0], group_size, groups, tile)
+    if order == "natural":
+        return None
+    K = weight.shape[0]
+    perm = shared_order(weight.reshape(K, -1) != 0, group_size)
+    return None if np.array_equal(perm, np.arange(K)) else perm
+
+
+def check_channel_order(order: str, K: int, group_size: int, groups: int = 1, tile=None) -> None:
+    """Refuse, in one line, an order that is not known or cannot be used with this layout (before
+    any work: the grouping itself runs only when the kernel is not in the cache)."""
     if order not in ORDERS:
         raise ValidationError(f"channel_order must be one of {', '.join(ORDERS)}, got {order!r}",
                               stage="validate")
     if order == "natural":
-        return None
-    K = weight.shape[0]
+        return
     if K % group_size:
         raise ValidationError(f"channel_order='shared' needs a group size that divides the "
                               f"{K} output channels, got {group_size}; pick a divisor or "
@@ -98,5 +108,3 @@ def channel_order(order: str, weight: np.ndarray, group_size: int, groups: int =
     if tile:
         raise ValidationError("channel_order='shared' is for the pixel layout, not row tiles; "
                               "use channel_order='natural'", stage="validate")
-    perm = shared_order(weight.reshape(K, -1) != 0, group_size)
-    return None if np.array_equal(perm, np.arange(K)) else perm

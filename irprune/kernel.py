@@ -466,6 +466,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
                     max_registers=None, channel_order="natural") -> SparseConvKernel:
     from .cache import digest
     from .channel_order import channel_order as order_of
+    from .channel_order import check_channel_order
     from .register_budget import check_max_registers
     from .row_tile import check_tile
     from .template import check_group_size, check_tile_use, default_group_size
@@ -488,7 +489,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
     else:
         tile = None
     max_registers = check_max_registers(max_registers)
-    order = order_of(channel_order, w, gs, groups, tile)
+    check_channel_order(channel_order, g.K, gs, groups, tile)
     store = _resolve_cache(cache)
     key = None
     if store is not None:
@@ -524,6 +525,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
         return _finish(base.with_max_registers(max_registers), assemble, store, key)
 
     layer_w = w
+    order = order_of(channel_order, w, gs, groups, tile)  # a cache miss: the grouping runs now
     if order is not None:
         # Compiled in the new order; place-output-channels stores each channel where it belongs.
         w = np.ascontiguousarray(w[order])

@@ -132,3 +132,13 @@ define void @k(ptr %x, ptr %y) {
     assert PlaceOutputChannels().apply(ctx, m)
     body = m.render()
     assert "getelementptr i8, ptr %y, i64 12" in body and "ptr %p, i64 -12" in body
+
+
+def test_the_cache_keeps_the_order_apart_from_the_natural_kernel(tmp_path):
+    w, _, x = _case(8, 16, 5, 1)
+    shared = conv2d_nchw.compile(w, x.shape, group_size=4, cache=tmp_path, channel_order="shared")
+    again = conv2d_nchw.compile(w, x.shape, group_size=4, cache=tmp_path, channel_order="shared")
+    natural = conv2d_nchw.compile(w, x.shape, group_size=4, cache=tmp_path)
+    assert again.stats["cached"] and np.array_equal(again.output_channels, shared.output_channels)
+    assert not natural.stats["cached"] and natural.output_channels is None
+    assert _err(run_on_host(again, x), conv2d_reference(x, w, 1, 0)) < 1e-5
