@@ -83,6 +83,11 @@ def channel_order(order: str, weight: np.ndarray, group_size: int, groups: int =
     """The channels in the order their kernel computes them (a permutation of range(K)), or None
     for the natural order. Refuses, in one line, what the order cannot be used with."""
     check_channel_order(order, weight.shape[0], group_size, groups, tile)
+    return permutation(order, weight, group_size)
+
+
+def permutation(order: str, weight: np.ndarray, group_size: int) -> np.ndarray | None:
+    """:func:`channel_order` of an order already checked (check_channel_order)."""
     if order == "natural":
         return None
     K = weight.shape[0]

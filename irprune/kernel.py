@@ -465,8 +465,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
                     pipeline, cache, assemble, groups, slices, tile,
                     max_registers=None, channel_order="natural") -> SparseConvKernel:
     from .cache import digest
-    from .channel_order import channel_order as order_of
-    from .channel_order import check_channel_order
+    from .channel_order import check_channel_order, permutation
     from .register_budget import check_max_registers
     from .row_tile import check_tile
     from .template import check_group_size, check_tile_use, default_group_size
@@ -525,7 +524,7 @@ def _compile_conv2d(template, weight, input_shape, stride, padding, bias, relu, 
         return _finish(base.with_max_registers(max_registers), assemble, store, key)
 
     layer_w = w
-    order = order_of(channel_order, w, gs, groups, tile)  # a cache miss: the grouping runs now
+    order = permutation(channel_order, w, gs)  # checked above; a cache miss: the grouping runs now
     if order is not None:
         # Compiled in the new order; place-output-channels stores each channel where it belongs.
         w = np.ascontiguousarray(w[order])

@@ -32,7 +32,7 @@ def region_blocks(fn: Function, regions: list[Region]) -> list[tuple[Region, lis
     """Each region of ``fn`` with its blocks: after strip-zero-weights a region runs from its
     switch case's label to the next region's (one region and no switch: every block)."""
     if not fn.blocks or fn.blocks[0].label != DISPATCH_LABEL:
-        return [(regions[0] if regions else Region(k0=0, size=0), list(fn.blocks))]
+        return [(regions[0], list(fn.blocks))]
     cases = dispatch_cases(fn)
     starts = {label: i for i, label in cases}
     out: list[tuple[Region, list[Block]]] = []

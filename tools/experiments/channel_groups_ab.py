@@ -30,7 +30,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from channel_grouping import balanced, group_costs, shared
-from gpu_timing import build_all, layer_of, print_geomeans, recorded_configs, rotation_ab, save_row
+from gpu_timing import (build_variants, config_row, layer_of, print_geomeans, recorded_configs,
+                        rotation_ab, save_row)
 
 CACHE = "/tmp/cgcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -72,17 +73,12 @@ def _build(job):
 
 
 def main():
-    cfgs = [c for c in recorded_configs(RESULTS, tiles=False) if c.batch == 1 and c.gs and c.gs > 1
-            and layer_of(c.layer).K // c.gs >= 2]
-    if sys.argv[1:]:
-        cfgs = [c for c in cfgs if c.layer in sys.argv[1:]]
-    jobs = [(v, c) for c in cfgs for v in ("base",) + VARIANTS]
-    print(len(jobs), "kernels", flush=True)
-    build_all(_build, jobs)
+    cfgs = [c for c in recorded_configs(RESULTS, tiles=False, layers=sys.argv[1:])
+            if c.batch == 1 and c.gs and c.gs > 1 and layer_of(c.layer).K // c.gs >= 2]
+    build_variants(_build, cfgs, VARIANTS)
     rows = []
     for c in cfgs:
-        row = {"suite": c.suite, "layer": c.layer, "batch": 1, "gs": c.gs, "slices": c.slices,
-               "budget": c.budget, "block": c.block, "m": c.m}
+        row = config_row(c)
         try:
             built = {v: kernel(v, c) for v in ("base",) + VARIANTS}
             for v, (k, w, perm) in built.items():

@@ -134,6 +134,14 @@ def recorded_configs(results: str, tiles: bool = True, layers=()) -> list:
     return out
 
 
+def build_variants(build, cfgs, variants):
+    """Compile ``build((variant, c))`` for every configuration of ``cfgs`` and every variant
+    (``"base"`` first) in parallel processes (build_all), before any timing."""
+    jobs = [(v, c) for c in cfgs for v in ("base",) + tuple(variants)]
+    print(len(jobs), "kernels", flush=True)
+    build_all(build, jobs)
+
+
 def config_row(c) -> dict:
     """A results row for configuration ``c``, its timings still to come."""
     return {"suite": c.suite, "layer": c.layer, "batch": c.batch, "gs": c.gs, "slices": c.slices,

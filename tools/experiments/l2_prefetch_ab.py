@@ -25,8 +25,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import (assembled, build_all, compile_layer, install_ptx, layer_of, print_geomeans,
-                        recorded_configs, rotation_ab, save_row)
+from gpu_timing import (assembled, build_variants, compile_layer, config_row, install_ptx,
+                        layer_of, print_geomeans, recorded_configs, rotation_ab, save_row)
 
 CACHE = "/tmp/l2pfcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -113,16 +113,12 @@ def _build(job):
 
 
 def main():
-    cfgs = [c for c in recorded_configs(RESULTS, tiles=False) if c.batch == 1 and c.gs]
-    if sys.argv[1:]:
-        cfgs = [c for c in cfgs if c.layer in sys.argv[1:]]
-    jobs = [(v, c) for c in cfgs for v in ("base",) + VARIANTS]
-    print(len(jobs), "kernels", flush=True)
-    build_all(_build, jobs)
+    cfgs = [c for c in recorded_configs(RESULTS, tiles=False, layers=sys.argv[1:])
+            if c.batch == 1 and c.gs]
+    build_variants(_build, cfgs, VARIANTS)
     rows = []
     for c in cfgs:
-        row = {"suite": c.suite, "layer": c.layer, "gs": c.gs, "slices": c.slices,
-               "budget": c.budget, "block": c.block, "m": c.m}
+        row = config_row(c)
         try:
             built = {v: kernel(v, c) for v in ("base",) + VARIANTS}
             _, w, l = built["base"]
@@ -131,8 +127,6 @@ def main():
             row["error"] = str(exc)[:300]
         save_row(rows, row, "l2_prefetch_ab.json")
     for v in VARIANTS:
-        for r in rows:
-            r["batch"] = 1
         print_geomeans(rows, "speedup_" + v)
 
 
