@@ -62,7 +62,8 @@ def conv2d(weight, input_shape, stride: int = 1, padding: int = 0, bias=None, re
         assemble: run ptxas now; the cubin is cached and loaded instead of PTX.
         tune: time the candidate group sizes and block sizes on this GPU and
             return the fastest (irprune.tune; the choice is cached). Needs a GPU;
-            ``group_size`` and ``cpu`` are then chosen for you. A 1x1 layer of more
+            ``group_size``, ``channel_order`` and ``cpu`` are then chosen for you
+            (each configuration in both channel orders). A 1x1 layer of more
             than 40,000 nonzeros is also timed in the table layout, so the result may
             be a :class:`TableConvKernel` (weights as data; called the same way).
 

@@ -136,6 +136,18 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _channel_orders(text: str) -> tuple[str, ...]:
+    """An argparse type: channel orders (irprune.channel_order.ORDERS) separated by commas."""
+    from .channel_order import ORDERS
+
+    orders = tuple(v.strip() for v in text.split(","))
+    bad = [o for o in orders if o not in ORDERS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"expected channel orders out of {', '.join(ORDERS)} "
+                                         f"separated by commas, got {text!r}")
+    return orders
+
+
 def _table(text: str):
     """``%t.4=1.5,2`` -> ("%t.4", float32 values) for ``irprune opt --table``."""
     import numpy as np
@@ -233,7 +245,8 @@ def cmd_bench(args) -> int:
                           max_weights=args.max_weights, max_nnz=args.max_nnz, commit=args.commit,
                           tune=not args.no_tune,
                           baseline_processes=args.baseline_processes,
-                          choices_from=args.choices_from)
+                          choices_from=args.choices_from,
+                          channel_orders=tuple(args.channel_orders))
         try:
             doc = run(cfg, out_json=out / "results.json", log=lambda m: print(m, file=sys.stderr))
         except (KeyError, ValueError) as exc:
@@ -357,7 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 3: cuDNN's time moves between processes; irprune is timed once)")
     b.add_argument("--choices-from", metavar="JSON",
                    help="an earlier run's results.json: compile and time only the configuration "
-                        "its tuner chose for each layer it has (no tuning; other layers are tuned)")
+                        "its tuner chose for each layer it has (no tuning, but a choice that "
+                        "records no channel order is timed in each of --channel-orders; other "
+                        "layers are tuned)")
+    b.add_argument("--channel-orders", type=_channel_orders, default=("natural", "shared"),
+                   metavar="LIST",
+                   help="channel orders to compile each configuration in where they change its "
+                        "groups, comma-separated (default natural,shared: the tuner keeps the "
+                        "faster; also for a --choices-from choice that records no order)")
     b.add_argument("--commit", help="commit to record (default: git rev-parse HEAD)")
     b.add_argument("--out", default="bench-out", help="folder for results.json, tables.md, plots/")
     b.add_argument("--report", metavar="JSON", nargs="+",

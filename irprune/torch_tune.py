@@ -3,7 +3,7 @@
 :func:`irprune.torch_convert.convert` compiles every layer at irprune's
 default configuration. With ``tune=True`` it then calls :func:`tune_layers`:
 every candidate configuration of every layer (irprune.tune: group size,
-slices, row tiles, register budgets, and the table layout of a large 1x1 layer) is compiled side by side in worker
+slices, row tiles, register budgets, channel orders, and the table layout of a large 1x1 layer) is compiled side by side in worker
 processes into the disk cache, and :func:`irprune.tune.autotune` then times
 each layer's candidates on the GPU, in this process, from that cache. A
 layer keeps its fastest kernel for the input shape it was tuned at; the
@@ -22,19 +22,19 @@ CONFIGS_PER_CALL = 4
 
 def compile_candidates(weight, shape, stride, padding, bias, groups, cpu, configs,
                        cache_dir) -> int:
-    """Worker: compile each (group size, slices, tile, register budgets) of ``configs`` for one
-    layer into the disk cache at ``cache_dir`` (for each, first the kernel without a budget,
-    which the budgets reuse); return how many kernels that is."""
+    """Worker: compile each (group size, slices, tile, channel order, register budgets) of
+    ``configs`` for one layer into the disk cache at ``cache_dir`` (for each, first the kernel
+    without a budget, which the budgets reuse); return how many kernels that is."""
     from .templates.conv2d import conv2d_nchw
     from .tune import template_for
 
     n = 0
-    for gs, sl, tile, caps in configs:
+    for gs, sl, tile, order, caps in configs:
         tmpl = template_for(conv2d_nchw, tile)
         for cap in caps:
             tmpl.compile(weight, shape, stride=stride, padding=padding, bias=bias, groups=groups,
                          cpu=cpu, group_size=gs, slices=sl, tile=tile, max_registers=cap,
-                         cache=cache_dir, assemble=True)
+                         channel_order=order, cache=cache_dir, assemble=True)
             n += 1
     return n
 
@@ -68,8 +68,8 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
     from .geometry import ConvGeometry
     from .kernel import _resolve_cache
     from .templates.conv2d import conv2d_nchw
-    from .tune import (_configs, autotune, candidate_register_caps, candidate_table_configs,
-                       choice_key, device_arch, device_id)
+    from .tune import (_configs, autotune, candidate_channel_orders, candidate_register_caps,
+                       candidate_table_configs, choice_key, device_arch, device_id)
     from .validate import check_weight
 
     cpu = device_arch()
@@ -91,8 +91,9 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
                                            dev)) is not None:
                 continue  # tuned before on this GPU: autotune below only loads the choice
             nnz = int(np.count_nonzero(w))
-            configs = [(gs, sl, tile, candidate_register_caps(tile, nnz))
-                       for gs, sl, tile in _configs(conv2d_nchw, g, None, None, None, nnz)]
+            configs = [(gs, sl, tile, order, candidate_register_caps(tile, nnz))
+                       for gs, sl, tile in _configs(conv2d_nchw, g, None, None, None, nnz)
+                       for order in candidate_channel_orders(gk, gs, tile)]
             for i in range(0, len(configs), CONFIGS_PER_CALL):
                 calls.append(("irprune.torch_tune", "compile_candidates", dict(
                     weight=w, shape=shape, stride=g.stride, padding=g.padding,
@@ -118,5 +119,5 @@ def tune_layers(layers, cache, progress: bool, jobs: int | None) -> None:
             t = k.stats["tuned"]
             rep.tuned = {key: t[key] for key in ("layout", "group_size", "slices", "tile",
                                                   "max_registers", "block", "groups_per_block",
-                                                  "table")}
+                                                  "table", "channel_order")}
             bar.advance(task)

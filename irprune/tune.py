@@ -16,7 +16,9 @@ their warps read the same input pixels, so the input comes from L2 once per
 block instead of once per group.
 A large 1x1 layer is also timed in the table layout (irprune.table_layout): its
 weights as (offset, weight) data in the module instead of immediates in the code,
-a short loop that does not wait for instruction fetch.
+a short loop that does not wait for instruction fetch. And each pixel-layout
+configuration is timed in each channel order (irprune.channel_order) that changes
+its groups: ``shared`` groups output channels that read the same input positions.
 None of this is predictable enough from the shape alone (the best choice
 moves with batch, sparsity and GPU), so :func:`autotune` compiles each
 candidate configuration (through the disk cache), times each with every
@@ -87,8 +89,14 @@ LARGE_REGISTER_CAPS = (128,)
 #: Candidate channel groups per block (pixel layout; each must divide the group count).
 #: 16 never won at 6450689.
 GROUPS_PER_BLOCK = (1, 2, 4, 8)
+#: The channel orders (irprune.channel_order) each pixel-layout configuration is timed in, where
+#: an order changes its groups (:func:`candidate_channel_orders`). Side by side on the standing's
+#: configurations at a1046ce, ``shared`` was 1.021x on the 19 immediate-weight 1x1 layers (17
+#: faster) and 0.988x on six seed layers (docs/perf-log.md, "Output channels grouped by their
+#: nonzeros"): a choice per layer, not a default.
+CHANNEL_ORDERS = ("natural", "shared")
 #: Bumped when the candidates or the measurement change, so stored choices are redone.
-TUNE_FORMAT = 11
+TUNE_FORMAT = 12
 #: Row tiles are timed with the largest this many candidate group sizes of at least
 #: irprune.row_tile.MIN_GROUP (each (group size, tile) pair is a compile).
 TILE_GROUP_SIZES = 2
@@ -111,6 +119,8 @@ class Choice:
     #: The table layout's configuration (irprune.table_layout) when the choice is a table
     #: kernel (then ``group_size`` is its tile_k and ``block`` its threads), else None.
     table: TableConfig | None = None
+    #: The order output channels are grouped in (irprune.channel_order).
+    channel_order: str = "natural"
 
     @property
     def layout(self) -> str:
@@ -234,6 +244,25 @@ def candidate_register_caps(tile, nnz: int | None = None) -> list[int | None]:
     return list(LARGE_REGISTER_CAPS if is_large(nnz) else CANDIDATES)
 
 
+def candidate_channel_orders(g: ConvGeometry, group_size: int, tile,
+                             orders=CHANNEL_ORDERS) -> list[str]:
+    """The channel orders of ``orders`` to time a configuration in: ``natural`` (when listed) and
+    each other order that can change its groups, that is with channel groups of 2 to K - 1
+    channels (one channel a group, or one group, is the same kernel in any order), a group size
+    that divides K, no convolution groups and the pixel layout (irprune.channel_order's own
+    refusals); ``["natural"]`` where none of ``orders`` would."""
+    from .channel_order import ORDERS
+
+    bad = [o for o in orders if o not in ORDERS]
+    if bad or not orders:
+        raise ValidationError(f"channel orders must be some of {', '.join(ORDERS)}, got "
+                              f"{list(orders)}", stage="tune")
+    reorders = (1 < group_size < g.K and g.K % group_size == 0 and g.groups == 1
+                and not tile)
+    # Where no listed order changes the groups, the kernel is the natural order's.
+    return [o for o in dict.fromkeys(orders) if o == "natural" or reorders] or ["natural"]
+
+
 def candidate_table_configs(weight: np.ndarray, g: ConvGeometry, cpu: str, relu: bool = False,
                             nnz: int | None = None) -> list[TableConfig]:
     """Table-layout configurations to time for ``weight`` on layer ``g``: those of
@@ -271,7 +300,8 @@ def compile_choice(template, weight, input_shape, choice: Choice, **compile_kw):
         return compile_table_conv2d(weight, input_shape, choice.table, block=choice.block, **kw)
     k = template_for(template, choice.tile).compile(
         weight, input_shape, group_size=choice.group_size, slices=choice.slices,
-        tile=choice.tile, max_registers=choice.max_registers, **compile_kw)
+        tile=choice.tile, max_registers=choice.max_registers,
+        channel_order=choice.channel_order, **compile_kw)
     k.block, k.groups_per_block = choice.block, choice.groups_per_block
     return k
 
@@ -285,7 +315,8 @@ def tuned_stats(choice: Choice, cached: bool) -> dict:
     return {"layout": choice.layout, "group_size": choice.group_size, "block": choice.block,
             "slices": choice.slices, "tile": choice.tile, "max_registers": choice.max_registers,
             "groups_per_block": choice.groups_per_block,
-            "table": choice.table.__dict__ if choice.table else None, "cached": cached}
+            "table": choice.table.__dict__ if choice.table else None,
+            "channel_order": choice.channel_order, "cached": cached}
 
 
 def template_for(template, tile):
@@ -402,7 +433,8 @@ def device_arch() -> str:
 
 def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, cpu: str,
                device: str, tiles=None, register_caps=None,
-               groups_per_block=GROUPS_PER_BLOCK, tables=None) -> str:
+               groups_per_block=GROUPS_PER_BLOCK, tables=None,
+               channel_orders=CHANNEL_ORDERS) -> str:
     from dataclasses import asdict
 
     from .cache import digest, toolchain_fingerprint
@@ -410,13 +442,15 @@ def choice_key(template, weight: np.ndarray, g: ConvGeometry, bias, relu: bool, 
     return digest("tune", TUNE_FORMAT, template.source_digest(), asdict(g), weight.tobytes(),
                   b"" if bias is None else np.asarray(bias, np.float32).tobytes(), bool(relu), cpu,
                   device, toolchain_fingerprint(), repr(tiles),  # with or without row tiles
-                  repr(register_caps), repr(tuple(groups_per_block)), repr(tables))
+                  repr(register_caps), repr(tuple(groups_per_block)), repr(tables),
+                  repr(tuple(channel_orders)))
 
 
 def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, bias=None,
              relu: bool = False, cpu: str | None = None, cache=None, group_sizes=None,
              blocks=BLOCKS, measure=None, log=None, groups: int = 1, slices=None, tiles=None,
-             register_caps=None, groups_per_block=GROUPS_PER_BLOCK, tables=None):
+             register_caps=None, groups_per_block=GROUPS_PER_BLOCK, tables=None,
+             channel_orders=CHANNEL_ORDERS):
     """Compile and time the candidates; return the fastest kernel (its ``block`` set) and the table.
 
     ``measure(kernel) -> microseconds`` times one configured kernel (default:
@@ -431,7 +465,10 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     groups per block tried with each (:func:`launch_shapes`). ``tables`` (default: True for
     the built-in template) adds the table-layout candidates of a large 1x1 layer
     (:func:`candidate_table_configs`), each compiled and timed with TABLE_THREADS threads; the winner may
-    then be an :class:`irprune.table_kernel.TableConvKernel`. Returns ``(kernel, table)`` where
+    then be an :class:`irprune.table_kernel.TableConvKernel`. ``channel_orders`` are the
+    channel orders each pixel-layout configuration is compiled in where they change its groups
+    (:func:`candidate_channel_orders`; ``("natural",)`` for one compile a configuration).
+    Returns ``(kernel, table)`` where
     ``table`` lists every measured :class:`Choice`, empty when the choice came from the cache.
     """
     from .geometry import check_weight
@@ -454,9 +491,11 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     if not groups_per_block or any(type(m) is not int or m < 1 for m in groups_per_block):
         raise ValidationError(f"groups_per_block must list positive ints, got {groups_per_block}",
                               stage="tune")
+    channel_orders = tuple(channel_orders)
+    candidate_channel_orders(g, 1, None, channel_orders)  # an unknown order fails before any work
     key = choice_key(template, w, g, bias, relu, cpu, device_id(), tiles,
                      None if register_caps is None else tuple(register_caps), groups_per_block,
-                     tables)
+                     tables, channel_orders)
     compile_kw = dict(stride=stride, padding=padding, bias=bias, relu=relu, cpu=cpu,
                       cache=store if store is not None else False, assemble=True, groups=groups)
     if store is not None:
@@ -483,7 +522,8 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
             return time_kernel(k, x, y)
 
     table, entries = [], []
-    for gs, sl, tile in configs:
+    for (gs, sl, tile), order in ((c, o) for c in configs
+                                  for o in candidate_channel_orders(g, c[0], c[2], channel_orders)):
         tmpl = template_for(template, tile)
         caps = candidate_register_caps(tile, nnz) if register_caps is None else (
             register_caps if not tile else [None])
@@ -497,15 +537,15 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
             else:
                 # With a disk cache every budget after the first reuses the same compiled kernel.
                 k = tmpl.compile(w, input_shape, group_size=gs, slices=sl, tile=tile,
-                                 max_registers=cap, **compile_kw)
+                                 max_registers=cap, channel_order=order, **compile_kw)
             first = first or k
             if log:
                 log(f"tune: group_size {gs} slices {sl} tile {tile} max_registers {cap} "
-                    f"compiled in {time.perf_counter() - t0:.1f} s")
+                    f"channel_order {order} compiled in {time.perf_counter() - t0:.1f} s")
             for b, m in launch_shapes(k, blocks, groups_per_block):
                 k.block, k.groups_per_block = b, m
                 us = measure(k)
-                table.append(Choice(gs, b, round(us, 3), sl, tile, cap, m))
+                table.append(Choice(gs, b, round(us, 3), sl, tile, cap, m, channel_order=order))
                 entries.append((us, (k, table[-1])))
     for tc in table_configs:
         from .table_kernel import compile_table_conv2d

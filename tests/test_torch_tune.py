@@ -18,14 +18,17 @@ from irprune.torch_tune import compile_candidates  # noqa: E402
 def test_compile_candidates_caches_every_configuration_and_budget(tmp_path):
     w = prune_random((8, 6, 3, 3), 0.8, seed=9)
     shape = (1, 6, 7, 7)
-    configs = [(4, 1, None, [None, 64, 128]), (8, 2, None, [None, 128])]
+    configs = [(4, 1, None, "natural", [None, 64, 128]), (8, 2, None, "natural", [None, 128]),
+               (4, 1, None, "shared", [128])]
     n = compile_candidates(w, shape, 1, 1, None, 1, "sm_90", configs, str(tmp_path))
-    assert n == 5
-    for gs, sl, _, caps in configs:
+    assert n == 6
+    for gs, sl, _, order, caps in configs:
         for cap in caps:
             k = conv2d_nchw.compile(w, shape, padding=1, group_size=gs, slices=sl,
-                                    max_registers=cap, cache=DiskCache(tmp_path))
+                                    max_registers=cap, channel_order=order,
+                                    cache=DiskCache(tmp_path))
             assert k.stats["cached"] and k.max_registers == cap
+            assert k.stats["channel_order"] == order
             if k.cubins[0] is not None:  # assembled in the worker when ptxas is there
                 assert k.registers is not None
     # Nothing else was compiled: a configuration not asked for is not in the cache.
@@ -71,15 +74,18 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
     # 162 pixels x 2 groups of 4 are very few threads (irprune.tune.VERY_FEW_THREADS): group
     # sizes 1 and 2 too; with eight groups of 1, eight a block (blocks 32-128) wins
     assert rep.tuned == {"layout": "immediate", "group_size": 1, "slices": 1, "tile": None,
-                         "max_registers": 64, "block": 128, "groups_per_block": 8, "table": None}
+                         "max_registers": 64, "block": 128, "groups_per_block": 8, "table": None,
+                         "channel_order": "natural"}
     k = layer.kernel_for(shape)
     assert (k.group_size, k.max_registers, k.block, k.groups_per_block) == (1, 64, 128, 8)
     # x 3 budgets: group size 1 (eight groups) with one group a block (blocks 64-256), two or
     # four (32-256) or eight (32-128); group size 2 (four groups) with one (64-256), two or
     # four (32-256); group size 4 (two groups) with one (64-256) or both (32-256); group size 8
-    # (one group) with one
-    assert len(k.stats["tuned"]["candidates"]) == (3 * (3 + 4 + 4 + 3) + 3 * (3 + 4 + 4)
-                                                   + 3 * (3 + 4) + 3 * 3)
+    # (one group) with one; group sizes 2 and 4 in both channel orders (one channel a group, or
+    # one group, is the same kernel in either)
+    cands = k.stats["tuned"]["candidates"]
+    assert len(cands) == (3 * (3 + 4 + 4 + 3) + 2 * 3 * (3 + 4 + 4) + 2 * 3 * (3 + 4) + 3 * 3)
+    assert {c["group_size"] for c in cands if c["channel_order"] == "shared"} == {2, 4}
 
     layer2 = SparseConv2d(w, None, 1, 1, 1, cache=str(tmp_path), assemble=True)
     rep2 = LayerReport("c", "conv2d", "converted", 0.8, 0, shape)

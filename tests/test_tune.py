@@ -201,3 +201,58 @@ def test_a_large_1x1_layer_is_also_timed_in_the_table_layout(monkeypatch, tmp_pa
     k3, table3 = autotune(conv2d_nchw, w, shape, tables=False, **kw)
     assert table3 and {c.layout for c in table3} == {"immediate"}
     assert not isinstance(k3, TableConvKernel)
+
+
+def test_channel_orders_are_candidates_only_where_they_regroup():
+    from irprune.errors import ValidationError
+    from irprune.tune import candidate_channel_orders
+
+    g = ConvGeometry.from_weight((64, 32, 1, 1), (1, 32, 14, 14))
+    assert candidate_channel_orders(g, 8, None) == ["natural", "shared"]
+    assert candidate_channel_orders(g, 1, None) == ["natural"]  # one channel a group
+    assert candidate_channel_orders(g, 64, None) == ["natural"]  # one group
+    assert candidate_channel_orders(g, 24, None) == ["natural"]  # 24 does not divide 64
+    assert candidate_channel_orders(g, 8, (2, 8)) == ["natural"]  # row tiles
+    assert candidate_channel_orders(g, 8, None, ("natural",)) == ["natural"]
+    assert candidate_channel_orders(g, 8, None, ("shared",)) == ["shared"]
+    assert candidate_channel_orders(g, 1, None, ("shared",)) == ["natural"]  # the same kernel
+    dw = ConvGeometry.from_weight((64, 1, 3, 3), (1, 64, 14, 14), padding=1, groups=64)
+    assert candidate_channel_orders(dw, 8, None) == ["natural"]  # convolution groups
+    with pytest.raises(ValidationError, match="channel orders must be some of natural, shared"):
+        candidate_channel_orders(g, 8, None, ("sorted",))
+
+
+def test_autotune_times_both_channel_orders_and_keeps_the_faster(monkeypatch, tmp_path):
+    """autotune with the GPU's parts stood in for: each configuration is compiled in both
+    orders; a faster shared order wins, computes the layer (host emulation against float64),
+    and reloads from the stored choice in that order; ``channel_orders=("natural",)`` never
+    compiles it."""
+    import numpy as np
+
+    import irprune.launch as L
+    import irprune.tune as T
+    from irprune.cache import DiskCache
+    from irprune.host_exec import run_on_host
+    from irprune.reference import conv2d_reference, prune_random
+
+    monkeypatch.setattr(T, "device_id", lambda: "stand-in GPU sm_90")
+    monkeypatch.setattr(L, "_require_gpu", lambda: None)
+    w = prune_random((16, 12, 1, 1), 0.7, seed=5)
+    shape = (1, 12, 5, 5)
+
+    def made_up_us(k):  # the shared order is faster, the rest equal
+        return 1.0 if k.output_channels is None else 0.5
+    kw = dict(cpu="sm_90", cache=DiskCache(tmp_path), group_sizes=(4,), slices=(1,), tiles=False,
+              register_caps=(None,), groups_per_block=(1,), blocks=(64,), measure=made_up_us,
+              tables=False)
+    k, table = autotune(conv2d_nchw, w, shape, **kw)
+    assert [c.channel_order for c in table] == ["natural", "shared"]
+    assert k.output_channels is not None and k.stats["tuned"]["channel_order"] == "shared"
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    ref = conv2d_reference(x.astype(np.float64), w.astype(np.float64), 1, 0)
+    assert np.abs(run_on_host(k, x) - ref).max() / np.abs(ref).max() < 1e-5
+    k2, table2 = autotune(conv2d_nchw, w, shape, **kw)
+    assert table2 == [] and k2.stats["tuned"]["cached"]
+    assert np.array_equal(k2.output_channels, k.output_channels)
+    k3, table3 = autotune(conv2d_nchw, w, shape, **dict(kw, channel_orders=("natural",)))
+    assert [c.channel_order for c in table3] == ["natural"] and k3.output_channels is None

@@ -10,7 +10,7 @@ means in docs/performance.md): IR template, passes, PTX, optionally ptxas.
 Without ``--choices-from`` it is the kernel ``irprune.conv2d`` gives untuned
 (the default group size); with it, the configuration an earlier bench run's
 tuner chose for the layer at ``--batch`` (group size, slices, tile, register
-budget), i.e. the kernel that run timed.
+budget, channel order), i.e. the kernel that run timed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ kw = {}
 if choice:
     kw = dict(group_size=choice["group_size"], slices=choice["slices"],
               tile=tuple(choice["tile"]) if choice["tile"] else None,
-              max_registers=choice["max_registers"])
+              max_registers=choice["max_registers"],
+              channel_order=choice.get("channel_order", "natural"))
 batch = int(sys.argv[6])
 t1 = time.perf_counter()
 k = irprune.conv2d(w, (batch, layer.C, layer.H, layer.W), stride=layer.stride, padding=layer.padding,
@@ -59,7 +60,8 @@ def stored_choice(path: str, layer: str, batch: int, sparsity: float) -> dict:
     if rec.get("layout") == "table":
         raise ValueError(f"{layer} runs on the table layout in {path}; this script times the "
                          "immediate-weight compile")
-    return {n: rec[n] for n in ("group_size", "slices", "tile", "max_registers")}
+    return {**{n: rec[n] for n in ("group_size", "slices", "tile", "max_registers")},
+            "channel_order": rec.get("channel_order", "natural")}
 
 
 def main(argv=None) -> int:
@@ -71,7 +73,8 @@ def main(argv=None) -> int:
     ap.add_argument("--choices-from", help="compile the configuration chosen in this results.json")
     ap.add_argument("--batch", type=int, default=1, help="the batch whose choice to compile")
     ap.add_argument("--config", help="compile this configuration, a JSON object of group_size, "
-                    "slices, tile and max_registers (instead of --choices-from)")
+                    "slices, tile, max_registers and optionally channel_order (instead of "
+                    "--choices-from)")
     a = ap.parse_args(argv)
     for name in a.layers:
         choice = (json.loads(a.config) if a.config else

@@ -34,7 +34,7 @@ def config_from_json(text: str):
     from .runner import BenchConfig
 
     d = json.loads(text)
-    for name in ("batches", "sparsities", "impls"):
+    for name in ("batches", "sparsities", "impls", "channel_orders"):
         if d.get(name) is not None:
             d[name] = tuple(d[name])
     return BenchConfig(**d)

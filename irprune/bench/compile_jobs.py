@@ -33,11 +33,14 @@ class CompileJob:
     tile: tuple[int, int] | None = None  # (rows, chunk): the built-in row-tile template
     max_registers: int | None = None  # a register budget (irprune.register_budget)
     table: TableConfig | None = None  # the table layout (irprune.table_layout) instead
+    channel_order: str = "natural"  # how output channels are grouped (irprune.channel_order)
 
     @property
     def config(self) -> tuple:
-        """(group size, slices, tile, register budget, table): what the kernel is compiled with."""
-        return (self.group_size, self.slices, self.tile, self.max_registers, self.table)
+        """(group size, slices, tile, register budget, table, channel order): what the kernel is
+        compiled with."""
+        return (self.group_size, self.slices, self.tile, self.max_registers, self.table,
+                self.channel_order)
 
 
 def bench_weights(layer: Layer, sparsity: float, seed: int) -> np.ndarray:
@@ -88,7 +91,8 @@ def run_job(job: CompileJob) -> dict:
             return {"ok": True, "seconds": time.perf_counter() - t0, "stats": ks[0].stats}
         k = tmpl.compile(w, g.input_shape, stride=layer.stride, padding=layer.padding,
                          group_size=gs, slices=job.slices, tile=job.tile, cache=cache,
-                         assemble=_have_ptxas(), max_registers=job.max_registers)
+                         assemble=_have_ptxas(), max_registers=job.max_registers,
+                         channel_order=job.channel_order)
         return {"ok": True, "seconds": time.perf_counter() - t0, "stats": k.stats}
     except IrpruneError as exc:
         return {"ok": False, "error": f"{exc.stage}: {exc}", "seconds": time.perf_counter() - t0}

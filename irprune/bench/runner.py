@@ -22,6 +22,7 @@ import numpy as np
 
 from ..llvm_opt import DEFAULT_CPU
 from ..table_layout import TableConfig
+from ..tune import CHANNEL_ORDERS
 from .code_fetch import code_floor_us
 from .compile_jobs import CompileJob, bench_nnz, bench_weights, compile_all
 from .impls import IMPLS
@@ -60,6 +61,10 @@ class BenchConfig:
     #: An earlier run's results.json: irprune compiles and times only the configuration that
     #: run's tuner chose for each (layer, batch, sparsity) it has, instead of tuning again.
     choices_from: str | None = None
+    #: The channel orders (irprune.channel_order) each pixel-layout configuration is compiled and
+    #: timed in where they change its groups (irprune.tune.candidate_channel_orders); a choice
+    #: from ``choices_from`` that records none is timed in each of them.
+    channel_orders: tuple[str, ...] = CHANNEL_ORDERS
 
 
 @dataclass(frozen=True)
@@ -257,13 +262,14 @@ def compile_plan(cfg: BenchConfig, units: list[Unit], cache_dir: str
             if why:
                 refused[(u.layer.name, u.batch, s)] = why
                 continue
-            for gs, sl, tile, cap, table in configs(cfg, u, s):
-                # One IR template serves every budget (a table kernel builds its own).
+            for gs, sl, tile, cap, table, order in configs(cfg, u, s):
+                # One IR template serves every budget and channel order (a table kernel builds
+                # its own).
                 if table is None and (gs, sl, tile) not in templated:
                     templated.add((gs, sl, tile))
                     jobs.append(CompileJob(u.layer, u.batch, None, 0, cache_dir, gs, sl, tile))
                 jobs.append(CompileJob(u.layer, u.batch, s, weight_seed(u.layer, s), cache_dir,
-                                       gs, sl, tile, cap, table))
+                                       gs, sl, tile, cap, table, order))
     return jobs, refused
 
 
@@ -308,28 +314,35 @@ def _choice(cfg: BenchConfig, u: Unit, sparsity: float) -> dict | None:
 
 
 def configs(cfg: BenchConfig, u: Unit, sparsity: float) -> list[tuple]:
-    """The (group size, slices, tile, register budget, table) configurations compiled for a unit
-    at ``sparsity`` (``table`` a TableConfig for a table-layout kernel, whose group size is
-    None, else None): an earlier run's choice (``choices_from``), else the tuner's candidates,
-    each with its register budgets, and the table layout's for a large 1x1 layer, or the
-    default. A choice made before the table layout existed (its record has no ``layout``) is
-    timed beside the table candidates, which its run did not have."""
+    """The (group size, slices, tile, register budget, table, channel order) configurations
+    compiled for a unit at ``sparsity`` (``table`` a TableConfig for a table-layout kernel, whose
+    group size is None, else None): an earlier run's choice (``choices_from``), else the tuner's
+    candidates, each with its register budgets and in each of ``cfg.channel_orders`` that changes
+    its groups, and the table layout's for a large 1x1 layer, or the default. A choice made
+    before the table layout existed (its record has no ``layout``) is timed beside the table
+    candidates, which its run did not have; one made before channel orders (no
+    ``channel_order``) in each of ``cfg.channel_orders``."""
     from ..register_budget import DEFAULT_MAX_REGISTERS
     from ..template import default_group_size
-    from ..tune import candidate_configs, candidate_register_caps
+    from ..tune import candidate_channel_orders, candidate_configs, candidate_register_caps
 
+    g = u.layer.geometry(u.batch)
     chosen = _choice(cfg, u, sparsity)
     if chosen is not None:
         if chosen.get("layout") == "table":
-            return [(None, chosen["slices"], None, None, TableConfig(**chosen["table"]))]
+            return [(None, chosen["slices"], None, None, TableConfig(**chosen["table"]),
+                     "natural")]
         tile = tuple(chosen["tile"]) if chosen.get("tile") else None
-        mine = [(chosen["group_size"], chosen["slices"], tile, chosen["max_registers"], None)]
+        gs = chosen["group_size"]
+        orders = ([chosen["channel_order"]] if "channel_order" in chosen else
+                  candidate_channel_orders(g, gs, tile, cfg.channel_orders))
+        mine = [(gs, chosen["slices"], tile, chosen["max_registers"], None, o) for o in orders]
         return mine + (table_configs(u, sparsity) if "layout" not in chosen else [])
-    g = u.layer.geometry(u.batch)
     if not cfg.tune:  # what irprune.conv2d gives untuned
-        return [(default_group_size(g), 1, None, DEFAULT_MAX_REGISTERS, None)]
+        return [(default_group_size(g), 1, None, DEFAULT_MAX_REGISTERS, None, "natural")]
     nnz = bench_nnz(u.layer, sparsity)
-    return [(gs, sl, tile, cap, None) for gs, sl, tile in candidate_configs(g, nnz=nnz)
+    return [(gs, sl, tile, cap, None, o) for gs, sl, tile in candidate_configs(g, nnz=nnz)
+            for o in candidate_channel_orders(g, gs, tile, cfg.channel_orders)
             for cap in candidate_register_caps(tile, nnz)] + table_configs(u, sparsity)
 
 
@@ -344,7 +357,7 @@ def table_configs(u: Unit, sparsity: float) -> list[tuple]:
     if not is_large(nnz) or table_problem(g, DEFAULT_CPU):  # no weights to draw
         return []
     w = bench_weights(u.layer, sparsity, weight_seed(u.layer, sparsity))
-    return [(None, c.slices, None, None, c)
+    return [(None, c.slices, None, None, c, "natural")
             for c in candidate_table_configs(w, g, DEFAULT_CPU, nnz=nnz)]
 
 
@@ -484,8 +497,8 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
         table = []
         if chosen is not None:
             rec["choice_from"] = {"file": cfg.choices_from, "commit": chosen.get("commit") or None}
-        for gs, sl, tile, cap, tc in sizes:
-            res = compiled[(layer.name, u.batch, sp, gs, sl, tile, cap, tc)]
+        for gs, sl, tile, cap, tc, order in sizes:
+            res = compiled[(layer.name, u.batch, sp, gs, sl, tile, cap, tc, order)]
             replay = chosen is not None and (tc is not None) == (chosen.get("layout") == "table")
             t0 = time.perf_counter()
             if tc is not None:
@@ -506,7 +519,8 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
             else:
                 k = template_for(tmpl, tile).compile(
                     w, g.input_shape, stride=layer.stride, padding=layer.padding, group_size=gs,
-                    slices=sl, tile=tile, cache=DiskCache(cache_dir), max_registers=cap)
+                    slices=sl, tile=tile, cache=DiskCache(cache_dir), max_registers=cap,
+                    channel_order=order)
                 cached_s = time.perf_counter() - t0
                 if not k.registers and len(sizes) > 1:
                     k.ptxas()  # the register count decides which blocks can launch
@@ -523,7 +537,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
                       if len(sizes) > 1 else 0.0)
                 table.append({"layout": "table" if tc else "immediate", "group_size": gs,
                               "slices": sl, "tile": tile, "max_registers": cap,
-                              "table": tc.__dict__ if tc else None,
+                              "table": tc.__dict__ if tc else None, "channel_order": order,
                               "block": b, "groups_per_block": m, "median_us": round(us, 3)})
                 entries.append((us, (k, b, m, res, cached_s, table[-1])))
 
@@ -555,6 +569,7 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
         rec["max_registers"] = None if table_k else k.max_registers
         rec["block"] = b
         rec["groups_per_block"] = m
+        rec["channel_order"] = best[5]["channel_order"]
         rec["default_group_size"] = default_group_size(g)
         if len(table) > 1:
             rec["tuning"] = table

@@ -119,3 +119,15 @@ def test_cli_bench_without_torch_or_gpu_is_one_line(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "torch" in out.stderr.lower() or "gpu" in out.stderr.lower()
+
+
+def test_cli_bench_refuses_an_unknown_channel_order(tmp_path):
+    from irprune.cli import build_parser
+
+    out = subprocess.run([sys.executable, "-m", "irprune", "bench", "--channel-orders",
+                          "natural,sorted", "--out", str(tmp_path)], capture_output=True, text=True)
+    last = out.stderr.strip().splitlines()[-1]
+    assert out.returncode == 2 and "--channel-orders" in last and "'natural,sorted'" in last
+    args = build_parser().parse_args(["bench", "--channel-orders", "shared"])
+    assert args.channel_orders == ("shared",)
+    assert build_parser().parse_args(["bench"]).channel_orders == ("natural", "shared")

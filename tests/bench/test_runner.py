@@ -16,17 +16,26 @@ def test_a_tuned_run_compiles_each_configuration_with_each_budget_and_one_templa
     assert not refused
     for u in units:
         cfgs = configs(cfg, u, 0.9)
-        assert all(table is None for *_, table in cfgs)  # 3x3 layers: no table layout
-        pixel = {(gs, sl) for gs, sl, tile, _, _ in cfgs if tile is None}
-        tiles = {(gs, tile) for gs, _, tile, _, _ in cfgs if tile is not None}
+        assert all(table is None for *_, table, _ in cfgs)  # 3x3 layers: no table layout
+        pixel = {(gs, sl) for gs, sl, tile, *_ in cfgs if tile is None}
+        tiles = {(gs, tile) for gs, _, tile, *_ in cfgs if tile is not None}
         assert pixel and tiles  # 50,176 output pixels at batch 64: row tiles are candidates
-        assert {cap for *_, tile, cap, _ in cfgs if tile is None} == set(CANDIDATES)
-        assert all(cap is None for *_, tile, cap, _ in cfgs if tile is not None)
+        assert {cap for _, _, tile, cap, *_ in cfgs if tile is None} == set(CANDIDATES)
+        assert all(cap is None for _, _, tile, cap, *_ in cfgs if tile is not None)
+        # each pixel configuration of 2..K-1 channels a group in both channel orders (the
+        # shared order and the natural one), a row tile or one group in the natural order only
+        K = u.layer.K
+        for gs, sl, tile, cap, _, order in cfgs:
+            twin = (gs, sl, tile, cap, None, "natural" if order == "shared" else "shared")
+            assert (twin in cfgs) == (tile is None and 1 < gs < K and K % gs == 0)
+        assert any(o == "shared" for *_, o in cfgs)
         mine = [j for j in jobs if j.layer.name == u.layer.name]
         templates = [j for j in mine if j.sparsity is None]
         kernels = [j for j in mine if j.sparsity is not None]
-        assert len(templates) == len({(gs, sl, tile) for gs, sl, tile, _, _ in cfgs})
+        # one IR template serves both orders
+        assert len(templates) == len({(gs, sl, tile) for gs, sl, tile, *_ in cfgs})
         assert len(kernels) == 2 * len(cfgs)  # two sparsities
+        assert {j.channel_order for j in kernels} == {"natural", "shared"}
 
 
 def test_an_untuned_run_compiles_what_irprune_conv2d_gives():
@@ -34,10 +43,11 @@ def test_an_untuned_run_compiles_what_irprune_conv2d_gives():
                       tune=False)
     (u,) = plan(cfg)
     gs = default_group_size(u.layer.geometry(1))
-    assert configs(cfg, u, 0.9) == [(gs, 1, None, DEFAULT_MAX_REGISTERS, None)]
+    assert configs(cfg, u, 0.9) == [(gs, 1, None, DEFAULT_MAX_REGISTERS, None, "natural")]
     jobs, _ = compile_plan(cfg, [u], "/tmp/x")
     assert [(j.sparsity, j.config) for j in jobs] == [
-        (None, (gs, 1, None, None, None)), (0.9, (gs, 1, None, DEFAULT_MAX_REGISTERS, None))]
+        (None, (gs, 1, None, None, None, "natural")),
+        (0.9, (gs, 1, None, DEFAULT_MAX_REGISTERS, None, "natural"))]
 
 
 def test_layers_over_max_nnz_or_max_weights_are_refused_with_the_reason():
@@ -67,15 +77,16 @@ def test_a_large_layer_compiles_fewer_configurations_with_one_budget():
     assert bench_nnz(small.layer, 0.9) < LARGE_NNZ < bench_nnz(large.layer, 0.9)
     got, full = configs(cfg, large, 0.9), configs(cfg, small, 0.9)
     imm = [c for c in got if c[4] is None]
-    assert {cap for *_, cap, _ in imm} == set(LARGE_REGISTER_CAPS)
-    assert {cap for *_, cap, _ in full} == set(CANDIDATES)
+    assert {c[3] for c in imm} == set(LARGE_REGISTER_CAPS)
+    assert {c[3] for c in full} == set(CANDIDATES)
     assert sorted({gs for gs, *_ in imm}) == [2, 4, 8, 16] and LARGE_GROUP_SIZES == 4
     assert {sl for _, sl, *_ in imm} == {1, 2}
-    assert len(imm) == 8 < len(full)
+    assert len(imm) == 2 * 8 < len(full)  # in both channel orders
     # the large 1x1 layer is also timed in the table layout, the small one is not
     tables = [c[4] for c in got if c[4] is not None]
-    assert tables and all(c[:4] == (None, c[4].slices, None, None) for c in got if c[4])
-    assert all(t is None for *_, t in full)
+    assert tables and all(c[:4] == (None, c[4].slices, None, None) and c[5] == "natural"
+                          for c in got if c[4])
+    assert all(c[4] is None for c in full)
 
 
 def _choices_file(tmp_path, records):
@@ -95,12 +106,23 @@ def test_choices_from_an_earlier_run_compile_only_that_runs_configuration(tmp_pa
     cfg = BenchConfig(suites=["resnet50"], layers=["l1_1x1_64_64", "l1_1x1_64_256"],
                       batches=(1,), sparsities=(0.9,), choices_from=path)
     u64, u256 = plan(cfg)
-    assert configs(cfg, u64, 0.9) == [(32, 1, None, 128, None)]
+    # a choice from before channel orders: its configuration in each order that regroups it
+    assert configs(cfg, u64, 0.9) == [(32, 1, None, 128, None, "natural"),
+                                      (32, 1, None, 128, None, "shared")]
     # A layer the earlier run did not time is tuned as usual.
     assert len(configs(cfg, u256, 0.9)) > 1
     jobs, _ = compile_plan(cfg, [u64], "/tmp/x")
-    assert [(j.sparsity, j.config) for j in jobs] == [(None, (32, 1, None, None, None)),
-                                                      (0.9, (32, 1, None, 128, None))]
+    assert [(j.sparsity, j.config) for j in jobs] == [
+        (None, (32, 1, None, None, None, "natural")), (0.9, (32, 1, None, 128, None, "natural")),
+        (0.9, (32, 1, None, 128, None, "shared"))]
+    # only the orders the run asks for
+    cfg.channel_orders = ("natural",)
+    assert configs(cfg, u64, 0.9) == [(32, 1, None, 128, None, "natural")]
+    # a choice that records its order is replayed in that order only
+    path = _choices_file(tmp_path, [dict(chosen, channel_order="shared")])
+    cfg = BenchConfig(suites=["resnet50"], layers=["l1_1x1_64_64"], batches=(1,),
+                      sparsities=(0.9,), choices_from=path)
+    assert configs(cfg, plan(cfg)[0], 0.9) == [(32, 1, None, 128, None, "shared")]
 
 
 def test_a_choices_file_without_irprune_rows_or_unreadable_fails_in_one_line(tmp_path):
@@ -128,21 +150,21 @@ def test_a_choice_from_before_the_table_layout_is_timed_beside_the_table_candida
                       sparsities=(0.9,), choices_from=_choices_file(tmp_path, [old]))
     (u,) = plan(cfg)
     got = configs(cfg, u, 0.9)
-    assert got[0] == (8, 1, None, 128, None)
-    assert len(got) > 1 and all(isinstance(c[4], TableConfig) for c in got[1:])
+    assert got[:2] == [(8, 1, None, 128, None, "natural"), (8, 1, None, 128, None, "shared")]
+    assert len(got) > 2 and all(isinstance(c[4], TableConfig) for c in got[2:])
     # the same choice recorded by a run that had the table layout: nothing added
-    newer = dict(old, layout="immediate", table=None)
+    newer = dict(old, layout="immediate", table=None, channel_order="natural")
     cfg = BenchConfig(suites=["mobilenet1x1"], layers=["pw_1024_1024_7"], batches=(1,),
                       sparsities=(0.9,), choices_from=_choices_file(tmp_path, [newer]))
-    assert configs(cfg, u, 0.9) == [(8, 1, None, 128, None)]
+    assert configs(cfg, u, 0.9) == [(8, 1, None, 128, None, "natural")]
     chose_table = dict(old, layout="table", group_size=None, slices=4, max_registers=None,
                        table={"tile_k": 32, "slices": 4, "tile_p": 49}, block=512)
     cfg = BenchConfig(suites=["mobilenet1x1"], layers=["pw_1024_1024_7"], batches=(1,),
                       sparsities=(0.9,), choices_from=_choices_file(tmp_path, [chose_table]))
     t = TableConfig(32, 4, 49)
-    assert configs(cfg, u, 0.9) == [(None, 4, None, None, t)]
+    assert configs(cfg, u, 0.9) == [(None, 4, None, None, t, "natural")]
     jobs, _ = compile_plan(cfg, [u], "/tmp/x")
-    assert [(j.sparsity, j.config) for j in jobs] == [(0.9, (None, 4, None, None, t))]
+    assert [(j.sparsity, j.config) for j in jobs] == [(0.9, (None, 4, None, None, t, "natural"))]
 
 
 def test_a_table_job_compiles_a_table_kernel_in_the_worker(tmp_path, monkeypatch):

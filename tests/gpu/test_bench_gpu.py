@@ -38,7 +38,7 @@ def test_bench_checks_and_times_every_impl(tmp_path):
     from irprune.tune import FINALISTS
 
     fin = recs["irprune"]["finalists"]
-    key = ("group_size", "slices", "max_registers", "block", "groups_per_block")
+    key = ("group_size", "slices", "max_registers", "block", "groups_per_block", "channel_order")
     assert len(fin) == min(FINALISTS, len(tuning)) and all(len(f["again_us"]) == 2 for f in fin)
     # (compared as rounded in the table: equal first-round times may sort either way)
     chosen = {tuple(f[k] for k in key) for f in fin}
@@ -91,15 +91,29 @@ def test_a_run_can_time_an_earlier_runs_choice_without_tuning(tmp_path):
     path.write_text(json.dumps({"environment": {"commit": "abc123"}, "records": [chosen]}))
     cfg = BenchConfig(suites=["seed"], layers=["lenet5_c2"], batches=(1,), sparsities=(0.9,),
                       impls=("irprune", "cudnn_fp32"), jobs=2, target_ms=2, repeats=3,
-                      baseline_processes=1, choices_from=str(path))
+                      baseline_processes=1, choices_from=str(path), channel_orders=("natural",))
     doc = run(cfg, log=print)
     rec = next(r for r in doc["records"] if r["impl"] == "irprune")
     assert rec["status"] == "ok" and rec["rel_err"] < 1e-5, rec
     assert (rec["group_size"], rec["slices"], rec["max_registers"], rec["block"],
-            rec["groups_per_block"]) == (10, 2, 64, 64, 5)
+            rec["groups_per_block"], rec["channel_order"]) == (10, 2, 64, 64, 5, "natural")
     assert rec["choice_from"]["commit"] == "abc123" and "tuning" not in rec
     fp32 = next(r for r in doc["records"] if r["impl"] == "cudnn_fp32")
     assert "process_us" not in fp32  # one process asked for
+    # With both channel orders (the default) a choice that records none is timed in each, and
+    # the faster kept; a choice that records its order replays it alone.
+    cfg.channel_orders = ("natural", "shared")
+    doc = run(cfg, log=print)
+    rec = next(r for r in doc["records"] if r["impl"] == "irprune")
+    assert rec["status"] == "ok" and rec["rel_err"] < 1e-5, rec
+    assert sorted(t["channel_order"] for t in rec["tuning"]) == ["natural", "shared"]
+    assert rec["channel_order"] in ("natural", "shared") and rec["group_size"] == 10
+    path.write_text(json.dumps({"environment": {"commit": "abc124"},
+                                "records": [dict(chosen, channel_order="shared")]}))
+    doc = run(cfg, log=print)
+    rec = next(r for r in doc["records"] if r["impl"] == "irprune")
+    assert rec["status"] == "ok" and rec["rel_err"] < 1e-5, rec
+    assert rec["channel_order"] == "shared" and "tuning" not in rec
 
 
 def test_a_large_1x1_layer_is_timed_in_the_table_layout_and_a_table_choice_replays(
@@ -125,7 +139,10 @@ def test_a_large_1x1_layer_is_timed_in_the_table_layout_and_a_table_choice_repla
     rec = doc["records"][0]
     assert rec["status"] == "ok" and rec["rel_err"] < 1e-5, rec
     layouts = [t["layout"] for t in rec["tuning"]]
-    assert layouts.count("immediate") == 1 and layouts.count("table") >= 2
+    # the earlier choice in both channel orders, beside the table candidates
+    assert layouts.count("immediate") == 2 and layouts.count("table") >= 2
+    assert {t["channel_order"] for t in rec["tuning"] if t["layout"] == "immediate"} == {
+        "natural", "shared"}
     assert all(t["median_us"] > 0 for t in rec["tuning"])
     tables = [t for t in rec["tuning"] if t["layout"] == "table"]
     assert {t["block"] for t in tables} == set(T.TABLE_THREADS)

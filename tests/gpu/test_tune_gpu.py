@@ -20,8 +20,11 @@ def test_autotune_measures_every_candidate_and_caches_the_choice(tmp_path):
     cache = DiskCache(tmp_path)
     k, table = autotune(conv2d_nchw, w, x.shape, padding=1, cache=cache, group_sizes=(8, 32),
                         slices=(1, 2), register_caps=(None,), groups_per_block=(1,))
-    # Every block for one row; with two rows also 32 (threads x registers fit here).
-    assert len(table) == 2 * len(BLOCKS) + 2 * (len(BLOCKS) + 1)
+    # Every block for one row; with two rows also 32 (threads x registers fit here); group size
+    # 8 in both channel orders, 32 (one group) in the natural one.
+    assert len(table) == 3 * len(BLOCKS) + 3 * (len(BLOCKS) + 1)
+    assert {(c.group_size, c.channel_order) for c in table} == {
+        (8, "natural"), (8, "shared"), (32, "natural")}
     assert {c.slices for c in table} == {1, 2}
     # The choice is one of the first round's fastest, timed again (irprune.tune.finalists).
     top = sorted(table, key=lambda c: c.median_us)[:FINALISTS]
@@ -30,6 +33,7 @@ def test_autotune_measures_every_candidate_and_caches_the_choice(tmp_path):
     k2, table2 = autotune(conv2d_nchw, w, x.shape, padding=1, cache=cache, group_sizes=(8, 32),
                           slices=(1, 2), register_caps=(None,), groups_per_block=(1,))
     assert table2 == [] and (k2.group_size, k2.block, k2.slices) == (k.group_size, k.block, k.slices)
+    assert k2.stats["tuned"]["channel_order"] == k.stats["tuned"]["channel_order"]
     assert k2.stats["tuned"]["cached"]
 
 
