@@ -137,7 +137,9 @@ def test_a_tuned_conversion_keeps_each_layers_fastest_kernel_and_pytorchs_result
         assert r.tuned == {"layout": "immediate", "group_size": k.group_size,
                            "slices": k.slices, "tile": k.tile,
                            "max_registers": k.max_registers, "block": k.block,
-                           "groups_per_block": k.groups_per_block, "table": None}, name
+                           "groups_per_block": k.groups_per_block, "table": None,
+                           "channel_order": "natural" if k.output_channels is None
+                           else "shared"}, name
         assert k.stats["tuned"]["candidates"], name  # every candidate was timed
     with torch.no_grad():
         ref, got = m(x), c(x)
