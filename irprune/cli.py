@@ -246,7 +246,8 @@ def cmd_bench(args) -> int:
                           tune=not args.no_tune,
                           baseline_processes=args.baseline_processes,
                           choices_from=args.choices_from,
-                          channel_orders=tuple(args.channel_orders))
+                          channel_orders=tuple(args.channel_orders),
+                          retime_irprune=not args.irprune_once)
         try:
             doc = run(cfg, out_json=out / "results.json", log=lambda m: print(m, file=sys.stderr))
         except (KeyError, ValueError) as exc:
@@ -366,8 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "128-thread blocks, register budget 128) instead of timing every "
                         "candidate (irprune.tune)")
     b.add_argument("--baseline-processes", type=_positive_int, default=3, metavar="N",
-                   help="time cuDNN and cuSPARSE in N processes and keep each one's fastest "
-                        "(default 3: cuDNN's time moves between processes; irprune is timed once)")
+                   help="time cuDNN, cuSPARSE and irprune's chosen kernels in N processes and "
+                        "keep each one's fastest (default 3: times move between processes)")
+    b.add_argument("--irprune-once", action="store_true",
+                   help="time irprune in the main process only (the baselines still in "
+                        "--baseline-processes processes)")
     b.add_argument("--choices-from", metavar="JSON",
                    help="an earlier run's results.json: compile and time only the configuration "
                         "its tuner chose for each layer it has (no tuning, but a choice that "

@@ -1,4 +1,5 @@
-"""The library baselines timed again in fresh processes; each keeps its fastest.
+"""The library baselines, and irprune's chosen kernels, timed again in fresh processes; each
+keeps its fastest.
 
 cuDNN's time for one layer can differ by up to 1.8x from one process to the
 next on the same GPU (docs/perf-log.md, "cuDNN fp32's own spread"): more than
@@ -6,8 +7,14 @@ the margins some targets are judged by. So after the main run, ``processes - 1``
 new processes each check and time the baselines again, on the same inputs and
 weights (the bench's seeds), one after another on the same GPU, and every
 baseline record keeps the fastest median of all processes (each process's
-median in ``process_us``). irprune is timed once, in the main process: where
-the processes differ, the comparison leans against irprune.
+median in ``process_us``).
+
+irprune's time moves between processes too: on the same H200, l1_1x1_256_64 ran 3.20 us in
+three processes and 3.67 us in the one before (docs/perf-log.md, "irprune timed in every
+process"). So each process also times the kernel configuration the main run chose for every
+layer (replayed from the main run's records and its disk cache: nothing is tuned or compiled
+again) and irprune keeps its fastest process as the baselines do, unless the run asks for
+irprune to be timed once (``BenchConfig.retime_irprune``, ``irprune bench --irprune-once``).
 
     python -m irprune.bench.baseline_processes CONFIG.json OUT.json   # one such process
 """
@@ -22,6 +29,9 @@ import tempfile
 from pathlib import Path
 
 from .impls import BASELINES
+
+#: The implementations a process times again: the baselines, and irprune's chosen kernels.
+RETIMED = ("irprune", *BASELINES)
 
 
 def config_json(cfg) -> str:
@@ -46,18 +56,33 @@ def _key(rec: dict) -> tuple:
 
 def retime(cfg, log=print) -> list[dict]:
     """Check and time every baseline of ``cfg``'s units in this process, as the main run does
-    (the same unit loop, inputs and weights, with only the baselines); their records."""
+    (the same unit loop, inputs and weights, with only the baselines); their records. With
+    irprune in ``cfg.impls``, ``cfg.choices_from`` must be the main run's records and
+    ``cfg.cache_dir`` its cache: irprune's chosen kernel of each (layer, batch, sparsity) that
+    has one is loaded from there and checked and timed too (one that has none is left out)."""
     import torch
 
-    from .runner import _run_unit, environment, plan
+    from ..templates.conv2d import conv2d_nchw
+    from .compile_jobs import compile_here
+    from .runner import _choice, _run_unit, compile_plan, environment, plan
 
     torch.backends.cudnn.benchmark = True  # as in the main run
     l2 = environment(None)["l2_bytes"] or 50 << 20
-    only = dataclasses.replace(cfg, impls=tuple(i for i in cfg.impls if i in BASELINES))
+    only = dataclasses.replace(cfg, impls=tuple(i for i in cfg.impls if i in RETIMED))
     doc = {"records": []}
     for u in plan(only):
-        _run_unit(u, only, doc, {}, {}, None, l2, None, None, None)
-        log(f"baselines re-timed: {u.suite}/{u.layer.name} b{u.batch}")
+        chosen = tuple(s for s in u.sparsities if _choice(only, u, s) is not None)
+        ucfg, compiled = only, {}
+        if "irprune" in only.impls:
+            if chosen:
+                u = dataclasses.replace(u, sparsities=chosen)
+                # every kernel is in the main run's cache: this loads, it does not compile
+                compiled = compile_here(compile_plan(only, [u], only.cache_dir)[0])
+            else:
+                ucfg = dataclasses.replace(only, impls=tuple(i for i in only.impls
+                                                             if i != "irprune"))
+        _run_unit(u, ucfg, doc, compiled, {}, only.cache_dir, l2, None, None, conv2d_nchw)
+        log(f"re-timed: {u.suite}/{u.layer.name} b{u.batch}")
         torch.cuda.empty_cache()
     return doc["records"]
 
@@ -84,12 +109,13 @@ def run_processes(cfg, count: int, log=print) -> list[list[dict]]:
     return runs
 
 
-def fold(records: list[dict], runs: list[list[dict]]) -> int:
-    """Give each timed baseline record of the main run the fastest median over all processes.
+def fold(records: list[dict], runs: list[list[dict]], impls=RETIMED) -> int:
+    """Give each timed record of ``impls`` (the baselines and irprune) in the main run the
+    fastest median over all processes.
 
     ``process_us`` lists the main run's median first, then each other
     process's where it timed the record (ok); ``median_us`` becomes their
-    minimum. Records that are not baselines, or were not timed in the main
+    minimum. Records of other implementations, or not timed in the main
     run, are left as they are. Returns how many records changed their median.
     """
     others: dict[tuple, list[float]] = {}
@@ -99,7 +125,7 @@ def fold(records: list[dict], runs: list[list[dict]]) -> int:
                 others.setdefault(_key(r), []).append(r["median_us"])
     changed = 0
     for rec in records:
-        if rec.get("impl") not in BASELINES or rec.get("status") != "ok" or not rec.get("median_us"):
+        if rec.get("impl") not in impls or rec.get("status") != "ok" or not rec.get("median_us"):
             continue
         times = [rec["median_us"], *others.get(_key(rec), [])]
         rec["process_us"] = [round(t, 3) for t in times]

@@ -144,3 +144,15 @@ def compile_all(jobs: list[CompileJob], workers: int, progress=None) -> dict:
                     if progress is not None:
                         progress(jj, r)
     return results
+
+
+def compile_here(jobs: list[CompileJob]) -> dict:
+    """:func:`compile_all`'s results for ``jobs`` run one after another in this process: for a
+    process whose kernels are all in the disk cache already (each job only loads)."""
+    results: dict = {}
+    for j in jobs:
+        key = (j.layer.name, j.batch, j.sparsity, *j.config)
+        if key not in results:
+            results[key] = run_job(j)
+    return results
+

@@ -202,6 +202,16 @@ def plots(doc: dict, out_dir: Path) -> list[Path]:
     return paths
 
 
+def _processes_note(e: dict) -> str:
+    """How many processes timed which implementations (irprune.bench.baseline_processes)."""
+    n = e.get("baseline_processes", 1)
+    if n <= 1:
+        return ""
+    if "irprune" in e.get("retimed_in_processes", ()):
+        return f"; cuDNN, cuSPARSE and irprune: the fastest of {n} processes"
+    return f"; cuDNN and cuSPARSE: the fastest of {n} processes (irprune: one)"
+
+
 def markdown(doc: dict, plot_paths: list[Path] | None = None, rel_to: Path | None = None) -> str:
     """The whole report: environment, summary at 0.9, the paper's ranges, tables, compile, problems."""
     runs = doc.get("runs") or [{"suites": doc.get("config", {}).get("suites"), "environment": doc["environment"]}]
@@ -216,8 +226,7 @@ def markdown(doc: dict, plot_paths: list[Path] | None = None, rel_to: Path | Non
                   f"{e.get('copy_bandwidth_GBps')} GB/s (read + write)"
                   + (f", code fetch {e['code_fetch_GBps']} GB/s (distinct code, one stream an SM)"
                      if e.get("code_fetch_GBps") else "")
-                  + (f"; cuDNN and cuSPARSE: the fastest of {e['baseline_processes']} processes "
-                     "(irprune: one)" if e.get("baseline_processes", 1) > 1 else "")]
+                  + _processes_note(e)]
     lines += ["", "Each suite's ratios come from its own run: every implementation of a row was "
               "measured side by side in that run.", "",
               "## Summary at sparsity 0.9", "", summary(doc), "",

@@ -65,6 +65,9 @@ class BenchConfig:
     #: timed in where they change its groups (irprune.tune.candidate_channel_orders); a choice
     #: from ``choices_from`` that records none is timed in each of them.
     channel_orders: tuple[str, ...] = CHANNEL_ORDERS
+    #: Time irprune's chosen kernels in the ``baseline_processes`` processes too and keep their
+    #: fastest, as the baselines do (False: irprune timed once, in the main process).
+    retime_irprune: bool = True
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
                       "target_ms": cfg.target_ms, "repeats": cfg.repeats, "jobs": cfg.jobs,
                       "cache_dir_fresh": cfg.cache_dir is None, "tolerance": TOLERANCE,
                       "tune": cfg.tune, "baseline_processes": cfg.baseline_processes,
+                      "retime_irprune": cfg.retime_irprune,
                       "choices_from": cfg.choices_from,
                       "cudnn_benchmark": True},
            "records": []}
@@ -234,16 +238,27 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
                 write_json(doc, out_json)
             torch.cuda.empty_cache()
 
-    # Phase 3: the library baselines again in fresh processes; each keeps its fastest.
+    # Phase 3: the library baselines, and irprune's chosen kernels, again in fresh processes;
+    # each keeps its fastest (irprune.bench.baseline_processes).
     extra = cfg.baseline_processes - 1
-    if extra > 0 and any(i in I.BASELINES for i in cfg.impls):
+    retimed = tuple(i for i in cfg.impls
+                    if i in I.BASELINES or (i == "irprune" and cfg.retime_irprune))
+    if extra > 0 and retimed:
+        import dataclasses
+
         from .baseline_processes import fold, run_processes
 
-        runs = run_processes(cfg, extra, log)
-        changed = fold(doc["records"], runs)
+        with tempfile.TemporaryDirectory(prefix="irprune-main-run-") as tmp:
+            pcfg = dataclasses.replace(cfg, impls=retimed, cache_dir=cache_dir)
+            if "irprune" in retimed:  # the processes replay the kernels this run chose
+                write_json(doc, Path(tmp) / "main.json")
+                pcfg.choices_from = str(Path(tmp) / "main.json")
+            runs = run_processes(pcfg, extra, log)
+        changed = fold(doc["records"], runs, retimed)
         doc["environment"]["baseline_processes"] = 1 + len(runs)
-        log(f"baselines: fastest of {1 + len(runs)} processes; {changed} records were faster "
-            "in another process")
+        doc["environment"]["retimed_in_processes"] = list(retimed)
+        log(f"{', '.join(retimed)}: fastest of {1 + len(runs)} processes; {changed} records "
+            "were faster in another process")
         if out_json is not None:
             write_json(doc, out_json)
     return doc

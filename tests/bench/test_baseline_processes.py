@@ -1,10 +1,11 @@
-"""Baselines timed in several processes: the fastest is kept, irprune is left alone (CPU)."""
+"""Baselines and irprune timed in several processes: the fastest is kept (CPU)."""
 
 from __future__ import annotations
 
 import pytest
 
 from irprune.bench.baseline_processes import config_from_json, config_json, fold, run_processes
+from irprune.bench.impls import BASELINES
 from irprune.bench.runner import BenchConfig
 
 
@@ -27,15 +28,27 @@ def test_each_baseline_keeps_its_fastest_process_and_lists_them_all():
     assert "first_process_us" not in tf32
 
 
-def test_irprune_and_untimed_or_failed_records_are_not_changed():
-    main = [_rec("irprune", 3.0), _rec("floor", 1.0), _rec("cudnn_fp32", None, "wrong"),
+def test_models_and_untimed_or_failed_records_are_not_changed():
+    main = [_rec("dense_template", 3.0), _rec("floor", 1.0), _rec("cudnn_fp32", None, "wrong"),
             _rec("cudnn_fp16", 5.0)]
-    runs = [[_rec("irprune", 1.0), _rec("floor", 0.5), _rec("cudnn_fp32", 2.0),
+    runs = [[_rec("dense_template", 1.0), _rec("floor", 0.5), _rec("cudnn_fp32", 2.0),
              _rec("cudnn_fp16", 1.0, "wrong"), _rec("cudnn_fp16", None, "error")]]
     assert fold(main, runs) == 0
     assert [r["median_us"] for r in main] == [3.0, 1.0, None, 5.0]
     assert "process_us" not in main[0] and "process_us" not in main[2]
     assert main[3]["process_us"] == [5.0]  # another process's wrong result is not a time
+
+
+def test_irprune_keeps_its_fastest_process_unless_timed_once():
+    main = [_rec("irprune", 3.67), _rec("cudnn_fp32", 10.0)]
+    runs = [[_rec("irprune", 3.20), _rec("cudnn_fp32", 9.0)], [_rec("irprune", 3.21)]]
+    assert fold(main, runs) == 2
+    assert main[0]["median_us"] == 3.20 and main[0]["process_us"] == [3.67, 3.20, 3.21]
+    assert main[0]["first_process_us"] == 3.67
+    # irprune timed once (--irprune-once): only the baselines are folded
+    main = [_rec("irprune", 3.67), _rec("cudnn_fp32", 10.0)]
+    assert fold(main, runs, impls=BASELINES) == 1
+    assert main[0]["median_us"] == 3.67 and "process_us" not in main[0]
 
 
 def test_records_match_on_layer_and_sparsity():
