@@ -131,3 +131,14 @@ def test_cli_bench_refuses_an_unknown_channel_order(tmp_path):
     args = build_parser().parse_args(["bench", "--channel-orders", "shared"])
     assert args.channel_orders == ("shared",)
     assert build_parser().parse_args(["bench"]).channel_orders == ("natural", "shared")
+
+
+def test_the_runs_line_says_which_implementations_took_their_fastest_process():
+    from irprune.bench.report import _processes_note
+
+    assert _processes_note({"baseline_processes": 1}) == ""
+    old = _processes_note({"baseline_processes": 3})  # a run from before irprune was re-timed
+    assert old == "; cuDNN and cuSPARSE: the fastest of 3 processes (irprune: one)"
+    new = _processes_note({"baseline_processes": 3, "retimed_in_processes": [
+        "irprune", "cudnn_fp32", "cusparse_csr"]})
+    assert new == "; cuDNN, cuSPARSE and irprune: the fastest of 3 processes"
