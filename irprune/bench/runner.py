@@ -210,6 +210,7 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
                     f"g{job.group_size} x{job.slices} ") + (
                     f"tile {job.tile[0]}x{job.tile[1]} " if job.tile else "") + (
                     f"maxnreg {job.max_registers} " if job.max_registers else "") + (
+                    f"{job.channel_order} order " if job.channel_order != "natural" else "") + (
                     "IR template" if job.sparsity is None else f"s{job.sparsity}")
                 if not res.get("ok"):
                     log(f"compile failed: {what}: {res.get('error')}")
