@@ -450,7 +450,7 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
              relu: bool = False, cpu: str | None = None, cache=None, group_sizes=None,
              blocks=BLOCKS, measure=None, log=None, groups: int = 1, slices=None, tiles=None,
              register_caps=None, groups_per_block=GROUPS_PER_BLOCK, tables=None,
-             channel_orders=CHANNEL_ORDERS):
+             channel_orders=None):
     """Compile and time the candidates; return the fastest kernel (its ``block`` set) and the table.
 
     ``measure(kernel) -> microseconds`` times one configured kernel (default:
@@ -467,7 +467,9 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     (:func:`candidate_table_configs`), each compiled and timed with TABLE_THREADS threads; the winner may
     then be an :class:`irprune.table_kernel.TableConvKernel`. ``channel_orders`` are the
     channel orders each pixel-layout configuration is compiled in where they change its groups
-    (:func:`candidate_channel_orders`; ``("natural",)`` for one compile a configuration).
+    (:func:`candidate_channel_orders`; default: CHANNEL_ORDERS for the built-in template,
+    ``("natural",)``, one compile a configuration, for a template of one's own, whose output
+    stores the pass place-output-channels may not be able to move).
     Returns ``(kernel, table)`` where
     ``table`` lists every measured :class:`Choice`, empty when the choice came from the cache.
     """
@@ -491,6 +493,10 @@ def autotune(template, weight, input_shape, stride: int = 1, padding: int = 0, b
     if not groups_per_block or any(type(m) is not int or m < 1 for m in groups_per_block):
         raise ValidationError(f"groups_per_block must list positive ints, got {groups_per_block}",
                               stage="tune")
+    if channel_orders is None:
+        from .templates.conv2d import conv2d_nchw
+
+        channel_orders = CHANNEL_ORDERS if template is conv2d_nchw else ("natural",)
     channel_orders = tuple(channel_orders)
     candidate_channel_orders(g, 1, None, channel_orders)  # an unknown order fails before any work
     key = choice_key(template, w, g, bias, relu, cpu, device_id(), tiles,

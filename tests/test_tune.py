@@ -256,3 +256,8 @@ def test_autotune_times_both_channel_orders_and_keeps_the_faster(monkeypatch, tm
     assert np.array_equal(k2.output_channels, k.output_channels)
     k3, table3 = autotune(conv2d_nchw, w, shape, **dict(kw, channel_orders=("natural",)))
     assert [c.channel_order for c in table3] == ["natural"] and k3.output_channels is None
+    # a template of one's own is timed in the natural order unless asked for more
+    from tests.user_templates import conv2d_relu6
+
+    k4, table4 = autotune(conv2d_relu6, w, shape, bias=np.zeros(16, np.float32), **kw)
+    assert [c.channel_order for c in table4] == ["natural"] and k4.output_channels is None

@@ -10,8 +10,8 @@ baseline record keeps the fastest median of all processes (each process's
 median in ``process_us``).
 
 irprune's time moves between processes too: on the same H200, l1_1x1_256_64 ran 3.20 us in
-three processes and 3.67 us in the one before (docs/perf-log.md, "irprune timed in every
-process"). So each process also times the kernel configuration the main run chose for every
+three processes and 3.67 us in the one before (docs/perf-log.md, "Channel orders as a tuning
+candidate, and irprune timed in every process"). So each process also times the kernel configuration the main run chose for every
 layer (replayed from the main run's records and its disk cache: nothing is tuned or compiled
 again) and irprune keeps its fastest process as the baselines do, unless the run asks for
 irprune to be timed once (``BenchConfig.retime_irprune``, ``irprune bench --irprune-once``).
