@@ -30,8 +30,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from channel_grouping import balanced, group_costs, shared
-from gpu_timing import (build_variants, config_row, layer_of, print_geomeans, recorded_configs,
-                        rotation_ab, save_row)
+from gpu_timing import build_variants, layer_of, recorded_configs, rotation_ab, variant_rows
 
 CACHE = "/tmp/cgcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -76,25 +75,18 @@ def main():
     cfgs = [c for c in recorded_configs(RESULTS, tiles=False, layers=sys.argv[1:])
             if c.batch == 1 and c.gs and c.gs > 1 and layer_of(c.layer).K // c.gs >= 2]
     build_variants(_build, cfgs, VARIANTS)
-    rows = []
-    for c in cfgs:
-        row = config_row(c)
-        try:
-            built = {v: kernel(v, c) for v in ("base",) + VARIANTS}
-            for v, (k, w, perm) in built.items():
-                mask = w.reshape(w.shape[0], -1) != 0
-                u, n = group_costs(mask, list(range(w.shape[0])), c.gs)
-                row[v + "_loads"] = int(u.sum())
-                row[v + "_max_over_mean"] = round(float((u + n).max() / (u + n).mean()), 3)
-                row[v + "_fma_ptx"] = k.stats.get("fma_ptx")
-            rotation_ab(row, {v: b[0] for v, b in built.items()}, built["base"][1],
-                        layer_of(c.layer), 1, ROUNDS, "base",
-                        weights={v: b[1] for v, b in built.items()})
-        except Exception as exc:
-            row["error"] = str(exc)[:300]
-        save_row(rows, row, "channel_groups_ab.json")
-    for v in VARIANTS:
-        print_geomeans(rows, "speedup_" + v)
+    variant_rows(cfgs, kernel, VARIANTS, "channel_groups_ab.json", _time_row)
+
+
+def _time_row(row, c, built):
+    for v, (k, w, perm) in built.items():
+        mask = w.reshape(w.shape[0], -1) != 0
+        u, n = group_costs(mask, list(range(w.shape[0])), c.gs)
+        row[v + "_loads"] = int(u.sum())
+        row[v + "_max_over_mean"] = round(float((u + n).max() / (u + n).mean()), 3)
+        row[v + "_fma_ptx"] = k.stats.get("fma_ptx")
+    rotation_ab(row, {v: b[0] for v, b in built.items()}, built["base"][1], layer_of(c.layer),
+                1, ROUNDS, "base", weights={v: b[1] for v, b in built.items()})
 
 
 if __name__ == "__main__":

@@ -142,6 +142,25 @@ def build_variants(build, cfgs, variants):
     build_all(build, jobs)
 
 
+def variant_rows(cfgs, kernel, variants, out_name: str, time_row) -> list:
+    """The A/B loop of a variant experiment: for each configuration of ``cfgs``, ``kernel(v, c)``
+    of ``"base"`` and each of ``variants`` (compiled before by build_variants), then
+    ``time_row(row, c, built)`` fills the row; each row is saved to ``out_name`` as it comes (an
+    error kept in its row), and each variant's geomean speedup printed at the end."""
+    rows = []
+    for c in cfgs:
+        row = config_row(c)
+        try:
+            built = {v: kernel(v, c) for v in ("base",) + tuple(variants)}
+            time_row(row, c, built)
+        except Exception as exc:
+            row["error"] = str(exc)[:300]
+        save_row(rows, row, out_name)
+    for v in variants:
+        print_geomeans(rows, "speedup_" + v)
+    return rows
+
+
 def config_row(c) -> dict:
     """A results row for configuration ``c``, its timings still to come."""
     return {"suite": c.suite, "layer": c.layer, "batch": c.batch, "gs": c.gs, "slices": c.slices,

@@ -25,8 +25,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import (assembled, build_variants, compile_layer, config_row, install_ptx,
-                        layer_of, print_geomeans, recorded_configs, rotation_ab, save_row)
+from gpu_timing import (assembled, build_variants, compile_layer, install_ptx, recorded_configs,
+                        rotation_ab, variant_rows)
 
 CACHE = "/tmp/l2pfcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -116,18 +116,12 @@ def main():
     cfgs = [c for c in recorded_configs(RESULTS, tiles=False, layers=sys.argv[1:])
             if c.batch == 1 and c.gs]
     build_variants(_build, cfgs, VARIANTS)
-    rows = []
-    for c in cfgs:
-        row = config_row(c)
-        try:
-            built = {v: kernel(v, c) for v in ("base",) + VARIANTS}
-            _, w, l = built["base"]
-            rotation_ab(row, {v: b[0] for v, b in built.items()}, w, l, 1, ROUNDS, "base")
-        except Exception as exc:
-            row["error"] = str(exc)[:300]
-        save_row(rows, row, "l2_prefetch_ab.json")
-    for v in VARIANTS:
-        print_geomeans(rows, "speedup_" + v)
+    variant_rows(cfgs, kernel, VARIANTS, "l2_prefetch_ab.json", _time_row)
+
+
+def _time_row(row, c, built):
+    _, w, l = built["base"]
+    rotation_ab(row, {v: b[0] for v, b in built.items()}, w, l, 1, ROUNDS, "base")
 
 
 if __name__ == "__main__":
