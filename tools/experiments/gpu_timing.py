@@ -116,6 +116,7 @@ class Config(NamedTuple):
     budget: int | None
     block: int
     m: int  # channel groups per block
+    order: str = "natural"  # channel order (irprune.channel_order)
 
 
 def recorded_configs(results: str, tiles: bool = True, layers=()) -> list:
@@ -130,7 +131,7 @@ def recorded_configs(results: str, tiles: bool = True, layers=()) -> list:
             continue
         out.append(Config(r["suite"], r["layer"], r["batch"], r["group_size"], r["slices"],
                           tuple(r["tile"]) if r["tile"] else None, r["max_registers"], r["block"],
-                          r["groups_per_block"]))
+                          r["groups_per_block"], r.get("channel_order") or "natural"))
     return out
 
 
