@@ -92,41 +92,69 @@ def check_grid_wait(ptx: str, reads_before_wait: bool = False) -> None:
 
 _LABEL = re.compile(r"^\s*([$\w]+):")
 _BRANCH = re.compile(r"^\s*(@!?%\w+\s+)?bra(?:\.uni)?\s+([$\w]+)\s*;")
+_BRX = re.compile(r"^\s*(@!?%\w+\s+)?brx\.idx\S*\s+%\w+,\s*([$\w]+)\s*;")
 _END = re.compile(r"^\s*(?:ret|exit|trap)\b")
 
 
-def writes_before_wait(lines: list[str]) -> str | None:
-    """The first global write or trigger that some path from the start of a kernel body
-    (``lines``, its PTX after the opening brace) reaches without passing a
-    ``griddepcontrol.wait``, or None: the blocks reached from the entry are walked, and a
-    wait ends a path."""
-    blocks: dict[str, int] = {}  # label -> the index of its line
-    for i, line in enumerate(lines):
-        lm = _LABEL.match(line)
-        if lm:
-            blocks[lm.group(1)] = i
+def _branch_tables(lines: list[str]) -> dict[str, list[str]]:
+    """{table label: its target labels} of a body's ``.branchtargets`` lists (``brx.idx``)."""
+    tables: dict[str, list[str]] = {}
+    cur = None
+    for line in lines:
+        m = re.match(r"^\s*([$\w]+):\s*\.branchtargets", line)
+        if m:
+            cur = tables[m.group(1)] = []
+            line = line[m.end():]
+        if cur is not None:
+            cur += re.findall(r"[$\w]+", line.split(";")[0])
+            if ";" in line:
+                cur = None
+    return tables
+
+
+def reached_before_wait(lines: list[str], pattern: re.Pattern, first: bool = False) -> list[int]:
+    """The indices of the lines matching ``pattern`` that some path from the start of a kernel
+    body (``lines``, its PTX after the opening brace) reaches without passing a
+    ``griddepcontrol.wait`` (sorted; only the first found with ``first``). The blocks reached
+    from the entry are walked, through branches, fall-through and ``brx.idx`` tables; a path
+    ends at a wait, at a matching line, or at a branch out of the body, which is reported too
+    (what the walk cannot follow is refused)."""
+    blocks = {m.group(1): i for i, line in enumerate(lines) if (m := _LABEL.match(line))}
+    tables = _branch_tables(lines)
     seen: set[int] = set()
-    todo = [0]
-    while todo:
+    todo, found = [0], []
+    while todo and not (first and found):
         i = todo.pop()
         while i < len(lines) and i not in seen:
             seen.add(i)
             line = lines[i]
             if _GRID_WAIT in line:
                 break
-            if _WRITE_BEFORE_WAIT.match(line):
-                return line.strip()
-            bm = _BRANCH.match(line)
-            if bm:
-                if bm.group(2) not in blocks:
-                    return line.strip()  # a target outside the body: refuse what we cannot follow
-                todo.append(blocks[bm.group(2)])
-                if not bm.group(1):
+            if pattern.match(line):
+                found.append(i)
+                break
+            bm, xm = _BRANCH.match(line), _BRX.match(line)
+            if bm or xm:
+                targets = [bm.group(2)] if bm else tables.get(xm.group(2), [None])
+                if any(t not in blocks for t in targets):
+                    found.append(i)  # a target outside the body
+                    break
+                todo += [blocks[t] for t in targets]
+                if xm or not bm.group(1):
                     break  # unconditional: no fall-through
             elif _END.match(line):
                 break
             i += 1
-    return None
+    return sorted(found)
+
+
+def writes_before_wait(lines: list[str]) -> str | None:
+    """The first global write or trigger that some path from the start of a kernel body
+    (``lines``, its PTX after the opening brace) reaches without passing a
+    ``griddepcontrol.wait``, or None (:func:`reached_before_wait`; an indirect branch is one
+    of the lines refused, not followed)."""
+    found = reached_before_wait(lines, _WRITE_BEFORE_WAIT, first=True)
+    return lines[found[0]].strip() if found else None
 
 
 def find_cuda_tool(name: str) -> str | None:

@@ -344,3 +344,47 @@ def test_a_kernel_whose_template_waits_gets_no_second_wait(lazy):
     text = m.render()
     assert text.count("call void @llvm.nvvm.griddepcontrol.wait()") == 1
     assert text.index("load float") < text.index("call void @llvm.nvvm.griddepcontrol.wait()")
+
+
+_JUMP_BODY = """
+\tmov.u32 %r1, %tid.z;
+\t$L_brx_0: .branchtargets
+\t\t$L_a,
+\t\t$L_b;
+\tbrx.idx %r1, $L_brx_0;
+$L_a:
+\tgriddepcontrol.wait;
+\tld.global.nc.b32 %r2, [%rd1];
+\tret;
+$L_b:
+\tadd.s32 %r3, %r1, 1;
+\tld.global.nc.b32 %r4, [%rd1+4];
+\tst.global.b32 [%rd2], %r4;
+\tret;
+""".split("\n")
+
+_LOAD = re.compile(r"^\s*ld\.global")
+
+
+def test_reached_before_wait_follows_jump_tables():
+    """The walk goes into every target of a ``brx.idx`` table: the region that waits first is
+    clean, the other one's first load is reported (and nothing after it on that path)."""
+    from irprune.codegen import reached_before_wait
+
+    found = reached_before_wait(_JUMP_BODY, _LOAD)
+    assert [_JUMP_BODY[i].strip() for i in found] == ["ld.global.nc.b32 %r4, [%rd1+4];"]
+
+
+def test_reached_before_wait_refuses_a_table_target_outside_the_body():
+    from irprune.codegen import reached_before_wait
+
+    body = [l.replace("$L_b;", "$L_gone;") for l in _JUMP_BODY]
+    found = reached_before_wait(body, _LOAD)
+    assert [body[i].strip() for i in found] == ["brx.idx %r1, $L_brx_0;"]
+
+
+def test_writes_before_wait_still_refuses_an_indirect_branch():
+    """A table kernel's check does not follow ``brx.idx``: the branch itself is refused."""
+    from irprune.codegen import writes_before_wait
+
+    assert writes_before_wait(_JUMP_BODY) == "brx.idx %r1, $L_brx_0;"

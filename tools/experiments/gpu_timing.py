@@ -135,6 +135,38 @@ def recorded_configs(results: str, tiles: bool = True, layers=()) -> list:
     return out
 
 
+def recorded_kernel(c, cache_dir, rewrite=None):
+    """(kernel, weights, layer): recorded configuration ``c`` compiled as the bench did (the
+    built-in template, or its row-tile template for a tile; ``c``'s batch, budget and channel
+    order; the bench's weights), its PTX rewritten by ``rewrite(ptx)`` and assembled again when
+    given, launched with ``c``'s block and groups per block."""
+    import os
+    os.environ.setdefault("IRPRUNE_JOBS", "1")
+    from irprune.bench.compile_jobs import bench_weights
+    from irprune.cache import DiskCache
+    from irprune.templates.conv2d import conv2d_nchw
+    from irprune.tune import template_for
+    l = layer_of(c.layer)
+    w = bench_weights(l, 0.9, 0)
+    k = template_for(conv2d_nchw, c.tile).compile(
+        w, (c.batch, l.C, l.H, l.W), stride=l.stride, padding=l.padding, group_size=c.gs,
+        slices=c.slices, tile=c.tile, cache=DiskCache(cache_dir), max_registers=c.budget,
+        assemble=True, channel_order=c.order)
+    if rewrite:
+        install_ptx(k, assembled([p.ptx for p in k.parts], rewrite, k.cpu))
+    k.block, k.groups_per_block = c.block, c.m
+    return k, w, l
+
+
+def variants_row(rounds: int):
+    """A ``time_row`` for variant_rows over recorded_kernel's ``(kernel, weights, layer)``
+    triples: every variant checked and timed ``rounds`` times against ``"base"`` (rotation_ab)."""
+    def time_row(row, c, built):
+        _, w, l = built["base"]
+        rotation_ab(row, {v: b[0] for v, b in built.items()}, w, l, c.batch, rounds, "base")
+    return time_row
+
+
 def build_variants(build, cfgs, variants):
     """Compile ``build((variant, c))`` for every configuration of ``cfgs`` and every variant
     (``"base"`` first) in parallel processes (build_all), before any timing."""

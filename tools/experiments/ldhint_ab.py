@@ -26,8 +26,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import (assembled, build_variants, install_ptx, layer_of, recorded_configs,
-                        rotation_ab, variant_rows)
+from gpu_timing import build_variants, recorded_configs, recorded_kernel, variant_rows, variants_row
 
 CACHE = "/tmp/ldhintcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -45,21 +44,7 @@ def hinted(ptx: str, variant: str) -> str:
 
 
 def kernel(variant, c):
-    os.environ.setdefault("IRPRUNE_JOBS", "1")
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.cache import DiskCache
-    from irprune.templates.conv2d import conv2d_nchw
-    from irprune.tune import template_for
-    l = layer_of(c.layer)
-    w = bench_weights(l, 0.9, 0)
-    k = template_for(conv2d_nchw, c.tile).compile(
-        w, (c.batch, l.C, l.H, l.W), stride=l.stride, padding=l.padding, group_size=c.gs,
-        slices=c.slices, tile=c.tile, cache=DiskCache(CACHE), max_registers=c.budget,
-        assemble=True, channel_order=c.order)
-    if variant != "base":
-        install_ptx(k, assembled([p.ptx for p in k.parts], lambda p: hinted(p, variant), k.cpu))
-    k.block, k.groups_per_block = c.block, c.m
-    return k, w, l
+    return recorded_kernel(c, CACHE, (lambda p: hinted(p, variant)) if variant != "base" else None)
 
 
 def _build(job):
@@ -70,12 +55,7 @@ def main():
     cfgs = [c for c in recorded_configs(RESULTS, tiles=True, layers=sys.argv[1:])
             if c.gs and c.batch == 1]
     build_variants(_build, cfgs, VARIANTS)
-    variant_rows(cfgs, kernel, VARIANTS, "ldhint_ab.json", _time_row)
-
-
-def _time_row(row, c, built):
-    _, w, l = built["base"]
-    rotation_ab(row, {v: b[0] for v, b in built.items()}, w, l, c.batch, ROUNDS, "base")
+    variant_rows(cfgs, kernel, VARIANTS, "ldhint_ab.json", variants_row(ROUNDS))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import (assembled, build_variants, install_ptx, layer_of, recorded_configs,
-                        rotation_ab, variant_rows)
+from gpu_timing import build_variants, recorded_configs, recorded_kernel, variant_rows, variants_row
 
 CACHE = "/tmp/smspcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -70,19 +69,7 @@ def interleaved(ptx: str) -> str:
 
 
 def kernel(variant, c):
-    os.environ.setdefault("IRPRUNE_JOBS", "1")
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.cache import DiskCache
-    from irprune.templates.conv2d import conv2d_nchw
-    l = layer_of(c.layer)
-    w = bench_weights(l, 0.9, 0)
-    k = conv2d_nchw.compile(w, (1, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
-                            group_size=c.gs, slices=c.slices, cache=DiskCache(CACHE),
-                            max_registers=c.budget, assemble=True, channel_order=c.order)
-    if variant != "base":
-        install_ptx(k, assembled([p.ptx for p in k.parts], interleaved, k.cpu))
-    k.block, k.groups_per_block = c.block, c.m
-    return k, w, l
+    return recorded_kernel(c, CACHE, interleaved if variant != "base" else None)
 
 
 def _build(job):
@@ -120,13 +107,7 @@ def main():
     cfgs = [c for c in recorded_configs(RESULTS, tiles=False, layers=sys.argv[1:])
             if c.batch == 1 and c.gs and c.m > 1 and c.slices == 1]
     build_variants(_build, cfgs, VARIANTS)
-    variant_rows(cfgs, kernel, VARIANTS, "smsp_ab.json", _time_row)
-
-
-def _time_row(row, c, built):
-    _, w, l = built["base"]
-    row["order"] = c.order
-    rotation_ab(row, {v: b[0] for v, b in built.items()}, w, l, 1, ROUNDS, "base")
+    variant_rows(cfgs, kernel, VARIANTS, "smsp_ab.json", variants_row(ROUNDS))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from gpu_timing import (assembled, build_variants, install_ptx, layer_of, recorded_configs,
-                        rotation_ab, variant_rows)
+from gpu_timing import build_variants, recorded_configs, recorded_kernel, variant_rows, variants_row
 
 CACHE = "/tmp/waitcache"
 RESULTS = os.path.join(HERE, "..", "..", "docs", "perf", "results.json")
@@ -40,10 +39,6 @@ WAIT = "griddepcontrol.wait;"
 #: A memory access (or barrier) that must come after the wait; ld.param is not one.
 _ACCESS = re.compile(r"^\s*(?:@!?%\w+\s+)?(?:ld|st|atom|red|cp|prefetch|prefetchu|tex|suld|sust|"
                      r"sured|mbarrier|bar|barrier|call)\b(?!\.param)")
-_LABEL = re.compile(r"^\s*([$\w]+):")
-_BRANCH = re.compile(r"^\s*(@!?%\w+\s+)?bra(?:\.uni)?\s+([$\w]+)\s*;")
-_BRX = re.compile(r"^\s*(@!?%\w+\s+)?brx\.idx\S*\s+%\w+,\s*([$\w]+)\s*;")
-_END = re.compile(r"^\s*(?:ret|exit|trap)\b")
 
 
 def _body(ptx: str) -> tuple[int, int]:
@@ -53,49 +48,11 @@ def _body(ptx: str) -> tuple[int, int]:
     return start, ptx.find("\n}", start)
 
 
-def _tables(lines) -> dict:
-    """{table label: [target labels]} of the body's ``.branchtargets`` lists."""
-    tables, cur = {}, None
-    for line in lines:
-        m = re.match(r"^\s*([$\w]+):\s*\.branchtargets", line)
-        if m:
-            cur = tables[m.group(1)] = []
-            line = line[m.end():]
-        if cur is not None:
-            cur += re.findall(r"[$\w]+", line.split(";")[0])
-            if ";" in line:
-                cur = None
-    return tables
-
-
 def unwaited_accesses(lines) -> list[int]:
-    """The indices of the memory accesses that some path from the body's start reaches first
-    without passing a wait (branches, ``brx.idx`` tables and fall-through followed; a path
-    stops at a wait or at its first access)."""
-    blocks = {m.group(1): i for i, l in enumerate(lines) if (m := _LABEL.match(l))}
-    tables = _tables(lines)
-    seen, todo, found = set(), [0], []
-    while todo:
-        i = todo.pop()
-        while i < len(lines) and i not in seen:
-            seen.add(i)
-            line = lines[i]
-            if WAIT in line:
-                break
-            if _ACCESS.match(line):
-                found.append(i)
-                break
-            if (bm := _BRANCH.match(line)):
-                todo.append(blocks[bm.group(2)])
-                if not bm.group(1):
-                    break
-            elif (xm := _BRX.match(line)):
-                todo += [blocks[t] for t in tables[xm.group(2)]]
-                break
-            elif _END.match(line):
-                break
-            i += 1
-    return sorted(found)
+    """The memory accesses some path from the body's start reaches first without passing a wait
+    (irprune.codegen.reached_before_wait: branches, fall-through and ``brx.idx`` tables)."""
+    from irprune.codegen import reached_before_wait
+    return reached_before_wait(lines, _ACCESS)
 
 
 def late_wait(ptx: str) -> str:
@@ -114,20 +71,7 @@ def late_wait(ptx: str) -> str:
 
 
 def kernel(variant, c):
-    os.environ.setdefault("IRPRUNE_JOBS", "1")
-    from irprune.bench.compile_jobs import bench_weights
-    from irprune.cache import DiskCache
-    from irprune.templates.conv2d import conv2d_nchw
-    from irprune.tune import template_for
-    l = layer_of(c.layer)
-    w = bench_weights(l, 0.9, 0)
-    k = template_for(conv2d_nchw, c.tile).compile(w, (c.batch, l.C, l.H, l.W), stride=l.stride, padding=l.padding,
-                            group_size=c.gs, slices=c.slices, tile=c.tile, cache=DiskCache(CACHE),
-                            max_registers=c.budget, assemble=True, channel_order=c.order)
-    if variant != "base":
-        install_ptx(k, assembled([p.ptx for p in k.parts], late_wait, k.cpu))
-    k.block, k.groups_per_block = c.block, c.m
-    return k, w, l
+    return recorded_kernel(c, CACHE, late_wait if variant != "base" else None)
 
 
 def _build(job):
@@ -139,7 +83,7 @@ def _configs(layers):
 
 
 def cpu(layers):
-    """Rewrite and ptxas-check every configuration's PTX (base and late), printing counts."""
+    """Rewrite each configuration's PTX (waits moved, then checked); print its wait count."""
     for c in _configs(layers):
         k, _, _ = kernel("base", c)
         for p in k.parts:
@@ -153,12 +97,7 @@ def main():
         return
     cfgs = _configs(sys.argv[1:])
     build_variants(_build, cfgs, VARIANTS)
-    variant_rows(cfgs, kernel, VARIANTS, "wait_ab.json", _time_row)
-
-
-def _time_row(row, c, built):
-    _, w, l = built["base"]
-    rotation_ab(row, {v: b[0] for v, b in built.items()}, w, l, c.batch, ROUNDS, "base")
+    variant_rows(cfgs, kernel, VARIANTS, "wait_ab.json", variants_row(ROUNDS))
 
 
 if __name__ == "__main__":
