@@ -237,6 +237,10 @@ def cmd_bench(args) -> int:
         if bad:
             raise IrpruneError(f"unknown implementation {', '.join(bad)}; choose from {', '.join(IMPLS)}",
                                stage="bench")
+        if args.retime_blocks and not args.choices_from:
+            raise IrpruneError("--retime-blocks re-times the blocks of replayed choices: give "
+                               "--choices-from (a tuning run times every block already)",
+                               stage="bench")
         suites = list(SUITES) if args.suite == "all" else [args.suite]
         cfg = BenchConfig(suites=suites, quick=args.quick, layers=list(args.layers) if args.layers else None,
                           batches=args.batches, sparsities=args.sparsities,
@@ -247,7 +251,8 @@ def cmd_bench(args) -> int:
                           baseline_processes=args.baseline_processes,
                           choices_from=args.choices_from,
                           channel_orders=tuple(args.channel_orders),
-                          retime_irprune=not args.irprune_once)
+                          retime_irprune=not args.irprune_once,
+                          retime_blocks=args.retime_blocks)
         try:
             doc = run(cfg, out_json=out / "results.json", log=lambda m: print(m, file=sys.stderr))
         except (KeyError, ValueError) as exc:
@@ -377,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "its tuner chose for each layer it has (no tuning, but a choice that "
                         "records no channel order is timed in each of --channel-orders; other "
                         "layers are tuned)")
+    b.add_argument("--retime-blocks", action="store_true",
+                   help="with --choices-from: time each replayed pixel-layout choice with every "
+                        "candidate block that fits it too (64-256 threads, multiples of 32) and "
+                        "keep the fastest")
     b.add_argument("--channel-orders", type=_channel_orders, default=("natural", "shared"),
                    metavar="LIST",
                    help="channel orders to compile each configuration in where they change its "

@@ -42,8 +42,14 @@ from .geometry import ConvGeometry
 from .table_layout import THREADS as TABLE_THREADS
 from .table_layout import TableConfig
 
-#: Candidate threads per block (along the pixels; times ``slices`` rows in all).
-BLOCKS = (64, 128, 256)
+#: Candidate threads per block (along the pixels; times ``slices`` rows in all). Every multiple
+#: of 32 from 64 to 256, not only the powers of two: a batch-1 grid is a wave or less, and how
+#: its tiles of pixels fall on the SMs is set by the block (resnet_3x3_56's 3,136 pixels make
+#: 100 blocks of 128 or 132 of 96). Timed on the standing's 30 immediate-weight batch-1
+#: configurations, another block was 1.03-1.10x faster on seven of them (96 on resnet_3x3_56
+#: and l1_1x1_256_64, 160 on l2_down_256_512_s2, 192 on vgg16_c2 and vgg16_c3, 224 on
+#: l1_1x1_64_256), and slower elsewhere (docs/perf-log.md, "Blocks of any multiple of 32").
+BLOCKS = (64, 96, 128, 160, 192, 224, 256)
 #: Candidate input-channel slices (rows of threads that split a pixel's input channels).
 SLICE_TARGETS = (1, 2, 4, 8)
 #: The fewest input channels a slice may get: fewer and the block's

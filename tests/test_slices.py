@@ -108,8 +108,8 @@ def test_tuner_candidates_respect_channels_threads_and_shared_memory():
     g = ConvGeometry.from_weight((256, 1024, 1, 1), (1, 1024, 14, 14), 1, 0)
     assert candidate_slices(g) == [1, 2, 4, 8]
     assert {(gs, s) for gs, s, _ in candidate_configs(g)} >= {(8, 1), (8, 8), (64, 2)}
-    assert candidate_blocks(8, 1) == [64, 128, 256]
-    assert candidate_blocks(8, 8) == [32, 64, 128]       # 8 x 256 threads is too many
+    assert candidate_blocks(8, 1) == [64, 96, 128, 160, 192, 224, 256]
+    assert candidate_blocks(8, 8) == [32, 64, 96, 128]   # 8 x 160 threads is too many
     assert candidate_blocks(64, 4) == [32, 64]           # 3 x 64 x 128 x 4 bytes > 48 KB
     assert candidate_blocks(64, 8) == [] and (64, 8, None) not in candidate_configs(g)
 
@@ -126,7 +126,7 @@ def test_blocks_that_would_run_out_of_registers_are_refused_and_not_tuned():
 
     assert block_fits(8, 8, 128, registers=64)           # 1024 x 64 = 65536
     assert not block_fits(8, 8, 128, registers=65)       # 65 -> 72 per thread
-    assert candidate_blocks(8, 8, registers=72) == [32, 64]
+    assert candidate_blocks(8, 8, registers=72) == [32, 64, 96]  # 8 x 128 x 72 > 65536
     w, b, x, kw = _layer("stride2")
     k = irprune.conv2d(w, x.shape, slices=4, cache=False, **kw)
     k.block = 256

@@ -68,6 +68,11 @@ class BenchConfig:
     #: Time irprune's chosen kernels in the ``baseline_processes`` processes too and keep their
     #: fastest, as the baselines do (False: irprune timed once, in the main process).
     retime_irprune: bool = True
+    #: With ``choices_from``: time each replayed pixel-layout choice with every block of
+    #: irprune.tune.BLOCKS that fits its slices, groups per block and registers (its own block
+    #: among them) and keep the fastest (irprune.tune.finalists), instead of its recorded block
+    #: alone: the launch shapes a tuner with fewer candidate blocks did not time.
+    retime_blocks: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,7 +255,9 @@ def run(cfg: BenchConfig, out_json: Path | None = None, log=print) -> dict:
         from .baseline_processes import fold, run_processes
 
         with tempfile.TemporaryDirectory(prefix="irprune-main-run-") as tmp:
-            pcfg = dataclasses.replace(cfg, impls=retimed, cache_dir=cache_dir)
+            # the processes replay this run's choices as they are: their blocks included
+            pcfg = dataclasses.replace(cfg, impls=retimed, cache_dir=cache_dir,
+                                       retime_blocks=False)
             if "irprune" in retimed:  # the processes replay the kernels this run chose
                 write_json(doc, Path(tmp) / "main.json")
                 pcfg.choices_from = str(Path(tmp) / "main.json")
@@ -360,6 +367,20 @@ def configs(cfg: BenchConfig, u: Unit, sparsity: float) -> list[tuple]:
     return [(gs, sl, tile, cap, None, o) for gs, sl, tile in candidate_configs(g, nnz=nnz)
             for o in candidate_channel_orders(g, gs, tile, cfg.channel_orders)
             for cap in candidate_register_caps(tile, nnz)] + table_configs(u, sparsity)
+
+
+def replay_shapes(k, chosen: dict, retime: bool) -> list[tuple[int, int]]:
+    """The (block, groups per block) launch shapes to time compiled kernel ``k`` of an earlier
+    run's ``chosen`` pixel-layout configuration with: its recorded shape, and with ``retime``
+    also every other block of irprune.tune.BLOCKS that fits ``k`` at the recorded groups per
+    block (none for a row tile, whose block is its rows)."""
+    from ..tune import kernel_blocks
+
+    mine = (chosen["block"], chosen.get("groups_per_block", 1))
+    if not retime or k.tile:
+        return [mine]
+    return [mine] + [(b, mine[1]) for b in kernel_blocks(k, groups_per_block=mine[1])
+                     if b != mine[0]]
 
 
 def table_configs(u: Unit, sparsity: float) -> list[tuple]:
@@ -538,19 +559,22 @@ def _make_impl(impl, u, inp, w, sp, compiled, refused, cache_dir, tmpl, rec, cfg
                     slices=sl, tile=tile, cache=DiskCache(cache_dir), max_registers=cap,
                     channel_order=order)
                 cached_s = time.perf_counter() - t0
-                if not k.registers and len(sizes) > 1:
+                retime = replay and cfg.retime_blocks
+                if not k.registers and (len(sizes) > 1 or retime):
                     k.ptxas()  # the register count decides which blocks can launch
                 if replay:
-                    # the earlier run's launch shape, not timed again here
-                    shapes = ((chosen["block"], chosen.get("groups_per_block", 1)),)
+                    # the earlier run's launch shape (with retime_blocks, beside every other
+                    # block that fits it)
+                    shapes = replay_shapes(k, chosen, retime)
                 else:
                     shapes = launch_shapes(k) if len(sizes) > 1 else ((k.block, 1),)
                 runs = [(k, b, m) for b, m in shapes]
+            timed = len(sizes) > 1 or len(runs) > 1
             for k, b, m in runs:
                 k.block, k.groups_per_block = b, m
                 fn = I.irprune_run(inp, k)
                 us = (measure(fn, rotation=inp.rotation, target_ms=2.0, repeats=3).median_us
-                      if len(sizes) > 1 else 0.0)
+                      if timed else 0.0)
                 table.append({"layout": "table" if tc else "immediate", "group_size": gs,
                               "slices": sl, "tile": tile, "max_registers": cap,
                               "table": tc.__dict__ if tc else None, "channel_order": order,

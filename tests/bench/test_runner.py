@@ -188,3 +188,35 @@ def test_a_table_job_compiles_a_table_kernel_in_the_worker(tmp_path, monkeypatch
     w = bench_weights(u.layer, 0.9, 7)
     k = compile_table_conv2d(w, u.layer.geometry(1).input_shape, t, cache=DiskCache(tmp_path))
     assert k.stats["cached"] and k.stats["fma_ptx"] >= 1
+
+
+def test_a_replayed_choice_keeps_its_block_unless_blocks_are_retimed():
+    import irprune
+    from irprune.bench.runner import replay_shapes
+    from irprune.reference import prune_random
+
+    w = prune_random((16, 8, 1, 1), 0.9, seed=3)
+    k = irprune.conv2d(w, (1, 8, 14, 14), group_size=4, cache=False)
+    k.stats["ptxas"] = {"registers": 64}
+    chosen = {"block": 128, "groups_per_block": 2}
+    assert replay_shapes(k, chosen, retime=False) == [(128, 2)]
+    shapes = replay_shapes(k, chosen, retime=True)
+    # the recorded shape first, then every other candidate block at its groups per block
+    # (32 too: several groups a block)
+    assert shapes[0] == (128, 2) and len(shapes) == len(set(shapes))
+    assert sorted(b for b, _ in shapes) == [32, 64, 96, 128, 160, 192, 224, 256]
+    assert {m for _, m in shapes} == {2}
+    # 255 registers (256 allocated) x 2 groups: at most 128 threads along the pixels
+    k.stats["ptxas"] = {"registers": 255}
+    assert sorted(b for b, _ in replay_shapes(k, chosen, retime=True)) == [32, 64, 96, 128]
+
+
+def test_retime_blocks_without_choices_is_refused_in_one_line():
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "irprune.cli", "bench", "--retime-blocks",
+                        "--suite", "seed"], capture_output=True, text=True)
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "--choices-from" in p.stderr
