@@ -46,9 +46,10 @@ from .table_layout import TableConfig
 #: of 32 from 64 to 256, not only the powers of two: a batch-1 grid is a wave or less, and how
 #: its tiles of pixels fall on the SMs is set by the block (resnet_3x3_56's 3,136 pixels make
 #: 100 blocks of 128 or 132 of 96). Timed on the standing's 30 immediate-weight batch-1
-#: configurations, another block was 1.03-1.10x faster on seven of them (96 on resnet_3x3_56
+#: configurations, another block was 1.03-1.10x faster on six of them (96 on resnet_3x3_56
 #: and l1_1x1_256_64, 160 on l2_down_256_512_s2, 192 on vgg16_c2 and vgg16_c3, 224 on
-#: l1_1x1_64_256), and slower elsewhere (docs/perf-log.md, "Blocks of any multiple of 32").
+#: l1_1x1_64_256) and not faster on the others; a whole standing with the blocks re-timed moved
+#: within its run-to-run spread (docs/perf-log.md, "Blocks of any multiple of 32").
 BLOCKS = (64, 96, 128, 160, 192, 224, 256)
 #: Candidate input-channel slices (rows of threads that split a pixel's input channels).
 SLICE_TARGETS = (1, 2, 4, 8)
