@@ -127,13 +127,15 @@ def test_launch_shapes_add_the_blocks_that_fit_each_count():
     k = irprune.conv2d(w, x.shape, cache=False, **kw)
     assert candidate_groups_per_block(k) == [1, 2, 4]  # 4 groups
     shapes = launch_shapes(k)
-    assert [s for s in shapes if s[1] == 1] == [(64, 1), (128, 1), (256, 1)]
-    assert [s for s in shapes if s[1] == 2] == [(32, 2), (64, 2), (128, 2), (256, 2)]
-    assert [s for s in shapes if s[1] == 4] == [(32, 4), (64, 4), (128, 4), (256, 4)]
+    blocks = [64, 96, 128, 160, 192, 224, 256]  # irprune.tune.BLOCKS
+    assert [s for s in shapes if s[1] == 1] == [(b, 1) for b in blocks]
+    assert [s for s in shapes if s[1] == 2] == [(b, 2) for b in [32] + blocks]
+    assert [s for s in shapes if s[1] == 4] == [(b, 4) for b in [32] + blocks]
     # Registers bound the block: 1024 threads x 128 registers do not fit.
     k.stats["ptxas"] = {"registers": 128}  # what ptxas reports once it has run
     assert (256, 4) not in launch_shapes(k) and (128, 4) in launch_shapes(k)
-    assert launch_shapes(k, groups_per_block=(1,)) == [(64, 1), (128, 1), (256, 1)]
+    assert (160, 4) not in launch_shapes(k)  # 640 threads x 128 registers
+    assert launch_shapes(k, groups_per_block=(1,)) == [(b, 1) for b in blocks]
 
 
 def test_a_block_over_what_the_loaded_function_allows_is_refused():

@@ -78,13 +78,13 @@ def test_tune_layers_compiles_in_workers_and_autotune_only_times(tmp_path, monke
                          "channel_order": "natural"}
     k = layer.kernel_for(shape)
     assert (k.group_size, k.max_registers, k.block, k.groups_per_block) == (1, 64, 128, 8)
-    # x 3 budgets: group size 1 (eight groups) with one group a block (blocks 64-256), two or
-    # four (32-256) or eight (32-128); group size 2 (four groups) with one (64-256), two or
-    # four (32-256); group size 4 (two groups) with one (64-256) or both (32-256); group size 8
-    # (one group) with one; group sizes 2 and 4 in both channel orders (one channel a group, or
-    # one group, is the same kernel in either)
+    # x 3 budgets: group size 1 (eight groups) with one group a block (blocks 64-256, 32
+    # apart: 7), two or four (32-256: 8) or eight (32-128: 4); group size 2 (four groups) with
+    # one, two or four; group size 4 (two groups) with one or both; group size 8 (one group)
+    # with one; group sizes 2 and 4 in both channel orders (one channel a group, or one group,
+    # is the same kernel in either)
     cands = k.stats["tuned"]["candidates"]
-    assert len(cands) == (3 * (3 + 4 + 4 + 3) + 2 * 3 * (3 + 4 + 4) + 2 * 3 * (3 + 4) + 3 * 3)
+    assert len(cands) == (3 * (7 + 8 + 8 + 4) + 2 * 3 * (7 + 8 + 8) + 2 * 3 * (7 + 8) + 3 * 7)
     assert {c["group_size"] for c in cands if c["channel_order"] == "shared"} == {2, 4}
 
     layer2 = SparseConv2d(w, None, 1, 1, 1, cache=str(tmp_path), assemble=True)
