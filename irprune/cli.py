@@ -224,6 +224,21 @@ def cmd_bench(args) -> int:
     from .bench.suites import SUITES
 
     out = Path(args.out)
+    if args.gap:
+        from .bench.gap import gaps
+        from .bench.gap import markdown as gap_markdown
+        from .bench.report import merge
+
+        doc = merge([json.loads(Path(f).read_text()) for f in args.gap])
+        found = gaps(doc, batch=args.gap_batch, sparsity=args.gap_sparsity,
+                     large_nnz=args.large_nnz)
+        if not found:
+            raise IrpruneError(f"no layer of {', '.join(args.gap)} has irprune and a target's "
+                               f"reference timed at batch {args.gap_batch}, sparsity "
+                               f"{args.gap_sparsity}: give a bench run's results.json",
+                               stage="bench")
+        print(gap_markdown(found), end="")
+        return 0
     if args.report:
         from .bench.report import merge
 
@@ -395,6 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="bench-out", help="folder for results.json, tables.md, plots/")
     b.add_argument("--report", metavar="JSON", nargs="+",
                    help="only redraw tables and plots from results.json files (several are merged)")
+    b.add_argument("--gap", metavar="JSON", nargs="+",
+                   help="only print where the geomean targets' gaps lie in results.json files "
+                        "(several are merged): which layers hold each back, and by how much")
+    b.add_argument("--gap-batch", type=int, default=1, help="with --gap: the batch (default 1)")
+    b.add_argument("--gap-sparsity", type=float, default=0.9,
+                   help="with --gap: the sparsity (default 0.9)")
+    b.add_argument("--large-nnz", type=int, default=None, metavar="N",
+                   help="with --gap: split the layers at N nonzeros (default: the tuner's "
+                        "LARGE_NNZ)")
     b.set_defaults(func=cmd_bench)
 
     cc = sub.add_parser("cache", help="the compile cache: show its size, its folder, or clear it")
