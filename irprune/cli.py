@@ -219,6 +219,23 @@ def cmd_inspect(args) -> int:
     return report(k, args)
 
 
+def _results_docs(files) -> list[dict]:
+    """The bench documents in ``files`` (results.json), each refused in one line when it is not
+    JSON or has no records."""
+    docs = []
+    for f in files:
+        try:
+            doc = json.loads(Path(f).read_text())
+        except ValueError as exc:
+            raise IrpruneError(f"{f} is not JSON ({exc}): give a bench run's results.json",
+                               stage="bench") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+            raise IrpruneError(f"{f} has no 'records' list: give a bench run's results.json",
+                               stage="bench")
+        docs.append(doc)
+    return docs
+
+
 def cmd_bench(args) -> int:
     from .bench.report import markdown, plots, problems, summary
     from .bench.suites import SUITES
@@ -229,7 +246,7 @@ def cmd_bench(args) -> int:
         from .bench.gap import markdown as gap_markdown
         from .bench.report import merge
 
-        doc = merge([json.loads(Path(f).read_text()) for f in args.gap])
+        doc = merge(_results_docs(args.gap))
         found = gaps(doc, batch=args.gap_batch, sparsity=args.gap_sparsity,
                      large_nnz=args.large_nnz)
         if not found:
@@ -242,7 +259,7 @@ def cmd_bench(args) -> int:
     if args.report:
         from .bench.report import merge
 
-        doc = merge([json.loads(Path(f).read_text()) for f in args.report])
+        doc = merge(_results_docs(args.report))
     else:
         from .bench.runner import BenchConfig, run, write_json
 

@@ -88,3 +88,13 @@ def test_cli_gap_prints_and_refuses_an_empty_file(tmp_path):
     out = subprocess.run([sys.executable, "-m", "irprune", "bench", "--gap", str(tmp_path / "e.json")],
                          capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "results.json" in out.stderr
+
+
+@pytest.mark.parametrize("flag", ["--gap", "--report"])
+@pytest.mark.parametrize("text", ["not json", '{"environment": {}}', "[1, 2]"])
+def test_cli_refuses_a_file_that_is_not_a_bench_run(tmp_path, flag, text):
+    (tmp_path / "bad.json").write_text(text)
+    out = subprocess.run([sys.executable, "-m", "irprune", "bench", flag, str(tmp_path / "bad.json"),
+                          "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "bad.json" in out.stderr and "results.json" in out.stderr
