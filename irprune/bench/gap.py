@@ -68,10 +68,12 @@ class Gap:
 
     @property
     def large(self) -> list[LayerRatio]:
+        """The layers of more than ``large_nnz`` nonzeros."""
         return [r for r in self.layers if r.nnz > self.large_nnz]
 
     @property
     def others(self) -> list[LayerRatio]:
+        """The layers of ``large_nnz`` nonzeros or fewer."""
         return [r for r in self.layers if r.nnz <= self.large_nnz]
 
     @property
