@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .report import _t, index
+from .report import _t, _x, geomean, index
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Gap:
     @property
     def ratio(self) -> float:
         """The geomean of irprune / reference over every layer."""
-        return _geomean([r.ratio for r in self.layers])
+        return geomean([r.ratio for r in self.layers])
 
     @property
     def factor(self) -> float:
@@ -94,12 +94,9 @@ class Gap:
             return None
         n, m = len(part), len(rest)
         # gm(part)'^n * gm(rest)^m = goal^(n + m), solved in logs
-        want = ((n + m) * math.log(self.target.goal) - m * math.log(_geomean([r.ratio for r in rest]))) / n
-        return _geomean([r.ratio for r in part]) / math.exp(want)
-
-
-def _geomean(vals: list[float]) -> float:
-    return math.exp(sum(math.log(v) for v in vals) / len(vals))
+        rest_gm = geomean([r.ratio for r in rest])
+        want = ((n + m) * math.log(self.target.goal) - m * math.log(rest_gm)) / n
+        return geomean([r.ratio for r in part]) / math.exp(want)
 
 
 def _is_1x1(shape: str) -> bool:
@@ -131,10 +128,6 @@ def gaps(doc: dict, batch: int = 1, sparsity: float = 0.9, large_nnz: int | None
     return out
 
 
-def _x(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
-
-
 def markdown(gs: list[Gap]) -> str:
     """Each target's gap as Markdown: its standing, the split at the nonzero count, and the
     large layers' times beside what the split asks of them and their code floors."""
@@ -150,7 +143,7 @@ def markdown(gs: list[Gap]) -> str:
         for name, part in ((f"more than {g.large_nnz:,} nonzeros", g.large),
                            (f"{g.large_nnz:,} or fewer", g.others)):
             if part:
-                gm = _geomean([r.ratio for r in part])
+                gm = geomean([r.ratio for r in part])
                 out.append(f"| {name} | {len(part)} | {_x(1 / gm if t.goal < 1 else gm)} "
                            f"| {_x(g.factor_alone(part))} |")
         f = g.factor_alone(g.large)
